@@ -1,0 +1,179 @@
+"""Model conversions: a Predictor's torch module -> ONNX (onnxruntime) and TensorFlow Lite (litert-torch).
+
+Both take raw pixels, as Azure's exports do; only the layout and colour order differ, and each file says so:
+- ONNX classification: input `data` [N,3,S,S] RGB 0-255 (declared in metadata_props), output `model_output`;
+- ONNX detection ("S1" shape): `image_tensor` [1,3,320,320] RGB 0-255 -> `detected_boxes`,
+  `detected_classes`, `detected_scores`, decoding and NMS inside the graph;
+- TFLite: NHWC float32 BGR 0-255 in (what Azure's container feeds), probabilities (or the three S1 outputs) out.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ONNX_OPSET = 17
+
+
+class _NHWCBGR(torch.nn.Module):
+    """Wraps an NCHW-RGB module so it takes NHWC BGR, the TensorFlow Lite convention Azure's samples use."""
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x):
+        return self.module(x.permute(0, 3, 1, 2).flip(1))
+
+
+def onnx_metadata(kind: str, labels: list[str]) -> dict[str, str]:
+    """The metadata_props Microsoft's ONNX samples read to pick colour order and pixel range."""
+    return {
+        "Image.BitmapPixelFormat": "Rgb8",
+        "Image.ColorSpaceGamma": "SRGB",
+        "Image.NominalPixelRange": "NominalRange_0_255",
+        "CustomVision.Postprocess.Method": "ObjectDetection.S1" if kind == "ObjectDetection" else "ClassificationMultiClass",
+        "cvlab.Labels": "\n".join(labels),
+    }
+
+
+def to_onnx(module: torch.nn.Module, kind: str, size: int, labels: list[str], path: Path) -> Path:
+    """Export with the TorchScript exporter (opset 17), name tensors as Azure does, check with onnx.checker."""
+    import onnx
+
+    module = module.eval()
+    sample = torch.rand(1, 3, size, size) * 255
+    if kind == "ObjectDetection":
+        inputs, outputs = ["image_tensor"], ["detected_boxes", "detected_classes", "detected_scores"]
+        dynamic = None
+    else:
+        inputs, outputs = ["data"], ["model_output"]
+        dynamic = {"data": {0: "batch"}, "model_output": {0: "batch"}}
+    with _quiet(), torch.inference_mode(False), torch.no_grad():
+        torch.onnx.export(module, (sample,), str(path), input_names=inputs, output_names=outputs,
+                          opset_version=ONNX_OPSET, dynamic_axes=dynamic, dynamo=False)
+    model = onnx.load(str(path))
+    for key, value in onnx_metadata(kind, labels).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def quantize_onnx(src: Path, dst: Path, calibration: np.ndarray) -> Path:
+    """Static QDQ int8 (dynamic int8 is ~10x slower on this CPU, see the feasibility notes)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    import onnxruntime
+
+    input_name = onnxruntime.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([{input_name: calibration[i:i + 1]} for i in range(len(calibration))])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    prepared = dst.with_suffix(".pre.onnx")
+    with _quiet():
+        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+        quantize_static(str(prepared), str(dst), Reader(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+    prepared.unlink(missing_ok=True)
+    return dst
+
+
+def to_tflite(module: torch.nn.Module, size: int, path: Path, quantization: str | None = None,
+              calibration: np.ndarray | None = None) -> Path:
+    """litert-torch conversion of the NHWC/BGR wrapper; `quantization` in (None, "fp16", "int8")."""
+    import litert_torch
+
+    wrapped = _NHWCBGR(module.eval()).eval()
+    sample = (torch.rand(1, size, size, 3) * 255,)
+    float_path = path if quantization is None else path.with_suffix(".float.tflite")
+    with _quiet():
+        litert_torch.convert(wrapped, sample).export(str(float_path))
+    if quantization is None:
+        return path
+    from ai_edge_quantizer import qtyping, quantizer, recipe
+
+    with _quiet():
+        result = _quantize_tflite(float_path, quantization, quantizer, recipe, qtyping)
+    if path.exists():
+        path.unlink()
+    result.export_model(str(path))
+    float_path.unlink(missing_ok=True)
+    return path
+
+
+def _quantize_tflite(float_path, quantization, quantizer, recipe, qtyping):
+    if quantization == "fp16":
+        q = quantizer.Quantizer(str(float_path))
+        q.add_weight_only_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+                                 num_bits=16, algorithm_key="float_casting")
+        result = q.quantize()
+    elif quantization == "int8":
+        # Weight-only int8 keeps float I/O (drop-in for the same predict code); static int8 would change I/O.
+        q = quantizer.Quantizer(str(float_path), recipe.weight_only_wi8_afp32())
+        result = q.quantize()
+    else:
+        raise ValueError(f"unknown TFLite quantization {quantization!r}")
+    return result
+
+
+class OnnxRunner:
+    """Runs an exported model.onnx on preprocessed NCHW RGB 0-255 batches."""
+
+    def __init__(self, path: Path, threads: int = 2):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+        self.outputs = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(self.outputs, {self.input: np.ascontiguousarray(batch, dtype=np.float32)})
+
+
+class TFLiteRunner:
+    """Runs an exported model.tflite (NHWC BGR 0-255) on NCHW RGB 0-255 batches, one image at a time."""
+
+    def __init__(self, path: Path, threads: int = 2):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]["index"]
+        self.outputs = [d["index"] for d in self.interpreter.get_output_details()]
+
+    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
+        results = []
+        for image in batch:
+            nhwc_bgr = np.ascontiguousarray(image.transpose(1, 2, 0)[None, :, :, ::-1], dtype=np.float32)
+            self.interpreter.set_tensor(self.input, nhwc_bgr)
+            self.interpreter.invoke()
+            results.append([self.interpreter.get_tensor(i).copy() for i in self.outputs])
+        return [np.concatenate([r[k] for r in results]) for k in range(len(self.outputs))]
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The converters print pages of progress; keep notebooks and test logs readable."""
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    buffer = io.StringIO()
+    import warnings
+
+    with warnings.catch_warnings(), contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+        warnings.simplefilter("ignore")
+        yield
