@@ -1,0 +1,164 @@
+"""Decode, validate, EXIF-orient and resize images: the single place where image errors are decided.
+
+Validation never trusts a file's name: it opens the bytes with Pillow, checks the format, the byte size, the
+dimensions (before decoding, so a decompression bomb is refused without allocating it) and then decodes fully so a
+truncated file is caught at upload time rather than in the middle of training.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image as PILImage
+from PIL import ImageOps, UnidentifiedImageError
+
+from . import rules
+from .errors import CvlabError
+
+# Azure error code -> ImageCreateSummary per-image status.
+BATCH_STATUS = {
+    "BadRequestImageFormat": "ErrorImageFormat",
+    "BadRequestImageStream": "ErrorSource",
+    "BadRequestImageUrl": "ErrorSource",
+    "BadRequestImageSizeBytes": "ErrorImageSize",
+    "BadRequestImageDimensions": "ErrorImageDimensions",
+    "BadRequestImageAspectRatio": "ErrorImageDimensions",
+}
+
+_ORIENTATION_TAG = 0x0112
+_SWAPS_SIDES = {5, 6, 7, 8}
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What ingestion records about valid image bytes. width/height are after EXIF orientation."""
+
+    sha256: str
+    format: str
+    width: int
+    height: int
+    orientation: int
+    n_bytes: int
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _open(data: bytes) -> PILImage.Image:
+    """Open (header only) with Pillow's decompression-bomb guard turned into a clear error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+        try:
+            return PILImage.open(io.BytesIO(data))
+        except PILImage.DecompressionBombError as e:
+            raise CvlabError("BadRequestImageDimensions",
+                             f"The image has too many pixels to decode safely ({e}). Resize it so neither side "
+                             f"exceeds {rules.limit('max_image_side'):,} px.") from None
+        except UnidentifiedImageError:
+            raise CvlabError("BadRequestImageFormat",
+                             "The data is not a readable image: use JPEG, PNG, BMP, GIF or WebP files.") from None
+        except (OSError, ValueError, SyntaxError) as e:
+            raise CvlabError("BadRequestImageFormat",
+                             f"The image header is damaged ({e}); re-save the file as JPEG or PNG.") from None
+
+
+def inspect_image(data: bytes, purpose: str = "training", name: str | None = None) -> ImageInfo:
+    """Validate image bytes for `purpose` ("training" 6 MB, "prediction" 4 MB); return their ImageInfo.
+
+    Raises CvlabError with BadRequestImageStream / ImageFormat / ImageSizeBytes / ImageDimensions / AspectRatio.
+    """
+    label = f"Image {name!r}" if name else "The image"
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise CvlabError("BadRequestImageStream", f"{label}: expected the file's bytes, got {type(data).__name__}.")
+    data = bytes(data)
+    if not data:
+        raise CvlabError("BadRequestImageStream", f"{label} is empty (0 bytes): check the file or the upload.")
+    key = "max_image_bytes_prediction" if purpose == "prediction" else "max_image_bytes_training"
+    cap = rules.limit(key)
+    if len(data) > cap:
+        raise CvlabError("BadRequestImageSizeBytes",
+                         f"{label} is {len(data) / 2**20:.1f} MB; {purpose} images may be at most "
+                         f"{cap / 2**20:.0f} MB. Compress it (e.g. JPEG quality 90) or downscale it.")
+    img = _open(data)
+    fmt = (img.format or "").upper()
+    if fmt not in rules.IMAGE_FORMATS:
+        raise CvlabError("BadRequestImageFormat",
+                         f"{label} is {fmt or 'an unknown format'}; use JPEG, PNG, BMP, GIF or WebP.")
+    w, h = img.size
+    max_side = rules.limit("max_image_side")
+    if w <= 0 or h <= 0:
+        raise CvlabError("BadRequestImageDimensions", f"{label} has no pixels ({w}x{h}).")
+    if w > max_side or h > max_side or w * h > rules.limit("max_image_pixels"):
+        raise CvlabError("BadRequestImageDimensions",
+                         f"{label} is {w}x{h} px; each side may be at most {max_side:,} px. Downscale it.")
+    ratio = max(w, h) / min(w, h)
+    if ratio > rules.limit("max_aspect_ratio"):
+        raise CvlabError("BadRequestImageAspectRatio",
+                         f"{label} is {w}x{h} px (aspect ratio {ratio:.0f}:1); the limit is "
+                         f"{rules.limit('max_aspect_ratio')}:1. Crop it to a less elongated shape.")
+    try:
+        orientation = int(img.getexif().get(_ORIENTATION_TAG, 1) or 1)
+    except Exception:  # a broken EXIF block must not reject an otherwise good image
+        orientation = 1
+    if orientation not in range(1, 9):
+        orientation = 1
+    try:
+        if fmt == "JPEG":
+            img.draft("RGB", (max(1, w // 8), max(1, h // 8)))  # decode the whole stream, cheaply
+        img.load()
+    except Exception as e:
+        raise CvlabError("BadRequestImageFormat",
+                         f"{label} could not be decoded ({e}); the file is probably truncated or corrupt.") from None
+    if orientation in _SWAPS_SIDES:
+        w, h = h, w
+    return ImageInfo(sha256_bytes(data), fmt, w, h, orientation, len(data))
+
+
+def batch_status(err: CvlabError) -> str:
+    """The ImageCreateSummary status for an image error."""
+    return BATCH_STATUS.get(err.code, "ErrorUnknown")
+
+
+def to_rgb(img: PILImage.Image) -> PILImage.Image:
+    """EXIF-orient (first frame of animations) and convert to RGB; transparent areas become white."""
+    if getattr(img, "n_frames", 1) > 1:
+        img.seek(0)
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        bg = PILImage.new("RGB", rgba.size, (255, 255, 255))
+        bg.paste(rgba, mask=rgba.getchannel("A"))
+        return bg
+    return img.convert("RGB")
+
+
+def load_rgb(source) -> PILImage.Image:
+    """An oriented RGB PIL image from bytes, a path or a PIL image."""
+    if isinstance(source, PILImage.Image):
+        return to_rgb(source)
+    if isinstance(source, (str, Path)):
+        data = Path(source).read_bytes()
+    else:
+        data = bytes(source)
+    img = _open(data)
+    try:
+        img.load()
+    except Exception as e:
+        raise CvlabError("BadRequestImageFormat", f"The image could not be decoded ({e}).") from None
+    return to_rgb(img)
+
+
+def resize_stretch(img: PILImage.Image, size: int) -> PILImage.Image:
+    """Stretch to size x size with bilinear filtering (Azure's and cvlab's preprocessing: no crop, no padding)."""
+    return img.resize((size, size), PILImage.BILINEAR)
+
+
+def thumbnail(img: PILImage.Image, max_side: int = 256) -> PILImage.Image:
+    """A copy no larger than max_side on either side, aspect ratio kept (for galleries)."""
+    out = img.copy()
+    out.thumbnail((max_side, max_side), PILImage.BILINEAR)
+    return out

@@ -1,0 +1,391 @@
+"""The service's rules and limits, in one place, each with the Azure error code it raises and its source.
+
+Everything here is data (`LIMITS`, `TAG_RULES`, name rules) plus small `check_*` helpers that raise
+`CvlabError` with Azure's code and a message that says what to do. Nobody else writes these numbers.
+"""
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from .errors import CvlabError
+
+LIMITS_PAGE = "https://learn.microsoft.com/azure/ai-services/custom-vision-service/limits-and-quotas (01/22/2025)"
+SDK_DOCSTRINGS = "azure-cognitiveservices-vision-customvision 3.1.1 docstrings/validators"
+SWAGGER = "Azure/azure-rest-api-specs CustomVision swagger"
+CLASSIFIER_DOC = "https://learn.microsoft.com/azure/ai-services/custom-vision-service/getting-started-build-a-classifier"
+IMPROVE_DOC = "https://learn.microsoft.com/azure/ai-services/custom-vision-service/getting-started-improving-your-classifier"
+CVLAB_CHOICE = "cvlab choice (Azure does not document this limit)"
+
+TIERS = ("F0", "S0")
+UNLIMITED = None
+
+PROJECT_TYPES = ("Classification", "ObjectDetection")
+CLASSIFICATION_TYPES = ("Multiclass", "Multilabel")
+TAG_TYPES = ("Regular", "Negative", "GeneralProduct")
+TAGGING_STATUSES = ("All", "Tagged", "Untagged")
+ORDER_BY = ("Newest", "Oldest")
+TRAINING_TYPES = ("Regular", "Advanced")
+ITERATION_STATUSES = ("Training", "Completed", "Failed", "Queued")
+EXPORT_PLATFORMS = ("CoreML", "TensorFlow", "DockerFile", "ONNX", "VAIDK", "OpenVino")
+EXPORT_FLAVORS = {  # swagger: flavor validity per platform (None = no flavor)
+    "CoreML": (None,),
+    "TensorFlow": (None, "TensorFlowNormal", "TensorFlowLite"),
+    "DockerFile": (None, "Linux", "Windows", "ARM"),
+    "ONNX": (None, "ONNX10", "ONNX12"),
+    "VAIDK": (None,),
+    "OpenVino": (None,),
+}
+EXPORT_STATUSES = ("Exporting", "Failed", "Done")
+IMAGE_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP")  # Azure: jpg, png, bmp, gif; cvlab also takes WebP
+
+# Per-image statuses of an ImageCreateSummary (SDK enum ImageCreateStatus).
+IMAGE_CREATE_STATUSES = (
+    "OK", "OKDuplicate", "ErrorSource", "ErrorImageFormat", "ErrorImageSize", "ErrorStorage",
+    "ErrorLimitExceed", "ErrorTagLimitExceed", "ErrorRegionLimitExceed", "ErrorUnknown",
+    "ErrorNegativeAndRegularTagOnSameImage", "ErrorImageDimensions", "ErrorInvalidTag",
+)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One numeric limit: value per tier (None = unlimited), the error code a violation raises, the source."""
+
+    key: str
+    f0: float | int | None
+    s0: float | int | None
+    code: str
+    unit: str
+    what: str
+    source: str
+    fix: str = ""
+
+    def value(self, tier: str = "S0"):
+        check_tier(tier)
+        return self.f0 if tier == "F0" else self.s0
+
+
+_L = Limit
+LIMITS: dict[str, Limit] = {lim.key: lim for lim in (
+    _L("projects", 2, 100, "BadRequestExceedProjectLimit", "projects", "projects per resource", LIMITS_PAGE,
+       "delete a project you no longer need (or switch the workspace to tier S0)"),
+    _L("images_per_project", 5_000, 100_000, "BadRequestImageExceededCount", "images", "training images per project",
+       LIMITS_PAGE, "delete images you don't need or start a new project"),
+    _L("tags_per_project", 50, 500, "BadRequestExceedTagPerProjectLimit", "tags", "tags per project", LIMITS_PAGE,
+       "delete unused tags or merge similar ones"),
+    _L("iterations_per_project", 20, 20, "BadRequestExceedIterationPerProjectLimit", "iterations",
+       "iterations per project", LIMITS_PAGE, "delete an old, unpublished iteration before training again"),
+    _L("predictions_per_month", 10_000, UNLIMITED, "BadRequestExceededQuota", "predictions",
+       "predictions per month", LIMITS_PAGE, "wait for next month or switch the workspace to tier S0"),
+    _L("min_images_per_tag_classification", 5, 5, "BadRequestClassificationTrainingValidationFailed", "images",
+       "minimum labelled images per tag before training a classifier (50+ recommended)", LIMITS_PAGE,
+       "label more images for this tag (at least 5, ideally 50 or more)"),
+    _L("min_images_per_tag_detection", 15, 15, "BadRequestDetectionTrainingValidationFailed", "images",
+       "minimum labelled images per tag before training a detector (50+ recommended)", LIMITS_PAGE,
+       "draw boxes for this tag on more images (at least 15, ideally 50 or more)"),
+    _L("recommended_images_per_tag", 50, 50, "BadRequestTrainingValidationFailed", "images",
+       "recommended labelled images per tag", LIMITS_PAGE, "label more images"),
+    _L("prediction_storage_days", 30, 30, "", "days", "days stored prediction images are kept", LIMITS_PAGE),
+    _L("tps_prediction_with_storage", 2, 10, "", "transactions/s", "prediction with storage", LIMITS_PAGE),
+    _L("tps_prediction_without_storage", 2, 20, "", "transactions/s", "prediction without storage", LIMITS_PAGE),
+    _L("tps_train_project", 2, 10, "", "calls/s", "TrainProject calls", LIMITS_PAGE),
+    _L("tps_other", 10, 10, "", "transactions/s", "other API calls", LIMITS_PAGE),
+    _L("min_image_side", 256, 256, "", "px",
+       "minimum image width/height (smaller images are accepted but upscaled)", LIMITS_PAGE),
+    _L("max_image_side", 10_240, 10_240, "BadRequestImageDimensions", "px", "maximum image width/height",
+       LIMITS_PAGE, "resize the image so that neither side exceeds 10,240 px"),
+    _L("max_image_pixels", 10_240 * 10_240, 10_240 * 10_240, "BadRequestImageDimensions", "pixels",
+       "maximum pixels per image (follows from the maximum side; guards against decompression bombs)",
+       LIMITS_PAGE, "resize the image"),
+    _L("max_aspect_ratio", 25, 25, "BadRequestImageAspectRatio", ":1", "maximum aspect ratio (long:short side)",
+       LIMITS_PAGE, "crop the image so its long side is at most 25 times its short side"),
+    _L("max_image_bytes_training", 6 * 1024 * 1024, 6 * 1024 * 1024, "BadRequestImageSizeBytes", "bytes",
+       "maximum image file size for a training upload", LIMITS_PAGE, "compress or downscale the image below 6 MB"),
+    _L("max_image_bytes_prediction", 4 * 1024 * 1024, 4 * 1024 * 1024, "BadRequestImageSizeBytes", "bytes",
+       "maximum image file size for a prediction", LIMITS_PAGE, "compress or downscale the image below 4 MB"),
+    _L("regions_per_image_training", 300, 300, "BadRequestImageRegions", "regions",
+       "maximum regions per image (training, object detection)", LIMITS_PAGE, "split the boxes over fewer tags"),
+    _L("regions_per_image_prediction", 200, 200, "", "regions",
+       "maximum regions returned per image (prediction, object detection)", LIMITS_PAGE),
+    _L("tags_per_image", 100, 100, "BadRequestExceedTagPerImageLimit", "tags",
+       "maximum tags per image (classification)", LIMITS_PAGE, "remove some tags from the image"),
+    _L("images_per_batch", 64, 64, "BadRequestExceededBatchSize", "images", "images per create batch",
+       SDK_DOCSTRINGS, "send the images in batches of at most 64"),
+    _L("tags_per_batch", 20, 20, "BadRequestImageBatch", "tags", "tag ids per create batch", SDK_DOCSTRINGS,
+       "pass at most 20 tag ids"),
+    _L("take", 256, 256, "BadRequestInvalid", "images", "images per page (take)", SDK_DOCSTRINGS,
+       "use take <= 256 and page with skip"),
+    _L("ids_per_request", 256, 256, "BadRequestInvalidIds", "ids", "image ids per get/delete request",
+       SDK_DOCSTRINGS, "pass at most 256 ids per call"),
+    _L("regions_per_batch", 64, 64, "BadRequestExceededBatchSize", "regions", "regions per create_image_regions",
+       SDK_DOCSTRINGS, "send at most 64 regions per call"),
+    _L("ids_per_delete", 64, 64, "BadRequestInvalidIds", "ids",
+       "ids per delete_image_regions / delete_image_tags / delete_prediction", SDK_DOCSTRINGS,
+       "pass at most 64 ids per call"),
+    _L("tags_per_query", 2, 2, "BadRequestPredictionTagsExceededCount", "tags", "tags combined in query_predictions",
+       SDK_DOCSTRINGS, "filter on at most 2 tags"),
+    _L("metadata_pairs", 50, 50, "BadRequestImageMetadataKey", "pairs", "metadata pairs per image", SWAGGER,
+       "keep at most 50 metadata entries"),
+    _L("metadata_key_chars", 256, 256, "BadRequestImageMetadataKey", "characters", "metadata key length", SWAGGER,
+       "shorten the metadata key"),
+    _L("metadata_value_chars", 512, 512, "BadRequestImageMetadataValue", "characters", "metadata value length",
+       SWAGGER, "shorten the metadata value"),
+    _L("name_chars", 256, 256, "BadRequest", "characters", "project/tag/iteration name length", CVLAB_CHOICE,
+       "use a shorter name"),
+    _L("description_chars", 4096, 4096, "BadRequest", "characters", "description length", CVLAB_CHOICE,
+       "shorten the description"),
+)}
+
+
+def limit(key: str, tier: str = "S0"):
+    """The value of limit `key` for `tier` (None = unlimited)."""
+    try:
+        return LIMITS[key].value(tier)
+    except KeyError:
+        raise KeyError(f"unknown limit {key!r}; known: {sorted(LIMITS)}") from None
+
+
+def check_limit(key: str, tier: str, current: int, adding: int = 1, what: str | None = None) -> None:
+    """Raise the limit's Azure error when `current + adding` exceeds it."""
+    lim = LIMITS[key]
+    cap = lim.value(tier)
+    if cap is not None and current + adding > cap:
+        label = what or lim.what
+        raise CvlabError(lim.code or "BadRequest",
+                         f"Limit reached: {label} is {cap:,} {lim.unit} on tier {tier} "
+                         f"(you have {current:,}, adding {adding:,}). To fix: {lim.fix}.")
+
+
+def min_images_per_tag(project_type: str) -> int:
+    """Minimum labelled images per tag before training (classification 5, object detection 15)."""
+    check_project_type(project_type)
+    key = "min_images_per_tag_detection" if project_type == "ObjectDetection" else "min_images_per_tag_classification"
+    return LIMITS[key].s0
+
+
+def training_validation_code(project_type: str, classification_type: str | None = None) -> str:
+    """Azure's code for a training-data validation failure of this kind of project."""
+    if project_type == "ObjectDetection":
+        return "BadRequestDetectionTrainingValidationFailed"
+    if classification_type == "Multilabel":
+        return "BadRequestMultiLabelClassificationTrainingValidationFailed"
+    if classification_type == "Multiclass":
+        return "BadRequestMultiClassClassificationTrainingValidationFailed"
+    return "BadRequestClassificationTrainingValidationFailed"
+
+
+# ---- tag rules (reference §5.4) -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Rule:
+    key: str
+    code: str
+    text: str
+    source: str
+
+
+TAG_RULES: dict[str, Rule] = {r.key: r for r in (
+    Rule("negative_classification_only", "BadRequestDetectionTrainingNotAllowNegativeTag",
+         "A Negative tag exists only in classification projects: an object detector already treats everything "
+         "outside the boxes as negative.", IMPROVE_DOC),
+    Rule("one_negative_per_project", "BadRequestMultipleNegativeTag",
+         "A project has at most one Negative tag.", IMPROVE_DOC),
+    Rule("one_general_product_per_project", "BadRequestMultipleGeneralProductTag",
+         "A project has at most one GeneralProduct tag.", SWAGGER),
+    Rule("negative_alone", "BadRequestNegativeAndRegularTagOnSameImage",
+         "An image tagged Negative cannot also carry a regular tag.", IMPROVE_DOC),
+    Rule("multiclass_one_tag", "BadRequestImageTags",
+         "In a Multiclass project each image has exactly one tag (use Multilabel for several).", CLASSIFIER_DOC),
+    Rule("detection_uses_regions", "BadRequestImageTags",
+         "In an object detection project images are labelled with regions (boxes), not whole-image tags.",
+         "https://learn.microsoft.com/azure/ai-services/custom-vision-service/get-started-build-detector"),
+)}
+
+
+# ---- simple validators ------------------------------------------------------------------------------------------
+def check_tier(tier: str) -> str:
+    if tier not in TIERS:
+        raise CvlabError("BadRequestInvalid", f"Unknown tier {tier!r}: use 'F0' (free) or 'S0' (standard).")
+    return tier
+
+
+def check_project_type(project_type: str) -> str:
+    if project_type not in PROJECT_TYPES:
+        raise CvlabError("BadRequestInvalid",
+                         f"Unknown project type {project_type!r}: use 'Classification' or 'ObjectDetection'.")
+    return project_type
+
+
+def check_guid(value: Any, what: str = "id", code: str = "BadRequestInvalidIds") -> str:
+    """Normalise a GUID to lowercase hyphenated form; raise `code` when it is not one."""
+    try:
+        return str(uuid.UUID(str(value).strip()))
+    except (ValueError, AttributeError, TypeError):
+        raise CvlabError(code, f"{what} {value!r} is not a valid GUID (expected e.g. "
+                               f"'ee85a74c-405e-4adc-bb47-ffa8ca0c9f31'). Copy the id from the object itself.") from None
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_name(name: Any, what: str, code: str) -> str:
+    """A name: a non-empty string, at most 256 characters, no control characters; surrounding spaces dropped."""
+    if not isinstance(name, str):
+        raise CvlabError(code, f"The {what} name must be text, got {type(name).__name__}.")
+    name = name.strip()
+    cap = LIMITS["name_chars"].s0
+    if not name:
+        raise CvlabError(code, f"The {what} name is empty: give it a short descriptive name.")
+    if len(name) > cap:
+        raise CvlabError(code, f"The {what} name has {len(name)} characters: use at most {cap}.")
+    if _CONTROL.search(name):
+        raise CvlabError(code, f"The {what} name {name!r} contains control characters (newline, tab...): remove them.")
+    return name
+
+
+def check_description(description: Any, what: str, code: str) -> str:
+    if description is None:
+        return ""
+    if not isinstance(description, str):
+        raise CvlabError(code, f"The {what} description must be text, got {type(description).__name__}.")
+    cap = LIMITS["description_chars"].s0
+    if len(description) > cap:
+        raise CvlabError(code, f"The {what} description has {len(description)} characters: use at most {cap}.")
+    return description
+
+
+def check_choice(value: Any, choices: Iterable, what: str, code: str) -> str:
+    choices = tuple(choices)
+    if value not in choices:
+        raise CvlabError(code, f"{what} {value!r} is not valid: use one of {', '.join(map(str, choices))}.")
+    return value
+
+
+def check_classification_type(value: Any) -> str:
+    return check_choice(value, CLASSIFICATION_TYPES, "Classification type", "BadRequestProjectUnknownClassification")
+
+
+def check_tag_type(value: Any) -> str:
+    return check_choice(value, TAG_TYPES, "Tag type", "BadRequestTagType")
+
+
+def check_export_platforms(platforms: Any) -> list[str]:
+    if platforms is None:
+        return []
+    if isinstance(platforms, str):
+        platforms = [p for p in platforms.split(",") if p.strip()]
+    out = []
+    for p in platforms:
+        p = str(p).strip()
+        check_choice(p, EXPORT_PLATFORMS, "Export platform", "BadRequestProjectUnsupportedExportPlatform")
+        if p not in out:
+            out.append(p)
+    return out
+
+
+def check_export_flavor(platform: str, flavor: str | None) -> None:
+    check_choice(platform, EXPORT_PLATFORMS, "Export platform", "BadRequestExportValidationFailed")
+    if flavor not in EXPORT_FLAVORS[platform]:
+        allowed = [f for f in EXPORT_FLAVORS[platform] if f]
+        raise CvlabError("BadRequestExportValidationFailed",
+                         f"Flavor {flavor!r} does not exist for platform {platform}: "
+                         + (f"use one of {', '.join(allowed)} or none." if allowed else "omit the flavor."))
+
+
+_EPS = 1e-6
+
+
+def check_region(left: Any, top: Any, width: Any, height: Any) -> tuple[float, float, float, float]:
+    """A region normalised to the image: left/top/width/height in [0, 1], positive size, inside the image."""
+    try:
+        vals = tuple(float(v) for v in (left, top, width, height))
+    except (TypeError, ValueError):
+        raise CvlabError("BadRequestImageRegions",
+                         f"Region values must be numbers, got left={left!r} top={top!r} width={width!r} "
+                         f"height={height!r}.") from None
+    l, t, w, h = vals
+    if any(v != v for v in vals):
+        raise CvlabError("BadRequestImageRegions", "Region values must not be NaN.")
+    if w <= 0 or h <= 0:
+        raise CvlabError("BadRequestImageRegions",
+                         f"Region width and height must be positive (got width={w}, height={h}).")
+    if l < -_EPS or t < -_EPS or l + w > 1 + _EPS or t + h > 1 + _EPS:
+        raise CvlabError("BadRequestImageRegions",
+                         f"Region (left={l}, top={t}, width={w}, height={h}) leaves the image: values are fractions "
+                         "of the image size, so 0 <= left, top and left+width, top+height <= 1. Divide pixel "
+                         "coordinates by the image width/height.")
+    l, t = max(l, 0.0), max(t, 0.0)
+    return l, t, min(w, 1.0 - l), min(h, 1.0 - t)
+
+
+def check_metadata(metadata: Any) -> dict[str, str]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise CvlabError("BadRequestImageMetadataKey", "Image metadata must be a dict of text keys to text values.")
+    check_limit("metadata_pairs", "S0", len(metadata), 0)
+    out = {}
+    for k, v in metadata.items():
+        if not isinstance(k, str) or not k.strip() or len(k) > LIMITS["metadata_key_chars"].s0:
+            raise CvlabError("BadRequestImageMetadataKey",
+                             f"Metadata key {k!r} must be non-empty text of at most "
+                             f"{LIMITS['metadata_key_chars'].s0} characters.")
+        if not isinstance(v, (str, int, float, bool)) or len(str(v)) > LIMITS["metadata_value_chars"].s0:
+            raise CvlabError("BadRequestImageMetadataValue",
+                             f"Metadata value for {k!r} must be text of at most "
+                             f"{LIMITS['metadata_value_chars'].s0} characters.")
+        out[k] = str(v)
+    return out
+
+
+def check_new_tag_type(project_type: str, tag_type: str, existing_types: Iterable[str]) -> None:
+    """Tag-type rules at tag creation: Negative only for classification; one Negative / GeneralProduct each."""
+    check_tag_type(tag_type)
+    existing = list(existing_types)
+    if tag_type == "Negative":
+        if project_type == "ObjectDetection":
+            raise CvlabError("BadRequestTagType", TAG_RULES["negative_classification_only"].text
+                             + " Create a Regular tag instead.")
+        if "Negative" in existing:
+            raise CvlabError("BadRequestMultipleNegativeTag", TAG_RULES["one_negative_per_project"].text
+                             + " Reuse the existing Negative tag.")
+    if tag_type == "GeneralProduct" and "GeneralProduct" in existing:
+        raise CvlabError("BadRequestMultipleGeneralProductTag", TAG_RULES["one_general_product_per_project"].text)
+
+
+def image_tag_problem(project_type: str, classification_type: str, tag_types: list[str],
+                      n_regions: int) -> tuple[str, str, str] | None:
+    """Why a set of whole-image tags (their types) plus `n_regions` boxes is not allowed on one image.
+
+    Returns (batch status, Azure error code, message) or None when the labels are fine.
+    """
+    if project_type == "ObjectDetection" and tag_types:
+        r = TAG_RULES["detection_uses_regions"]
+        return "ErrorInvalidTag", r.code, r.text + " Pass regions=[{tag_id, left, top, width, height}] instead."
+    if len(tag_types) > LIMITS["tags_per_image"].s0:
+        return ("ErrorTagLimitExceed", "BadRequestExceedTagPerImageLimit",
+                f"An image has at most {LIMITS['tags_per_image'].s0} tags; this one would have {len(tag_types)}.")
+    if n_regions > LIMITS["regions_per_image_training"].s0:
+        return ("ErrorRegionLimitExceed", "BadRequestImageRegions",
+                f"An image has at most {LIMITS['regions_per_image_training'].s0} regions; this one would have "
+                f"{n_regions}.")
+    if "Negative" in tag_types and len(tag_types) > 1:
+        r = TAG_RULES["negative_alone"]
+        return ("ErrorNegativeAndRegularTagOnSameImage", r.code,
+                r.text + " Remove the Negative tag or the other tags from this image.")
+    if project_type == "Classification" and classification_type == "Multiclass" and len(tag_types) > 1:
+        r = TAG_RULES["multiclass_one_tag"]
+        return ("ErrorTagLimitExceed", r.code,
+                r.text + f" This image would have {len(tag_types)} tags: keep one, or switch the project to "
+                         "Multilabel.")
+    return None
+
+
+def rules_table() -> list[dict]:
+    """Every limit and rule as rows (for notebooks and docs)."""
+    rows = [dict(key=l.key, F0=l.f0, S0=l.s0, unit=l.unit, what=l.what, code=l.code, source=l.source)
+            for l in LIMITS.values()]
+    rows += [dict(key=r.key, F0=None, S0=None, unit="", what=r.text, code=r.code, source=r.source)
+             for r in TAG_RULES.values()]
+    return rows
