@@ -32,9 +32,10 @@ ITERATION_STATUSES = ("Training", "Completed", "Failed", "Queued")
 EXPORT_PLATFORMS = ("CoreML", "TensorFlow", "DockerFile", "ONNX", "VAIDK", "OpenVino")
 EXPORT_FLAVORS = {  # swagger: flavor validity per platform (None = no flavor)
     "CoreML": (None,),
-    "TensorFlow": (None, "TensorFlowNormal", "TensorFlowLite"),
+    # + TensorFlowLiteFloat16 (newer Azure exports, export.md §1.1) and the int8 edge variants cvlab adds.
+    "TensorFlow": (None, "TensorFlowNormal", "TensorFlowLite", "TensorFlowLiteFloat16", "TensorFlowLiteInt8"),
     "DockerFile": (None, "Linux", "Windows", "ARM"),
-    "ONNX": (None, "ONNX10", "ONNX12"),
+    "ONNX": (None, "ONNX10", "ONNX12", "OnnxInt8"),
     "VAIDK": (None,),
     "OpenVino": (None,),
 }
