@@ -8,6 +8,7 @@ predicted as Negative.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -49,3 +50,149 @@ class Classifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[B, 3, S, S] RGB 0..255 -> probabilities [B, T] in tag order."""
         return self.probabilities_from_logits(self.logits(x))
+
+
+def fit_linear_head(features: np.ndarray, targets: np.ndarray, multilabel: bool, num_classes: int,
+                    seed: int = 0, C: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Logistic regression on embeddings -> (weight [H, F], bias [H]) for ``Classifier.head``.
+
+    Multiclass: ``targets`` are class indices, one multinomial model; classes absent from this fit (possible in a
+    cross-validation fold) get a very low bias.  Multilabel: ``targets`` is a 0/1 matrix [N, H], one binary model
+    per column; a column with a single value gets a constant (its clipped frequency).  Features are standardised
+    and the scaler is folded into the weights, so the head still takes raw embeddings.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(features)
+    x = scaler.transform(features)
+    n_feat = features.shape[1]
+    if not multilabel:
+        weight = np.zeros((num_classes, n_feat))
+        bias = np.full(num_classes, -20.0)
+        present = np.unique(targets)
+        if len(present) == 1:
+            bias[present[0]] = 0.0
+        else:
+            lr = LogisticRegression(C=C, max_iter=2000, random_state=seed).fit(x, targets)
+            coef, intercept = lr.coef_, lr.intercept_
+            if len(present) == 2:  # sklearn's binary form: one row for the second class
+                coef = np.vstack([-coef[0] / 2, coef[0] / 2])
+                intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
+            weight[lr.classes_] = coef
+            bias[lr.classes_] = intercept
+    else:
+        targets = np.asarray(targets).reshape(len(features), -1)
+        weight = np.zeros((targets.shape[1], n_feat))
+        bias = np.zeros(targets.shape[1])
+        for j in range(targets.shape[1]):
+            y = targets[:, j]
+            if y.min() == y.max():
+                p = np.clip(y.mean(), 1e-3, 1 - 1e-3)
+                bias[j] = np.log(p / (1 - p))
+                continue
+            lr = LogisticRegression(C=C, max_iter=2000, random_state=seed).fit(x, y)
+            weight[j], bias[j] = lr.coef_[0], lr.intercept_[0]
+    # fold the standardisation: w.(f - mu)/sigma + b = (w/sigma).f + (b - w.mu/sigma)
+    folded = weight / scaler.scale_
+    return folded.astype(np.float32), (bias - folded @ scaler.mean_).astype(np.float32)
+
+
+def set_head(model: Classifier, weight: np.ndarray, bias: np.ndarray) -> Classifier:
+    with torch.no_grad():
+        model.head.weight.copy_(torch.from_numpy(weight))
+        model.head.bias.copy_(torch.from_numpy(bias))
+    return model
+
+
+def head_probabilities(model: Classifier, features: np.ndarray, weight=None, bias=None) -> np.ndarray:
+    """Probabilities from embeddings through a head (the model's, or the given weights) without the trunk."""
+    w = model.head.weight if weight is None else torch.from_numpy(weight)
+    b = model.head.bias if bias is None else torch.from_numpy(bias)
+    with torch.inference_mode():
+        z = torch.from_numpy(np.asarray(features, np.float32)) @ w.T + b
+        return model.probabilities_from_logits(z).numpy()
+
+
+def _freeze_batchnorm(model: nn.Module) -> None:
+    """Keep ImageNet BN statistics: batches of a few dozen images would only add noise to them."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+def fine_tune(model: Classifier, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor | None,
+              val_y: torch.Tensor | None, *, time_budget_s: float, seed: int = 0, lr: float = 5e-4,
+              max_epochs: int = 40, patience: int = 5, batch_size: int = 16, progress=None, cancel=None) -> dict:
+    """Advanced training: fine-tune the whole network with augmentation, early stopping on the validation split.
+
+    ``train_x``/``val_x`` are uint8 [N, 3, S, S] pixels (already stretched to S); targets are class indices
+    (multiclass) or 0/1 float rows over the head's outputs (multilabel).  Stops at ``max_epochs``, after
+    ``patience`` epochs without a lower validation loss, or when the time budget would be exceeded; keeps the
+    weights of the best epoch.  ``progress(fraction, message)``; ``cancel()`` -> True raises InterruptedError.
+    """
+    import copy
+    import time
+
+    from torchvision.transforms import v2
+
+    size = train_x.shape[-1]
+    augment = v2.Compose([
+        v2.RandomResizedCrop(size, scale=(0.6, 1.0), ratio=(0.8, 1.25), antialias=True),
+        v2.RandomHorizontalFlip(),
+        v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02),
+    ])
+    loss_fn = nn.BCEWithLogitsLoss() if model.multilabel else nn.CrossEntropyLoss()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=1e-4)
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # the v2 transforms draw from the global generator
+    start = time.monotonic()
+    best = (float("inf"), copy.deepcopy(model.state_dict()), 0)
+    history, stale, epoch_time, reason = [], 0, 0.0, "max_epochs"
+
+    def val_loss() -> float:
+        model.eval()
+        with torch.inference_mode():
+            total = sum(float(loss_fn(model.logits(val_x[i:i + 32].float()), val_y[i:i + 32])) * len(val_x[i:i + 32])
+                        for i in range(0, len(val_x), 32))
+        return total / len(val_x)
+
+    for epoch in range(1, max_epochs + 1):
+        if epoch > 1 and time.monotonic() - start + epoch_time > time_budget_s:
+            reason = "time_budget"
+            break
+        t0 = time.monotonic()
+        model.train()
+        _freeze_batchnorm(model)
+        order = torch.randperm(len(train_x), generator=gen)
+        running = 0.0
+        for i in range(0, len(order), batch_size):
+            if cancel is not None and cancel():
+                raise InterruptedError("Cancelled")
+            idx = order[i:i + batch_size]
+            x = torch.stack([augment(img) for img in train_x[idx]]).float()
+            loss = loss_fn(model.logits(x), train_y[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            running += float(loss) * len(idx)
+        epoch_time = time.monotonic() - t0
+        train_loss = running / len(train_x)
+        current = val_loss() if val_x is not None and len(val_x) else train_loss
+        history.append({"epoch": epoch, "train_loss": round(train_loss, 5), "val_loss": round(current, 5),
+                        "seconds": round(epoch_time, 2)})
+        if current < best[0] - 1e-6:
+            best, stale = (current, copy.deepcopy(model.state_dict()), epoch), 0
+        else:
+            stale += 1
+        if progress:
+            used = (time.monotonic() - start) / max(time_budget_s, 1e-9)
+            progress(min(1.0, max(epoch / max_epochs, used)), f"epoch {epoch}: loss {train_loss:.3f}, "
+                                                                f"validation {current:.3f}")
+        if stale >= patience:
+            reason = "early_stopping"
+            break
+    model.load_state_dict(best[1])
+    model.eval()
+    return {"epochs": len(history), "best_epoch": best[2], "best_val_loss": round(best[0], 5),
+            "stopped": reason, "seconds": round(time.monotonic() - start, 2), "history": history}

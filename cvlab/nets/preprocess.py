@@ -36,9 +36,10 @@ class Preprocessing:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
     def array(self, image: Image.Image) -> np.ndarray:
-        """One oriented PIL image -> float32 [3, S, S] in 0..255."""
-        image = image.convert("RGB") if image.mode != "RGB" else image
-        resized = image.resize((self.size, self.size), Image.Resampling.BILINEAR)
+        """One oriented RGB PIL image -> float32 [3, S, S] in 0..255."""
+        from cvlab.images import resize_stretch
+
+        resized = resize_stretch(image if image.mode == "RGB" else image.convert("RGB"), self.size)
         return np.asarray(resized, dtype=np.float32).transpose(2, 0, 1).copy()
 
     def batch(self, images) -> torch.Tensor:
@@ -48,12 +49,8 @@ class Preprocessing:
 
 def to_pil(image) -> Image.Image:
     """bytes | path | PIL -> oriented RGB PIL image; decoding and its errors belong to cvlab.images."""
-    if isinstance(image, Image.Image):
-        return image.convert("RGB") if image.mode != "RGB" else image
-    from cvlab import images as cv_images
+    if not isinstance(image, (Image.Image, bytes, bytearray, memoryview, str, Path)):
+        raise TypeError(f"Expected image bytes, a path or a PIL image, got {type(image).__name__}")
+    from cvlab.images import load_rgb
 
-    if isinstance(image, (bytes, bytearray, memoryview)):
-        return cv_images.decode(bytes(image))
-    if isinstance(image, (str, Path)):
-        return cv_images.decode(Path(image).read_bytes())
-    raise TypeError(f"Expected image bytes, a path or a PIL image, got {type(image).__name__}")
+    return load_rgb(image)
