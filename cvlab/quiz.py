@@ -371,12 +371,12 @@ def record(ws, grade_: Grade) -> dict:
     entry["correct"] += int(grade_.correct)
     entry["last"] = bool(grade_.correct)
     entry["last_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    ws.set_setting(PROGRESS_KEY, json.dumps(progress, sort_keys=True))
+    ws.set_setting(PROGRESS_KEY, progress)
     return entry
 
 
 def reset_progress(ws) -> None:
-    ws.set_setting(PROGRESS_KEY, json.dumps({}))
+    ws.set_setting(PROGRESS_KEY, {})
 
 
 def plan(pool: Sequence[Question], progress: Mapping[str, dict], count: int | None = None,

@@ -1,8 +1,6 @@
 """Quiz banks: schema, answer keys (against the library where a fact lives there), grading, progress, CLI, widget."""
 from __future__ import annotations
 
-import argparse
-import io
 import json
 
 import jsonschema
