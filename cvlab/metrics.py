@@ -333,29 +333,35 @@ class DetectionMatcher:
             groups.setdefault(key, ([], []))[0].append(i)
         for i, key in enumerate(zip(self.pred_image.tolist(), self.pred_tag.tolist())):
             groups.setdefault(key, ([], []))[1].append(i)
-        self._groups = []  # (pred indices by descending score, iou matrix preds x truths)
+        self._groups = []  # (pred indices by descending score, truth indices, IoU matrix preds x truths)
         for t_idx, p_idx in groups.values():
             if not p_idx or not t_idx:
                 continue
             p = np.asarray(p_idx)
             p = p[np.argsort(-self.pred_score[p], kind="mergesort")]
-            self._groups.append((p, box_iou(self.pred_boxes[p], self.truth_boxes[t_idx])))
-        self._cache: dict[float, np.ndarray] = {}
+            t = np.asarray(t_idx)
+            self._groups.append((p, t, box_iou(self.pred_boxes[p], self.truth_boxes[t])))
+        self._cache: dict[float, np.ndarray] = {}  # overlap threshold -> matched truth index
 
     def match(self, iou_threshold: float = 0.5) -> np.ndarray:
+        """``correct`` per prediction: it was matched to a truth box at this IoU threshold."""
+        return self.matched_truth(iou_threshold) >= 0
+
+    def matched_truth(self, iou_threshold: float = 0.5) -> np.ndarray:
+        """Index of the truth box each prediction matched, or -1 (cached per threshold)."""
         thr = check_threshold(iou_threshold, "overlap threshold")
         key = round(thr, 9)
         if key not in self._cache:
-            correct = np.zeros(len(self.pred_score), dtype=bool)
-            for preds, iou in self._groups:
+            matched = np.full(len(self.pred_score), -1, dtype=np.int64)
+            for preds, truths, iou in self._groups:
                 free = np.ones(iou.shape[1], dtype=bool)
                 for row, p in enumerate(preds):
                     cand = np.where(free & (iou[row] >= thr), iou[row], -1.0)
                     best = int(np.argmax(cand))
                     if cand[best] >= 0:
                         free[best] = False
-                        correct[p] = True
-            self._cache[key] = correct
+                        matched[p] = truths[best]
+            self._cache[key] = matched
         return self._cache[key]
 
     def n_truth(self, n_tags: int, truth_mask=None) -> np.ndarray:
