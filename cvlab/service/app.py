@@ -1,0 +1,90 @@
+"""The FastAPI app: Azure's gateway behaviour (versions, keys, rate limits) in front of two routers."""
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import parse_qsl
+
+from fastapi import FastAPI
+from starlette.datastructures import Headers
+
+from .auth import ServiceKeys, key_ok, presented_keys, resolve_keys
+from .context import ServiceContext
+from .errors import ACCESS_DENIED_BODY, JSON_TYPE, install_error_handlers
+from .quotas import RateLimiter, classify_request
+
+TRAINING_PREFIX = "/customvision/v3.4-preview/training"
+PREDICTION_PREFIX = "/customvision/v3.1/prediction"
+_CANONICAL = {"training": TRAINING_PREFIX, "prediction": PREDICTION_PREFIX}
+VERSIONS = {"training": ("v3.0", "v3.1", "v3.2", "v3.3", "v3.4-preview"), "prediction": ("v3.0", "v3.1")}
+_ROUTE = re.compile(r"^/customvision/([^/]+)/(training|prediction)(/.*)?$", re.IGNORECASE)
+
+
+async def _send_json(send, status: int, body: dict, headers: list | None = None) -> None:
+    payload = json.dumps(body).encode()
+    hdrs = [(b"content-type", JSON_TYPE.encode()), (b"content-length", str(len(payload)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": hdrs + (headers or [])})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class Gateway:
+    """ASGI middleware playing Azure API Management: it maps every accepted API version (and the segment in any
+    case) onto one canonical route set, checks the key of the API called, and applies the tier's rate limits,
+    before the app routes the request."""
+
+    def __init__(self, app, ctx: ServiceContext):
+        self.app = app
+        self.ctx = ctx
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        m = _ROUTE.match(scope["path"])
+        if not m:
+            return await self.app(scope, receive, send)
+        version, api, rest = m.group(1).lower(), m.group(2).lower(), m.group(3) or ""
+        if version not in VERSIONS[api]:
+            return await _send_json(send, 404, {"code": "NotFound", "message": (
+                f"API version {m.group(1)} of the {api} API is not served here. Use one of "
+                f"{', '.join(VERSIONS[api])} (SDK 3.1.1 calls training v3.4-preview and prediction v3.1).")})
+        scope = dict(scope)
+        scope["path"] = _CANONICAL[api] + rest
+        scope["raw_path"] = scope["path"].encode()
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        expected = self.ctx.keys.training_key if api == "training" else self.ctx.keys.prediction_key
+        if not key_ok(presented_keys(Headers(scope=scope), query, api), expected):
+            return await _send_json(send, 401, ACCESS_DENIED_BODY)
+        op = classify_request(api, scope["method"], rest)
+        wait = self.ctx.limiter.acquire(op)
+        if wait is not None:
+            msg = self.ctx.limiter.message(op, api, wait)
+            return await _send_json(send, 429, {"error": {"code": "429", "message": msg}},
+                                    [(b"retry-after", str(wait).encode())])
+        return await self.app(scope, receive, send)
+
+
+def create_app(ws, *, training_key: str | None = None, prediction_key: str | None = None,
+               tier: str | None = None, rate_limits: bool = True) -> FastAPI:
+    """The local Custom Vision endpoint for workspace ``ws`` (keys: argument, env var, or the workspace's own)."""
+    from .blobs import router as blob_router
+    from .prediction_api import router as prediction_router
+    from .training_api import router as training_router
+
+    if tier is not None:
+        ws.set_tier(tier)
+    keys: ServiceKeys = resolve_keys(ws, training_key, prediction_key)
+    ctx = ServiceContext(ws, keys, RateLimiter(ws, enabled=rate_limits))
+    app = FastAPI(
+        title="cvlab — local Custom Vision endpoint",
+        version="3.4-preview",
+        description=("Azure Custom Vision's Training (v3.0-v3.4-preview) and Prediction (v3.0-v3.1) REST APIs, "
+                     "served from a local cvlab workspace. Every route also answers under the other API "
+                     "versions; send `Training-Key` or `Prediction-Key` (or `Ocp-Apim-Subscription-Key`)."),
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    app.include_router(training_router, prefix=TRAINING_PREFIX)
+    app.include_router(prediction_router, prefix=PREDICTION_PREFIX)
+    app.include_router(blob_router)
+    app.add_middleware(Gateway, ctx=ctx)
+    return app

@@ -1,0 +1,36 @@
+"""One prediction as every predicting route does it: validate the image, charge the quota, run the iteration's
+Predictor, store the image and result unless told not to, and answer in Azure's ImagePrediction shape."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from cvlab import images as cvimages
+from cvlab.errors import CvlabError
+
+from . import wire
+
+_ACTION = {"Classification": "classify", "ObjectDetection": "detect"}
+
+
+def predict_and_store(ctx, project_id: str, iteration, data: bytes, store: bool, application: str | None,
+                      expected_type: str | None) -> dict:
+    """``expected_type`` is the project type the route serves (classify/detect), or None for quick test."""
+    cvimages.inspect_image(data, purpose="prediction")
+    if iteration.status != "Completed":
+        raise CvlabError("BadRequestIterationIsNotTrained", f"{iteration.name} is {iteration.status}; predictions "
+                         "need a Completed iteration.")
+    predictor = ctx.predictor(iteration.id)
+    if expected_type and predictor.project_type != expected_type:
+        raise CvlabError("BadRequestUnsupportedDomain", (
+            f"This iteration is {'an object detector' if predictor.project_type == 'ObjectDetection' else 'a classifier'}: "
+            f"call {_ACTION[predictor.project_type]}_image / {_ACTION[predictor.project_type]}_image_url, "
+            f"not {_ACTION[expected_type]}_*."))
+    ctx.ws.check_prediction_quota()
+    ctx.ws.add_usage("predictions")
+    predictions = predictor.predict(data)
+    if store:
+        rec = ctx.ws.store_prediction(project_id, iteration.id, data, predictions, application=application)
+        return wire.image_prediction(rec.id, project_id, iteration.id, rec.created, predictions)
+    return wire.image_prediction(str(uuid.uuid4()), project_id, iteration.id, datetime.now(timezone.utc),
+                                 predictions)

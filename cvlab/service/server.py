@@ -1,0 +1,110 @@
+"""Run the app on uvicorn: in the foreground (``cvlab serve``) or in a background thread (notebooks, tests)."""
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+import uvicorn
+from uvicorn.protocols.http import h11_impl
+
+from .app import create_app
+
+log = logging.getLogger("cvlab.service")
+
+# ASGI cannot carry a reason phrase, and uvicorn writes the standard one. Azure's gateway answers a bad key with
+# "401 Access Denied", which is what the SDK prints ("Operation returned an invalid status code 'Access
+# Denied'"), so the h11 protocol (the only one cvlab runs) gets that phrase for 401 (the only 401 cvlab sends).
+h11_impl.STATUS_PHRASES[401] = b"Access Denied"
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _config(app, log_level: str = "warning") -> uvicorn.Config:
+    # h11 keeps the patched reason phrase; no access log, so keys in query strings never reach a log.
+    return uvicorn.Config(app, http="h11", ws="none", lifespan="off", log_level=log_level, access_log=False,
+                          timeout_keep_alive=30)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def warn_if_exposed(host: str) -> str | None:
+    if host not in LOOPBACK:
+        msg = (f"WARNING: binding {host} exposes this endpoint (and your workspace's images) to other machines. "
+               "Anyone with the keys can read and change your projects. Use 127.0.0.1 unless you mean it.")
+        log.warning(msg)
+        return msg
+    return None
+
+
+@dataclass
+class ServiceHandle:
+    """A running endpoint: what the SDK needs to reach it, and ``stop()``."""
+
+    host: str
+    port: int
+    training_key: str = field(repr=False)
+    prediction_key: str = field(repr=False)
+    prediction_resource_id: str
+    app: object = field(repr=False)
+    _server: uvicorn.Server = field(repr=False, default=None)
+    _thread: threading.Thread = field(repr=False, default=None)
+
+    @property
+    def endpoint(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    # Azure has one endpoint per resource; training and prediction resources usually differ, here they share one.
+    training_endpoint = endpoint
+    prediction_endpoint = endpoint
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def start_background(ws, port: int = 0, host: str = "127.0.0.1", *, training_key: str | None = None,
+                     prediction_key: str | None = None, tier: str | None = None, rate_limits: bool = True,
+                     startup_timeout: float = 20.0) -> ServiceHandle:
+    """Start the endpoint in a daemon thread (port 0 = any free port) and return once it accepts requests."""
+    warn_if_exposed(host)
+    app = create_app(ws, training_key=training_key, prediction_key=prediction_key, tier=tier,
+                     rate_limits=rate_limits)
+    sock = bind_socket(host, port)
+    server = uvicorn.Server(_config(app))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="cvlab-service", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError("The cvlab service did not start; see the log above.")
+        time.sleep(0.02)
+    keys = app.state.ctx.keys
+    return ServiceHandle(host, sock.getsockname()[1], keys.training_key, keys.prediction_key,
+                         keys.prediction_resource_id, app, server, thread)
+
+
+def serve_forever(app, host: str, port: int, log_level: str = "info") -> None:
+    """Foreground server (Ctrl+C stops it)."""
+    sock = bind_socket(host, port)
+    uvicorn.Server(_config(app, log_level)).run(sockets=[sock])
