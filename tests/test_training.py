@@ -26,8 +26,11 @@ def scene(kind: str, seed: int, size: int = 96) -> bytes:
     elif kind == "stripes":
         for x in range(0, size, 16):
             d.rectangle([x + j % 4, 0, x + 7 + j % 4, size], fill=(30, 40, 220))
-    else:
-        d.rectangle([0, 0, size, size], fill=(40, 160 + j, 60))
+    else:  # a noisy green field: nothing of the other tags
+        arr = np.asarray(img).copy()
+        arr[..., 1] = np.clip(arr[..., 1].astype(int) + 80, 0, 255)
+        arr[..., 0] //= 2
+        img = Image.fromarray(arr)
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=90)
     return buf.getvalue()

@@ -175,7 +175,7 @@ def fine_tune(model: Classifier, train_x: torch.Tensor, train_y: torch.Tensor, v
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            running += float(loss) * len(idx)
+            running += float(loss.detach()) * len(idx)
         epoch_time = time.monotonic() - t0
         train_loss = running / len(train_x)
         current = val_loss() if val_x is not None and len(val_x) else train_loss
