@@ -552,7 +552,7 @@ def get_image_performances(ws, project_id: str, iteration_id: str, tag_ids=None,
             [ev.image_ids[i] for i in rows[skip:skip + take]]
         images = _images_by_id(ws, project_id, wanted)
     if order_by is not None:
-        rows = sorted(rows, key=lambda i: _created(images.get(ev.image_ids[i])), reverse=order_by == "Newest")
+        rows = sorted(rows, key=lambda i: (_created(images.get(ev.image_ids[i])), i), reverse=order_by == "Newest")
     out = []
     for i in rows[skip:skip + take]:
         perf = ev.image_performance(i)
