@@ -1,0 +1,88 @@
+"""Synthetic datasets, sample data and file formats.
+
+``generate(name, count, seed, size)`` returns labelled records from a registry of named, deterministic
+generators (``parts``, ``parts-multilabel``, ``parts-subtle``, ``site``); ``formats`` reads and writes
+folder-per-tag, COCO, VOC, YOLO and Custom Vision JSON; ``importing`` moves records in and out of a
+Workspace; ``seed_default_workspace(ws)`` creates the sample projects from ``data/``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from ..errors import CvlabError
+from . import parts, site
+from .records import NEGATIVE, DatasetInfo, Record, Region
+
+#: The repository's ``data/`` folder with the ready-made sample sets.
+DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    info: DatasetInfo
+    make: Callable[..., Iterator[Record]]
+
+
+def _parts(variant: str, subtle: bool):
+    return lambda name, count, seed, size, start=0: parts.iter_records(
+        name, count, seed, size, variant=variant, subtle=subtle, start=start)
+
+
+REGISTRY: dict[str, _Entry] = {
+    "parts": _Entry(DatasetInfo(
+        "parts", "Classification", "Multiclass", ("ok", "cracked", "rusted", NEGATIVE),
+        "Manufactured parts (gear, washer, bolt, nut): ok, cracked (broken in two / a large piece missing) "
+        "or rusted (most of the surface); Negative = workbench clutter with no part."), _parts("multiclass", False)),
+    "parts-multilabel": _Entry(DatasetInfo(
+        "parts-multilabel", "Classification", "Multilabel", ("ok", "cracked", "rusted", NEGATIVE),
+        "As 'parts', but a part can be cracked and rusted at once (multilabel)."), _parts("multilabel", False)),
+    "parts-subtle": _Entry(DatasetInfo(
+        "parts-subtle", "Classification", "Multiclass", ("ok", "cracked", "rusted", NEGATIVE),
+        "As 'parts' with small defects (hairline crack, chip, a few rust spots): where Quick training "
+        "falls short."), _parts("multiclass", True)),
+    "site": _Entry(DatasetInfo(
+        "site", "ObjectDetection", "Multiclass", site.TAGS,
+        "Construction-site scenes: boxes for helmet, vest and person."),
+        lambda name, count, seed, size, start=0: site.iter_records(name, count, seed, size, start=start)),
+}
+
+
+def dataset_names() -> list[str]:
+    return list(REGISTRY)
+
+
+def info(name: str) -> DatasetInfo:
+    try:
+        return REGISTRY[name].info
+    except KeyError:
+        raise CvlabError("BadRequest", f"unknown dataset {name!r}; choose one of {', '.join(REGISTRY)}") from None
+
+
+def iter_generate(name: str, count: int, seed: int = 0, size: int | None = None, start: int = 0) -> Iterator[Record]:
+    """Lazily yield ``count`` records of dataset ``name`` (images ``start`` .. ``start+count-1``)."""
+    meta = info(name)
+    size = size or meta.default_size
+    if not isinstance(count, int) or count < 0:
+        raise CvlabError("BadRequest", f"count must be a non-negative integer, got {count!r}")
+    if not 64 <= size <= 2048:
+        raise CvlabError("BadRequest", f"size must be between 64 and 2048 pixels, got {size}")
+    return REGISTRY[name].make(name, count, seed, size, start=start)
+
+
+def generate(name: str, count: int, seed: int = 0, size: int | None = None) -> list[Record]:
+    """``count`` labelled images of dataset ``name``; the same (name, seed, size) always gives the same images,
+    and a larger count extends a smaller one."""
+    return list(iter_generate(name, count, seed, size))
+
+
+def seed_default_workspace(ws, data_dir: Path | None = None) -> dict[str, str]:
+    """Create the sample projects from ``data/`` unless they exist (idempotent). Returns {name: project_id}."""
+    from .importing import seed_samples
+
+    return seed_samples(ws, data_dir or DATA_DIR)
+
+
+__all__ = ["DATA_DIR", "NEGATIVE", "REGISTRY", "DatasetInfo", "Record", "Region", "dataset_names", "generate",
+           "info", "iter_generate", "seed_default_workspace"]
