@@ -24,8 +24,9 @@ def find_notebooks(cwd: Path | None = None) -> Path:
                                  "the cvlab repository.")
 
 
-def seed_once(ws: Workspace, out=sys.stdout) -> bool:
+def seed_once(ws: Workspace, out=None) -> bool:
     """Seed the sample projects the first time (if the datasets part provides seed_default_workspace)."""
+    out = out or sys.stdout
     if ws.get_setting(SEEDED_SETTING):
         return False
     try:
