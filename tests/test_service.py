@@ -1,0 +1,338 @@
+"""The local endpoint driven by the official SDK (azure-cognitiveservices-vision-customvision 3.1.1) over HTTP:
+one uvicorn server on 127.0.0.1 for this module, real workspace, real training, real predictions."""
+from __future__ import annotations
+
+import http.server
+import io
+import threading
+import time
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image, ImageDraw
+
+from azure.cognitiveservices.vision.customvision.prediction import CustomVisionPredictionClient
+from azure.cognitiveservices.vision.customvision.prediction.models import \
+    CustomVisionErrorException as PredictionError
+from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
+from azure.cognitiveservices.vision.customvision.training.models import (
+    CustomVisionErrorException, ImageFileCreateBatch, ImageFileCreateEntry, ImageUrlCreateBatch,
+    ImageUrlCreateEntry, PredictionQueryTag, PredictionQueryToken, Region)
+from msrest.authentication import ApiKeyCredentials
+
+from cvlab.service import start_background
+from cvlab.workspace import Workspace
+
+pytestmark = pytest.mark.timeout(300)
+
+
+# ---- images --------------------------------------------------------------------------------------------------
+def _jpeg(img: Image.Image, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def colour_image(rgb, seed: int, size: int = 96) -> bytes:
+    """A colour field with seeded grey speckles: the colour is the class, the speckles make every file unique."""
+    rng = np.random.default_rng(seed)
+    arr = np.empty((size, size, 3), np.uint8)
+    arr[:] = rgb
+    mask = rng.random((size, size)) < 0.08
+    arr[mask] = rng.integers(0, 256, (int(mask.sum()), 1), dtype=np.uint8)
+    return _jpeg(Image.fromarray(arr))
+
+
+def shape_image(circle: bool, square: bool, seed: int, size: int = 96) -> bytes:
+    rng = np.random.default_rng(seed)
+    img = Image.new("RGB", (size, size), tuple(int(v) for v in rng.integers(200, 256, 3)))
+    d = ImageDraw.Draw(img)
+    if circle:
+        d.ellipse([8, 8, 44, 44], fill=(220, 30, 30))
+    if square:
+        d.rectangle([52, 52, 88, 88], fill=(30, 30, 220))
+    d.point([(int(x), int(y)) for x, y in rng.integers(0, size, (40, 2))], fill=(0, 0, 0))
+    return _jpeg(img)
+
+
+def box_image(seed: int, w: int = 320, h: int = 256):
+    """A dark rectangle on a light noisy background; returns (bytes, normalised box)."""
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(170, 230, (h, w, 3), dtype=np.uint8)
+    bw, bh = int(rng.integers(70, 120)), int(rng.integers(60, 110))
+    x0, y0 = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
+    arr[y0:y0 + bh, x0:x0 + bw] = (40, 90, 40)
+    return _jpeg(Image.fromarray(arr)), (x0 / w, y0 / h, bw / w, bh / h)
+
+
+RED, BLUE = (200, 30, 30), (30, 40, 200)
+
+
+# ---- fixtures: one server, two clients, one image host ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    ws = Workspace(tmp_path_factory.mktemp("service") / "ws")
+    handle = start_background(ws, rate_limits=False)
+    yield handle
+    handle.stop()
+    ws.close()
+
+
+@pytest.fixture(scope="module")
+def ws(service):
+    return service.app.state.ctx.ws
+
+
+@pytest.fixture(scope="module")
+def trainer(service):
+    return CustomVisionTrainingClient(service.training_endpoint,
+                                      ApiKeyCredentials(in_headers={"Training-key": service.training_key}))
+
+
+@pytest.fixture(scope="module")
+def predictor(service):
+    return CustomVisionPredictionClient(service.prediction_endpoint,
+                                        ApiKeyCredentials(in_headers={"Prediction-key": service.prediction_key}))
+
+
+@pytest.fixture(scope="module")
+def image_host():
+    """A second loopback HTTP server: put bytes in .files[path], fetch them at .url(path)."""
+    files: dict[str, bytes] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            data = files.get(self.path)
+            self.send_response(200 if data is not None else 404)
+            self.send_header("Content-Length", str(len(data or b"")))
+            self.end_headers()
+            self.wfile.write(data or b"")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.files = files
+    server.url = lambda path: f"http://127.0.0.1:{server.server_address[1]}{path}"
+    yield server
+    server.shutdown()
+
+
+def wait_trained(trainer, project_id, iteration, timeout=240):
+    deadline = time.monotonic() + timeout
+    while iteration.status == "Training":
+        assert time.monotonic() < deadline, "training did not finish"
+        time.sleep(0.3)
+        iteration = trainer.get_iteration(project_id, iteration.id)
+    return iteration
+
+
+def domain(trainer, type_, name):
+    return next(d for d in trainer.get_domains() if d.type == type_ and d.name == name)
+
+
+# ---- multiclass: the quickstart flow --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def multiclass(trainer, service):
+    d = domain(trainer, "Classification", "General (compact)")
+    project = trainer.create_project("Colours", description="red or blue", domain_id=d.id,
+                                     classification_type="Multiclass")
+    red = trainer.create_tag(project.id, "red")
+    blue = trainer.create_tag(project.id, "blue")
+    entries = [ImageFileCreateEntry(name=f"red_{i}.jpg", contents=colour_image(RED, i), tag_ids=[red.id])
+               for i in range(6)]
+    entries += [ImageFileCreateEntry(name=f"blue_{i}.jpg", contents=colour_image(BLUE, 100 + i), tag_ids=[blue.id])
+                for i in range(6)]
+    entries.append(ImageFileCreateEntry(name="corrupt.jpg", contents=b"\xff\xd8\xff\xe0 not really a jpeg",
+                                        tag_ids=[red.id]))
+    entries.append(ImageFileCreateEntry(name="huge.jpg", contents=b"\xff\xd8" + bytes(6 * 1024 * 1024 + 10),
+                                        tag_ids=[red.id]))
+    upload = trainer.create_images_from_files(project.id, ImageFileCreateBatch(images=entries))
+    iteration = trainer.train_project(project.id)
+    started_status = iteration.status
+    iteration = wait_trained(trainer, project.id, iteration)
+    return dict(project=project, red=red, blue=blue, upload=upload, iteration=iteration,
+                started_status=started_status)
+
+
+def test_domains_have_azure_ids_and_names(trainer):
+    doms = trainer.get_domains()
+    general = domain(trainer, "Classification", "General")
+    assert general.id == "ee85a74c-405e-4adc-bb47-ffa8ca0c9f31" and general.exportable is False
+    od = domain(trainer, "ObjectDetection", "General (compact)")
+    assert od.id == "a27d5ca5-bb19-49d8-a70a-fec086c47f5b" and od.exportable
+    assert trainer.get_domain(od.id).name == "General (compact)"
+    assert len(doms) >= 16
+
+
+def test_batch_upload_reports_per_image_status(multiclass, trainer):
+    up = multiclass["upload"]
+    assert up.is_batch_successful is False  # 207: some failed
+    statuses = [i.status for i in up.images]
+    assert statuses[:12] == ["OK"] * 12
+    assert statuses[12:] == ["ErrorImageFormat", "ErrorImageSize"]
+    assert up.images[0].source_url == '"red_0.jpg"'  # Azure wraps file names in quotes
+    assert up.images[12].image is None
+    first = up.images[0].image
+    assert first.width == 96 and first.tags[0].tag_name == "red"
+    p = multiclass["project"]
+    assert trainer.get_tagged_image_count(p.id) == 12
+    assert trainer.get_untagged_image_count(p.id) == 0
+    assert trainer.get_image_count(p.id, tag_ids=[multiclass["red"].id]) == 6
+    page = trainer.get_tagged_images(p.id, take=5, skip=0)
+    assert len(page) == 5
+    assert {t.image_count for t in trainer.get_tags(p.id)} == {6}
+
+
+def test_image_uris_serve_the_bytes(multiclass, trainer):
+    img = trainer.get_images(multiclass["project"].id, take=1)[0]
+    original = requests.get(img.original_image_uri, timeout=10)
+    assert original.status_code == 200 and original.content[:2] == b"\xff\xd8"
+    thumb = requests.get(img.thumbnail_uri, timeout=10)
+    assert thumb.status_code == 200 and Image.open(io.BytesIO(thumb.content)).size[0] <= 256
+    tampered = requests.get(img.original_image_uri.replace("sig=", "sig=0"), timeout=10)
+    assert tampered.status_code == 403 and tampered.json()["code"] == "Forbidden"
+
+
+def test_training_is_asynchronous_and_completes(multiclass, trainer):
+    assert multiclass["started_status"] == "Training"
+    it = multiclass["iteration"]
+    assert it.status == "Completed" and it.trained_at is not None
+    assert it.exportable is True and "ONNX" in it.exportable_to
+    assert [i.id for i in trainer.get_iterations(multiclass["project"].id)] == [it.id]
+
+
+def test_performance_at_two_thresholds(multiclass, trainer):
+    p, it = multiclass["project"], multiclass["iteration"]
+    low = trainer.get_iteration_performance(p.id, it.id, threshold=0.05)
+    high = trainer.get_iteration_performance(p.id, it.id, threshold=0.95)
+    assert {t.name for t in low.per_tag_performance} == {"red", "blue"}
+    assert 0.0 <= high.recall <= low.recall <= 1.0
+    assert low.recall == pytest.approx(1.0)
+    images = trainer.get_image_performances(p.id, it.id)
+    assert len(images) == trainer.get_image_performance_count(p.id, it.id) == 12
+    assert images[0].predictions and images[0].tags
+
+
+def test_publish_classify_quicktest_query(multiclass, trainer, predictor, service, image_host):
+    p, it = multiclass["project"], multiclass["iteration"]
+    assert trainer.publish_iteration(p.id, it.id, "colours", service.prediction_resource_id) is True
+    assert trainer.get_iteration(p.id, it.id).publish_name == "colours"
+    res = predictor.classify_image(p.id, "colours", colour_image(RED, 999), application="tests")
+    assert res.predictions[0].tag_name == "red"
+    assert [x.probability for x in res.predictions] == sorted((x.probability for x in res.predictions), reverse=True)
+    assert res.predictions[0].bounding_box is None and res.project == p.id and res.iteration == it.id
+    image_host.files["/blue.jpg"] = colour_image(BLUE, 998)
+    by_url = predictor.classify_image_url(p.id, "colours", url=image_host.url("/blue.jpg"))
+    assert by_url.predictions[0].tag_name == "blue"
+    predictor.classify_image_with_no_store(p.id, "colours", colour_image(BLUE, 997))
+    quick = trainer.quick_test_image(p.id, colour_image(RED, 996))
+    assert quick.predictions[0].tag_name == "red"
+    quick_url = trainer.quick_test_image_url(p.id, url=image_host.url("/blue.jpg"), iteration_id=it.id)
+    assert quick_url.predictions[0].tag_name == "blue"
+
+    stored = trainer.query_predictions(p.id, PredictionQueryToken(order_by="Newest"))
+    assert [r.id for r in stored.results][0] == quick_url.id
+    assert len(stored.results) == 4  # nostore is not kept
+    only_app = trainer.query_predictions(p.id, PredictionQueryToken(application="tests"))
+    assert [r.id for r in only_app.results] == [res.id]
+    red_tag = multiclass["red"].id
+    confident_red = trainer.query_predictions(p.id, PredictionQueryToken(
+        tags=[PredictionQueryTag(id=red_tag, min_threshold=0.5, max_threshold=1.0)]))
+    assert {r.id for r in confident_red.results} == {res.id, quick.id}
+    page = trainer.query_predictions(p.id, PredictionQueryToken(order_by="Oldest", max_count=3))
+    assert len(page.results) == 3 and page.token.continuation
+    rest = trainer.query_predictions(p.id, page.token)
+    assert len(rest.results) == 1 and rest.token.continuation is None
+    assert requests.get(stored.results[0].original_image_uri, timeout=10).status_code == 200
+    trainer.delete_prediction(p.id, [res.id])
+    assert len(trainer.query_predictions(p.id, PredictionQueryToken()).results) == 3
+
+
+def test_unpublish_then_prediction_fails(multiclass, trainer, predictor, service):
+    p, it = multiclass["project"], multiclass["iteration"]
+    trainer.publish_iteration(p.id, it.id, "temp", service.prediction_resource_id, overwrite=True)
+    trainer.unpublish_iteration(p.id, it.id)
+    with pytest.raises(PredictionError) as e:
+        predictor.classify_image(p.id, "temp", colour_image(RED, 5))
+    assert e.value.error.code == "NotFoundIteration" and e.value.response.status_code == 404
+    assert "Invalid iteration" in str(e.value)
+
+
+# ---- multilabel with a Negative tag ---------------------------------------------------------------------------
+def test_multilabel_with_negative_tag(trainer, predictor, service):
+    project = trainer.create_project("Shapes", classification_type="Multilabel")
+    assert project.settings.classification_type == "Multilabel"
+    circle = trainer.create_tag(project.id, "circle")
+    square = trainer.create_tag(project.id, "square")
+    negative = trainer.create_tag(project.id, "Negative", type="Negative")
+    assert negative.type == "Negative"
+    entries = []
+    for i in range(5):
+        entries.append(ImageFileCreateEntry(name=f"c{i}", contents=shape_image(True, False, i), tag_ids=[circle.id]))
+        entries.append(ImageFileCreateEntry(name=f"s{i}", contents=shape_image(False, True, 10 + i),
+                                            tag_ids=[square.id]))
+        entries.append(ImageFileCreateEntry(name=f"b{i}", contents=shape_image(True, True, 20 + i),
+                                            tag_ids=[circle.id, square.id]))
+        entries.append(ImageFileCreateEntry(name=f"n{i}", contents=shape_image(False, False, 30 + i),
+                                            tag_ids=[negative.id]))
+    entries.append(ImageFileCreateEntry(name="mixed", contents=shape_image(True, False, 99),
+                                        tag_ids=[negative.id, circle.id]))
+    up = trainer.create_images_from_files(project.id, ImageFileCreateBatch(images=entries))
+    assert [i.status for i in up.images].count("OK") == 20
+    assert up.images[-1].status == "ErrorNegativeAndRegularTagOnSameImage"
+    it = wait_trained(trainer, project.id, trainer.train_project(project.id))
+    assert it.status == "Completed" and it.classification_type == "Multilabel"
+    trainer.publish_iteration(project.id, it.id, "shapes", service.prediction_resource_id)
+    res = predictor.classify_image(project.id, "shapes", shape_image(True, True, 77))
+    probs = {x.tag_name: x.probability for x in res.predictions}
+    assert set(probs) == {"circle", "square", "Negative"}
+    assert {x.tag_type for x in res.predictions if x.tag_name == "Negative"} == {"Negative"}
+    perf = trainer.get_iteration_performance(project.id, it.id, threshold=0.5)
+    assert {t.name for t in perf.per_tag_performance} >= {"circle", "square"}
+    trainer.unpublish_iteration(project.id, it.id)
+    trainer.delete_project(project.id)
+    with pytest.raises(CustomVisionErrorException) as e:
+        trainer.get_project(project.id)
+    assert e.value.error.code == "NotFoundProject"
+
+
+# ---- object detection -----------------------------------------------------------------------------------------
+def test_object_detection_flow(trainer, predictor, service, image_host):
+    d = domain(trainer, "ObjectDetection", "General (compact)")
+    project = trainer.create_project("Parts", domain_id=d.id)
+    part = trainer.create_tag(project.id, "part")
+    entries, boxes = [], {}
+    for i in range(15):
+        data, (l, t, w, h) = box_image(i)
+        entries.append(ImageFileCreateEntry(name=f"p{i}.jpg", contents=data,
+                                            regions=[Region(tag_id=part.id, left=l, top=t, width=w, height=h)]))
+    up = trainer.create_images_from_files(project.id, ImageFileCreateBatch(images=entries))
+    assert up.is_batch_successful and up.images[0].image.regions[0].tag_name == "part"
+    it = trainer.train_project(project.id)
+    with pytest.raises(CustomVisionErrorException) as busy:  # a second train while the first runs
+        trainer.train_project(project.id, force_train=True)
+    assert busy.value.error.code == "BadRequestTrainingAlreadyInProgress"
+    extra, _ = box_image(500)
+    during = trainer.create_images_from_data(project.id, extra)  # uploads while training are fine
+    assert during.is_batch_successful
+    it = wait_trained(trainer, project.id, it)
+    assert it.status == "Completed", it.training_error_details
+    p50 = trainer.get_iteration_performance(project.id, it.id, threshold=0.5, overlap_threshold=0.5)
+    p10 = trainer.get_iteration_performance(project.id, it.id, threshold=0.1, overlap_threshold=0.3)
+    assert p50.average_precision is not None and 0.0 <= p50.average_precision <= 1.0
+    assert p10.recall >= p50.recall
+    trainer.publish_iteration(project.id, it.id, "parts", service.prediction_resource_id)
+    data, _ = box_image(321)
+    res = predictor.detect_image(project.id, "parts", data)
+    assert res.predictions, "a detector answers with boxes"
+    box = res.predictions[0].bounding_box
+    assert 0.0 <= box.left <= 1.0 and 0.0 < box.width <= 1.0 and res.predictions[0].tag_name == "part"
+    image_host.files["/part.jpg"] = data
+    by_url = predictor.detect_image_url_with_no_store(project.id, "parts", url=image_host.url("/part.jpg"))
+    assert [round(x.probability, 4) for x in by_url.predictions] == [round(x.probability, 4) for x in res.predictions]
+    with pytest.raises(PredictionError) as wrong:
+        predictor.classify_image(project.id, "parts", data)
+    assert wrong.value.error.code == "BadRequestUnsupportedDomain"
