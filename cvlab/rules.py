@@ -39,6 +39,11 @@ EXPORT_FLAVORS = {  # swagger: flavor validity per platform (None = no flavor)
     "VAIDK": (None,),
     "OpenVino": (None,),
 }
+# cvlab's extra flavors (quantised variants; not Azure values, documented as cvlab extensions in export/)
+EXPORT_FLAVORS_CVLAB = {
+    "ONNX": ("OnnxInt8",),
+    "TensorFlow": ("TensorFlowLiteFloat16", "TensorFlowLiteInt8"),
+}
 EXPORT_STATUSES = ("Exporting", "Failed", "Done")
 IMAGE_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP")  # Azure: jpg, png, bmp, gif; cvlab also takes WebP
 
@@ -287,8 +292,9 @@ def check_export_platforms(platforms: Any) -> list[str]:
 
 def check_export_flavor(platform: str, flavor: str | None) -> None:
     check_choice(platform, EXPORT_PLATFORMS, "Export platform", "BadRequestExportValidationFailed")
-    if flavor not in EXPORT_FLAVORS[platform]:
-        allowed = [f for f in EXPORT_FLAVORS[platform] if f]
+    allowed_all = EXPORT_FLAVORS[platform] + EXPORT_FLAVORS_CVLAB.get(platform, ())
+    if flavor not in allowed_all:
+        allowed = [f for f in allowed_all if f]
         raise CvlabError("BadRequestExportValidationFailed",
                          f"Flavor {flavor!r} does not exist for platform {platform}: "
                          + (f"use one of {', '.join(allowed)} or none." if allowed else "omit the flavor."))

@@ -1254,7 +1254,8 @@ class Workspace:
             ok = True
             for t in tags:
                 tid = _guid(t.get("id", t.get("tag_id")), "Tag id")
-                lo, hi = float(t.get("min_threshold", 0.0) or 0.0), float(t.get("max_threshold", 1.0) or 1.0)
+                lo, hi = t.get("min_threshold"), t.get("max_threshold")
+                lo, hi = float(0.0 if lo is None else lo), float(1.0 if hi is None else hi)
                 probs = [x.get("probability", 0.0) for x in sp.predictions if x.get("tag_id") == tid]
                 if not any(lo <= pr <= hi for pr in probs):
                     ok = False
