@@ -95,3 +95,15 @@ def test_console_script_entry_point():
         pytest.skip("cvlab console script not installed in this environment")
     out = subprocess.run([exe, "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and "cvlab" in out.stdout
+
+
+def test_find_notebooks_in_the_checkout(tmp_path):
+    from pathlib import Path
+
+    from cvlab import CvlabError, lab
+    repo_nb = Path(lab.__file__).resolve().parent.parent / "notebooks"
+    if repo_nb.is_dir():
+        assert lab.find_notebooks() == repo_nb
+    else:
+        with pytest.raises(CvlabError):
+            lab.find_notebooks(tmp_path)

@@ -94,3 +94,22 @@ def test_guids_names_metadata_and_export_flavors():
     with pytest.raises(CvlabError) as e:
         rules.check_export_flavor("ONNX", "TensorFlowLite")
     assert "ONNX10" in e.value.message
+
+
+def test_every_code_and_status_is_one_the_sdk_knows():
+    """Codes raised by the core and batch statuses must be values of the SDK 3.1.1 enums, spelled exactly."""
+    import re
+    from pathlib import Path
+
+    from azure.cognitiveservices.vision.customvision.training import models as m
+
+    codes = {c.value for c in m.CustomVisionErrorCodes}
+    statuses = {s.value for s in m.ImageCreateStatus}
+    assert set(rules.IMAGE_CREATE_STATUSES) == statuses
+    root = Path(rules.__file__).parent
+    pattern = re.compile(r'"((?:BadRequest|NotFound|Forbidden|Conflict|Error|Unsupported)[A-Za-z]*)"')
+    used = set()
+    for name in ("rules.py", "workspace.py", "images.py", "domains.py", "model.py"):
+        used |= set(pattern.findall((root / name).read_text()))
+    used |= {lim.code for lim in rules.LIMITS.values() if lim.code} | {r.code for r in rules.TAG_RULES.values()}
+    assert used - codes - statuses == set()

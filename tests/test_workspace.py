@@ -436,3 +436,18 @@ def test_project_convenience_methods(ws, jpeg_bytes):
     with pytest.raises(CvlabError) as e:
         p.performance()
     assert code_of(e) == "NotFoundIteration"
+
+
+def test_schema_version_newer_than_code_is_refused(tmp_path):
+    ws = Workspace(tmp_path / "w")
+    ws.create_project("kept")
+    ws.close()
+    conn = sqlite3.connect(tmp_path / "w" / "cvlab.db")
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(CvlabError) as e:
+        Workspace(tmp_path / "w")
+    assert code_of(e) == "BadRequestNotSupported" and "Upgrade cvlab" in e.value.message
+    conn = sqlite3.connect(tmp_path / "w" / "cvlab.db")
+    assert conn.execute("SELECT name FROM projects").fetchall() == [("kept",)]  # nothing lost
+    conn.close()
