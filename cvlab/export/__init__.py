@@ -1,0 +1,225 @@
+"""Export an iteration as Azure does: ONNX, TensorFlow Lite or a Docker container app, as a zip holding
+`cvexport.manifest`, `labels.txt` and `metadata_properties.json` beside the model.
+
+Jobs run like Azure's: `export_iteration` records an export in `Exporting`, builds it (in a thread when
+`background=True`), and ends `Done` with a download token or `Failed` with the reason. Only iterations of
+compact domains export. The REST service serves `export_file(ws, token)` at the export's `downloadUri`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import shutil
+import tempfile
+import threading
+import zipfile
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+
+from cvlab.errors import CvlabError
+
+# platform -> {flavor: (builder, quantization)}; None is the flavor Azure uses when none is given.
+FLAVORS: dict[str, dict[str | None, tuple[str, str | None]]] = {
+    "ONNX": {None: ("onnx", None), "ONNX10": ("onnx", None), "ONNX12": ("onnx", None),
+             "OnnxInt8": ("onnx", "int8")},
+    "TensorFlow": {"TensorFlowLite": ("tflite", None), "TensorFlowLiteFloat16": ("tflite", "fp16"),
+                   "TensorFlowLiteInt8": ("tflite", "int8")},
+    "DockerFile": {None: ("docker", None), "Linux": ("docker", None), "ARM": ("docker", None)},
+}
+# What Azure offers that cvlab cannot build offline, and what to use instead.
+NOT_OFFERED = {
+    "CoreML": "CoreML export needs Apple's tool chain; export ONNX or TensorFlow (TensorFlowLite) instead.",
+    "VAIDK": "The Vision AI Dev Kit is retired; export ONNX or TensorFlow (TensorFlowLite) instead.",
+    "OpenVino": "OpenVINO export is not available offline; export ONNX (OpenVINO reads ONNX) instead.",
+    ("TensorFlow", None): "cvlab builds TensorFlow Lite, not a frozen graph: use flavor TensorFlowLite.",
+    ("TensorFlow", "TensorFlowNormal"): "cvlab builds TensorFlow Lite, not a frozen graph: use flavor TensorFlowLite.",
+    ("DockerFile", "Windows"): "Windows containers are not built offline: use flavor Linux or ARM.",
+}
+EXPORTER_VERSION = "2.2"
+_jobs: dict[str, threading.Thread] = {}
+
+
+def export_iteration(ws, project_id: str, iteration_id: str, platform: str, flavor: str | None = None,
+                     background: bool = False):
+    """Start (or, when it already exists, return) the export of an iteration; returns the Export record.
+
+    The workspace checks Azure's rules (trained, compact domain, known platform/flavor, not already running);
+    this adds what cvlab cannot build offline."""
+    builder = _builder(platform, flavor)
+    project = ws.get_project(project_id)
+    iteration = ws.get_iteration(project_id, iteration_id)
+    for existing in ws.get_exports(project_id, iteration.id):
+        if existing.platform == platform and existing.flavor == flavor and existing.status == "Done":
+            return existing
+    record = ws.create_export(project_id, iteration.id, platform, flavor)
+    job = threading.Thread(target=_run, args=(ws, project, iteration, record, builder), daemon=True,
+                           name=f"export-{record.id}")
+    if background:
+        _jobs[record.id] = job
+        job.start()
+        return record
+    job.run()
+    return ws.get_export(record.id)
+
+
+def get_exports(ws, project_id: str, iteration_id: str):
+    """The iteration's exports (Exporting, Done or Failed)."""
+    ws.get_iteration(project_id, iteration_id)
+    return ws.get_exports(project_id, iteration_id)
+
+
+def wait(ws, export_id: str, timeout: float = 600.0):
+    """Block until a background export ends; returns its record."""
+    job = _jobs.get(export_id)
+    if job is not None:
+        job.join(timeout)
+    return ws.get_export(export_id)
+
+
+def export_file(ws, token: str) -> Path:
+    """The zip behind a download token (tokens are random; unknown or malformed ones are NotFound)."""
+    if not token or not all(c.isalnum() or c in "-_" for c in token):
+        raise CvlabError("NotFound", "Unknown export download link.")
+    path = Path(ws.path) / "exports" / f"{token}.zip"
+    if not path.is_file():
+        raise CvlabError("NotFound", "Unknown or expired export download link; export the iteration again.")
+    return path
+
+
+def _builder(platform: str, flavor: str | None) -> tuple[str, str | None]:
+    """How to build a platform/flavor pair; Azure pairs cvlab cannot build offline say what to use instead."""
+    from cvlab import rules
+
+    rules.check_export_flavor(platform, flavor)
+    reason = NOT_OFFERED.get(platform) or NOT_OFFERED.get((platform, flavor))
+    if reason:
+        raise CvlabError("BadRequestNotSupported", reason)
+    return FLAVORS[platform][flavor]
+
+
+def _run(ws, project, iteration, record, builder) -> None:
+    try:
+        token = secrets.token_urlsafe(24)
+        exports_dir = Path(ws.path) / "exports"
+        exports_dir.mkdir(exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=exports_dir) as tmp:
+            folder = Path(tmp) / "export"
+            build(ws, project, iteration, record.platform, record.flavor, folder, builder)
+            part = Path(tmp) / "export.zip"
+            with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as zf:
+                for path in sorted(folder.rglob("*")):
+                    if path.is_file():
+                        zf.write(path, path.relative_to(folder).as_posix())
+            part.replace(exports_dir / f"{token}.zip")  # atomic: a link never points at half a zip
+        ws.update_export(record.id, status="Done", download_uri=f"exports/{token}.zip",
+                         path=f"exports/{token}.zip")
+    except Exception as exc:  # noqa: BLE001 - the job records why it failed, as Azure's Failed status does
+        ws.update_export(record.id, status="Failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def build(ws, project, iteration, platform: str, flavor: str | None, folder: Path,
+          builder: tuple[str, str | None] | None = None) -> Path:
+    """Write the export's files into `folder` (the zip's content); returns the model file."""
+    from cvlab.export import convert
+    from cvlab.predict import Predictor
+
+    kind, quantization = builder or _builder(platform, flavor)
+    predictor = Predictor.load(ws, iteration.id, backend="torch")
+    labels = [t["name"] for t in predictor.tags]
+    size = predictor.preprocessing.size
+    target = folder / "app" if kind == "docker" else folder
+    target.mkdir(parents=True, exist_ok=True)
+    calibration = _calibration(ws, project.id, predictor) if quantization == "int8" else None
+    if kind == "onnx":
+        model = target / "model.onnx"
+        convert.to_onnx(predictor.module, predictor.project_type, size, labels, model)
+        if quantization == "int8":
+            fp32 = target / "model.fp32.onnx"
+            model.replace(fp32)
+            convert.quantize_onnx(fp32, model, calibration)
+            fp32.unlink()
+        _copy_template("onnx", folder)
+        pixel = "Rgb8"
+    else:
+        model = _cached_tflite(ws, iteration.id, predictor, quantization, calibration, target / "model.tflite")
+        pixel = "Bgr8"
+        if kind == "docker":
+            _copy_template("docker", folder)
+            if flavor == "ARM":
+                dockerfile = folder / "Dockerfile"
+                dockerfile.write_text(dockerfile.read_text().replace(
+                    "FROM python:3.11-slim-bookworm", "FROM --platform=linux/arm64 python:3.11-slim-bookworm"))
+    (target / "labels.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
+    metadata = _metadata(predictor, pixel, "NHWC" if kind != "onnx" else "NCHW", quantization)
+    (target / "metadata_properties.json").write_text(json.dumps(metadata, indent=2), encoding="utf-8")
+    manifest = {
+        "DomainType": predictor.project_type, "Platform": platform, "Flavor": flavor,
+        "ExporterVersion": EXPORTER_VERSION,
+        "ExportedDate": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "IterationId": iteration.id, "ProjectId": project.id, "ModelFileName": model.name,
+        "LabelFileName": "labels.txt", "MetadataPropsFileName": "metadata_properties.json",
+        "ModelFileSHA1": hashlib.sha1(model.read_bytes()).hexdigest(), "SchemaVersion": "1.0",
+    }
+    (target / "cvexport.manifest").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return model
+
+
+def _cached_tflite(ws, iteration_id, predictor, quantization, calibration, dest: Path) -> Path:
+    """TFLite conversion takes ~20 s: convert once per iteration and variant, reuse for the Docker app."""
+    from cvlab.export import convert
+
+    cache = Path(ws.iteration_dir(iteration_id)) / f"export-{quantization or 'float'}.tflite"
+    if not cache.exists():
+        part = cache.with_name(f"{cache.name}.{threading.get_ident()}.tmp.tflite")
+        convert.to_tflite(predictor.module, predictor.preprocessing.size, part, quantization, calibration)
+        part.replace(cache)
+    shutil.copyfile(cache, dest)
+    return dest
+
+
+def _metadata(predictor, pixel: str, layout: str, quantization: str | None) -> dict[str, str]:
+    """metadata_properties.json, telling the truth about what the model expects (unlike some Azure exports)."""
+    p = predictor.preprocessing
+    if predictor.project_type == "ObjectDetection":
+        method = "ObjectDetection.S1 (decoding and NMS inside the model)"
+    elif predictor.classification_type == "Multilabel":
+        method = "ClassificationMultiLabel"
+    else:
+        method = "ClassificationMultiClass"
+    return {
+        "CustomVision.Metadata.Version": "1.2",
+        "CustomVision.Postprocess.Method": method,
+        "CustomVision.Preprocess.CropMethod": "NoCrop",
+        "CustomVision.Preprocess.CropWidth": "0", "CustomVision.Preprocess.CropHeight": "0",
+        "CustomVision.Preprocess.ResizeMethod": "Stretch",
+        "CustomVision.Preprocess.ResizeInterpolation": "Bilinear",
+        "CustomVision.Preprocess.TargetWidth": str(p.size), "CustomVision.Preprocess.TargetHeight": str(p.size),
+        "CustomVision.Preprocess.NormalizeMean": "[0.0,0.0,0.0]",
+        "CustomVision.Preprocess.NormalizeStd": "[1.0,1.0,1.0]",
+        "Image.BitmapPixelFormat": pixel, "Image.ColorSpaceGamma": "SRGB",
+        "Image.NominalPixelRange": "NominalRange_0_255",
+        "cvlab.InputLayout": layout,
+        "cvlab.Quantization": quantization or "none",
+        "cvlab.Note": "ImageNet mean/std normalisation is inside the model: feed raw pixels.",
+        "cvlab.Tags": json.dumps([{"id": t["id"], "name": t["name"], "type": t.get("type", "Regular")}
+                                  for t in predictor.tags]),
+    }
+
+
+def _calibration(ws, project_id: str, predictor, count: int = 16):
+    """Calibration batch for static int8: the project's own images, preprocessed like predictions."""
+    import numpy as np
+
+    images = ws.get_images(project_id, tagging_status="Tagged", take=count)
+    if not images:
+        raise CvlabError("BadRequestExportValidationFailed", "Int8 export calibrates on the project's tagged images; "
+                         "the project has none.")
+    return np.stack([predictor.preprocessing.array(ws.open_image(im)) for im in images])
+
+
+def _copy_template(name: str, folder: Path) -> None:
+    source = resources.files("cvlab.export") / "templates" / name
+    with resources.as_file(source) as src:
+        shutil.copytree(src, folder, dirs_exist_ok=True)

@@ -1,0 +1,49 @@
+"""`cvlab export`: the Training API's export_iteration from a terminal, writing the zip where you say."""
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workspace", help="workspace folder (default: $CVLAB_WORKSPACE or ./workspace)")
+    parser.add_argument("--project", required=True, help="project name or id")
+    parser.add_argument("--iteration", help="iteration name or id (default: the newest completed one)")
+    parser.add_argument("--platform", required=True, help="ONNX | TensorFlow | DockerFile")
+    parser.add_argument("--flavor", help="e.g. TensorFlowLite, TensorFlowLiteFloat16, OnnxInt8, Linux, ARM")
+    parser.add_argument("--out", default=".", help="folder to write the zip to")
+
+
+def run(args: argparse.Namespace) -> int:
+    import cvlab
+    from cvlab.errors import CvlabError
+    from cvlab.export import export_file, export_iteration
+
+    ws = cvlab.open_workspace(args.workspace)
+    project = ws.find_project(args.project)
+    if project is None:
+        try:
+            project = ws.get_project(args.project)
+        except CvlabError:
+            raise CvlabError("NotFoundProject", f"No project named or with id {args.project!r}; "
+                             "list them with ws.get_projects().") from None
+    iterations = [i for i in ws.get_iterations(project.id) if i.status == "Completed"]
+    if args.iteration:
+        iterations = [i for i in ws.get_iterations(project.id) if args.iteration in (i.id, i.name)]
+    if not iterations:
+        raise CvlabError("NotFoundIteration", f"Project '{project.name}' has no such trained iteration; "
+                         "train one with `cvlab train` first.")
+    iteration = max(iterations, key=lambda i: i.created)
+    flavor = args.flavor or ("TensorFlowLite" if args.platform == "TensorFlow" else None)
+    record = export_iteration(ws, project.id, iteration.id, args.platform, flavor)
+    if record.status != "Done":
+        print(f"Export failed: {record.error}")
+        return 1
+    token = Path(record.path).stem
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"{project.name}.{iteration.name}.{args.platform}{'.' + flavor if flavor else ''}.zip".replace(" ", "_")
+    shutil.copyfile(export_file(ws, token), out / name)
+    print(f"Exported {project.name} / {iteration.name} as {args.platform} {flavor or ''} -> {out / name}")
+    return 0

@@ -1,0 +1,282 @@
+"""Exports: Azure-shaped zips, every error case, and parity of ONNX / TFLite / the container app with the
+in-process Predictor that the endpoint uses."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image, ImageDraw
+
+from cvlab.domains import find_domain
+from cvlab.errors import CvlabError
+from cvlab.export import convert, export_file, export_iteration, get_exports, wait
+from cvlab.workspace import ImageEntry, Workspace
+
+pytestmark = pytest.mark.slow
+
+
+def shape_jpeg(kind: str, seed: int, size: int = 96) -> bytes:
+    """Red discs vs blue squares on random backgrounds: learnable from a handful of images."""
+    r = random.Random(seed)
+    image = Image.new("RGB", (size, size), tuple(r.randrange(256) for _ in range(3)))
+    draw = ImageDraw.Draw(image)
+    x, y, s = r.randrange(5, size // 2), r.randrange(5, size // 2), r.randrange(size // 4, size // 2)
+    if kind == "round":
+        draw.ellipse([x, y, x + s, y + s], fill=(230, 30, 30))
+    else:
+        draw.rectangle([x, y, x + s, y + s], fill=(30, 30, 230))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from cvlab.training import train_project
+
+    ws = Workspace(tmp_path_factory.mktemp("export-ws"))
+    domain = find_domain("General (compact)", "Classification")
+    project = ws.create_project("Shapes", domain_id=domain.id, classification_type="Multiclass")
+    tags = {k: ws.create_tag(project.id, k) for k in ("round", "square")}
+    entries = [ImageEntry(data=shape_jpeg(k, 100 * j + i), name=f"{k}{i}.jpg", tag_ids=[tags[k].id])
+               for j, k in enumerate(tags) for i in range(6)]
+    assert ws.create_images(project.id, entries).is_batch_successful
+    iteration = train_project(ws, project.id, seed=0)
+    assert iteration.status == "Completed", iteration.training_error_details
+    images = [shape_jpeg(k, 10_000 + i) for i in range(4) for k in tags]
+    return ws, project, iteration, images
+
+
+def unzip(ws, record, tmp_path) -> Path:
+    assert record.status == "Done", record.error
+    folder = tmp_path / record.platform
+    with zipfile.ZipFile(export_file(ws, Path(record.path).stem)) as zf:
+        zf.extractall(folder)
+    return folder
+
+
+def reference(ws, iteration, images):
+    from cvlab.predict import Predictor
+
+    predictor = Predictor.load(ws, iteration.id, backend="torch")
+    batch = np.stack([predictor.preprocessing.array(Image.open(io.BytesIO(b)).convert("RGB")) for b in images])
+    return predictor, batch, predictor.module(__import__("torch").from_numpy(batch)).detach().numpy()
+
+
+def check_manifest(folder: Path, platform: str, model_name: str, labels: list[str]):
+    manifest = json.loads((folder / "cvexport.manifest").read_text())
+    for key in ("DomainType", "Platform", "Flavor", "ExporterVersion", "ExportedDate", "IterationId",
+                "ModelFileName", "LabelFileName", "MetadataPropsFileName", "ModelFileSHA1", "SchemaVersion"):
+        assert key in manifest, key
+    assert manifest["Platform"] == platform and manifest["ModelFileName"] == model_name
+    assert manifest["ModelFileSHA1"] == hashlib.sha1((folder / model_name).read_bytes()).hexdigest()
+    assert (folder / "labels.txt").read_text().split() == labels
+    return manifest, json.loads((folder / "metadata_properties.json").read_text())
+
+
+def test_onnx_export_matches_azure_shape_and_predictor(trained, tmp_path):
+    import onnx
+
+    ws, project, iteration, images = trained
+    record = export_iteration(ws, project.id, iteration.id, "ONNX")
+    folder = unzip(ws, record, tmp_path)
+    predictor, batch, expected = reference(ws, iteration, images)
+    labels = [t["name"] for t in predictor.tags]
+    manifest, meta = check_manifest(folder, "ONNX", "model.onnx", labels)
+    assert manifest["DomainType"] == "Classification"
+    assert meta["Image.BitmapPixelFormat"] == "Rgb8" and meta["Image.NominalPixelRange"] == "NominalRange_0_255"
+    assert meta["CustomVision.Preprocess.TargetWidth"] == str(predictor.preprocessing.size)
+    model = onnx.load(str(folder / "model.onnx"))
+    onnx.checker.check_model(model)
+    props = {p.key: p.value for p in model.metadata_props}
+    assert props["Image.BitmapPixelFormat"] == "Rgb8"
+    assert [i.name for i in model.graph.input] == ["data"] and [o.name for o in model.graph.output] == ["model_output"]
+    got = convert.OnnxRunner(folder / "model.onnx")(batch)[0]
+    assert np.abs(got - expected).max() <= 1e-4
+    assert (got.argmax(1) == expected.argmax(1)).all()
+    # the sample script in the zip runs as a learner would run it
+    image_path = tmp_path / "probe.jpg"
+    image_path.write_bytes(images[0])
+    out = subprocess.run([sys.executable, str(folder / "python" / "onnxruntime_predict.py"), str(folder / "model.onnx"),
+                          str(folder / "labels.txt"), str(image_path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0].startswith(labels[int(expected[0].argmax())] + ":")
+    # exporting the same platform again returns the finished export instead of rebuilding it
+    assert export_iteration(ws, project.id, iteration.id, "ONNX").id == record.id
+    assert [e.status for e in get_exports(ws, project.id, iteration.id)] == ["Done"]
+
+
+def test_tflite_export_nhwc_bgr_and_parity(trained, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    ws, project, iteration, images = trained
+    record = export_iteration(ws, project.id, iteration.id, "TensorFlow", "TensorFlowLite", background=True)
+    assert record.status == "Exporting"
+    record = wait(ws, record.id)
+    folder = unzip(ws, record, tmp_path)
+    predictor, batch, expected = reference(ws, iteration, images)
+    _, meta = check_manifest(folder, "TensorFlow", "model.tflite", [t["name"] for t in predictor.tags])
+    assert meta["Image.BitmapPixelFormat"] == "Bgr8" and meta["cvlab.InputLayout"] == "NHWC"
+    interpreter = Interpreter(model_path=str(folder / "model.tflite"))
+    shape = interpreter.get_input_details()[0]["shape"].tolist()
+    assert shape == [1, predictor.preprocessing.size, predictor.preprocessing.size, 3]
+    got = convert.TFLiteRunner(folder / "model.tflite")(batch)[0]
+    assert np.abs(got - expected).max() <= 1e-3
+    assert np.allclose(got.sum(1), 1.0, atol=1e-4)  # softmax probabilities, as Azure's model_outputs
+    assert (got.argmax(1) == expected.argmax(1)).all()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _ImageServer(BaseHTTPRequestHandler):
+    payload = b""
+
+    def do_GET(self):  # noqa: N802 - http.server API
+        self.send_response(200)
+        self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Content-Length", str(len(self.payload)))
+        self.end_headers()
+        self.wfile.write(self.payload)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_docker_app_serves_container_routes_with_parity(trained, tmp_path):
+    ws, project, iteration, images = trained
+    record = export_iteration(ws, project.id, iteration.id, "DockerFile", "Linux")
+    folder = unzip(ws, record, tmp_path)
+    names = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    for expected_file in ("Dockerfile", "README.txt", "app/app.py", "app/predict.py", "app/requirements.txt",
+                          "app/model.tflite", "app/labels.txt", "app/metadata_properties.json",
+                          "app/cvexport.manifest", "deploy/kubernetes.yaml", "deploy/iotedge.deployment.json"):
+        assert expected_file in names, expected_file
+    dockerfile = (folder / "Dockerfile").read_text()
+    assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
+    assert "COPY app/ /app/" in dockerfile and 'CMD ["python", "-u", "app.py"]' in dockerfile
+    requirements = (folder / "app" / "requirements.txt").read_text()
+    assert "tflite-runtime" not in requirements and "ai-edge-litert" in requirements
+    json.loads((folder / "deploy" / "iotedge.deployment.json").read_text())
+
+    port = free_port()
+    env = dict(os.environ, PORT=str(port), HOST="127.0.0.1")
+    server = subprocess.Popen([sys.executable, "app.py"], cwd=folder / "app", env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if requests.get(base + "/", timeout=1).text == "CustomVision.ai model host harness":
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("container app did not start: " + server.stdout.read1().decode(errors="replace"))
+        predictor, batch, expected = reference(ws, iteration, images)
+        for i, data in enumerate(images):
+            route = "/image" if i % 2 else f"/{project.id}/classify/iterations/Iteration1/image"
+            reply = requests.post(base + route, files={"imageData": ("x.jpg", data)}, timeout=30)
+            assert reply.status_code == 200, reply.text
+            body = reply.json()
+            assert set(body) >= {"id", "project", "iteration", "created", "predictions"}
+            by_name = {p["tagName"]: p["probability"] for p in body["predictions"]}
+            for j, tag in enumerate(predictor.tags):
+                assert abs(by_name[tag["name"]] - expected[i][j]) <= 1e-3
+            assert body["predictions"][0]["tagName"] == predictor.tags[int(expected[i].argmax())]["name"]
+            assert body["predictions"][0]["tagId"] == predictor.tags[int(expected[i].argmax())]["id"]
+        raw = requests.post(base + "/image", data=images[0], headers={"Content-Type": "application/octet-stream"})
+        assert raw.status_code == 200 and raw.json()["predictions"]
+        corrupt = requests.post(base + "/image", data=b"not an image")
+        assert corrupt.status_code == 400 and corrupt.json()["code"] == "BadRequestImageFormat"
+        huge = requests.post(base + "/image", data=b"\0" * (5 * 1024 * 1024))
+        assert huge.status_code in (400, 413) and huge.json()["code"] == "BadRequestImageSizeBytes"
+        bad_url = requests.post(base + "/url", json={"url": "file:///etc/passwd"})
+        assert bad_url.status_code == 400 and bad_url.json()["code"] == "BadRequestImageUrl"
+        _ImageServer.payload = images[1]
+        images_server = ThreadingHTTPServer(("127.0.0.1", 0), _ImageServer)
+        threading.Thread(target=images_server.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{images_server.server_port}/a.jpg"
+            by_url = requests.post(base + f"/{project.id}/classify/iterations/Iteration1/url", json={"url": url})
+            assert by_url.status_code == 200
+            assert by_url.json()["predictions"][0]["tagName"] == predictor.tags[int(expected[1].argmax())]["name"]
+        finally:
+            images_server.shutdown()
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_int8_onnx_is_smaller_and_keeps_top_tag(trained, tmp_path):
+    ws, project, iteration, images = trained
+    record = export_iteration(ws, project.id, iteration.id, "ONNX", "OnnxInt8")
+    folder = unzip(ws, record, tmp_path)
+    fp32 = export_iteration(ws, project.id, iteration.id, "ONNX")
+    fp32_size = zipfile.ZipFile(export_file(ws, Path(fp32.path).stem)).getinfo("model.onnx").file_size
+    assert (folder / "model.onnx").stat().st_size < 0.5 * fp32_size
+    _, batch, expected = reference(ws, iteration, images)
+    got = convert.OnnxRunner(folder / "model.onnx")(batch)[0]
+    assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.75  # int8 is lossy; the benchmark reports by how much
+
+
+def test_export_errors_carry_azure_codes(trained):
+    ws, project, iteration, _ = trained
+    cases = [
+        (("CoreML", None), "BadRequestNotSupported"),
+        (("TensorFlow", "TensorFlowNormal"), "BadRequestNotSupported"),
+        (("DockerFile", "Windows"), "BadRequestNotSupported"),
+        (("Caffe", None), "BadRequestExportValidationFailed"),
+        (("ONNX", "TensorFlowLite"), "BadRequestExportValidationFailed"),
+    ]
+    for (platform, flavor), code in cases:
+        with pytest.raises(CvlabError) as err:
+            export_iteration(ws, project.id, iteration.id, platform, flavor)
+        assert err.value.code == code, (platform, flavor)
+        assert err.value.message
+    # non-compact domain
+    general = find_domain("General", "Classification")
+    other = ws.create_project("Not compact", domain_id=general.id)
+    it = ws.create_iteration(other.id, domain_id=general.id)
+    ws.update_iteration(other.id, it.id, status="Completed")
+    with pytest.raises(CvlabError) as err:
+        export_iteration(ws, other.id, it.id, "ONNX")
+    assert err.value.code == "BadRequestExportValidationFailed" and "compact" in err.value.message
+    # still training, then failed
+    compact = ws.create_project("Compact, untrained", domain_id=find_domain("General (compact)", "Classification").id)
+    busy = ws.create_iteration(compact.id)
+    with pytest.raises(CvlabError) as err:
+        export_iteration(ws, compact.id, busy.id, "ONNX")
+    assert err.value.code == "BadRequestExportWhileTraining"
+    ws.update_iteration(compact.id, busy.id, status="Failed", training_error_details="Cancelled")
+    with pytest.raises(CvlabError) as err:
+        export_iteration(ws, compact.id, busy.id, "ONNX")
+    assert err.value.code == "BadRequestIterationIsNotTrained"
+    with pytest.raises(CvlabError) as err:
+        export_file(ws, "../../etc/passwd")
+    assert err.value.code == "NotFound"
+
+
+def test_export_already_in_progress(trained):
+    ws, project, iteration, _ = trained
+    ws.create_export(project.id, iteration.id, "TensorFlow", "TensorFlowLiteFloat16")  # a job that is running
+    with pytest.raises(CvlabError) as err:
+        export_iteration(ws, project.id, iteration.id, "TensorFlow", "TensorFlowLiteFloat16")
+    assert err.value.code == "BadRequestExportAlreadyInProgress"
