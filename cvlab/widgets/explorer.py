@@ -1,0 +1,163 @@
+"""Threshold explorer: sliders for the probability (and, for detection, overlap) threshold that update the
+Performance numbers and the plots live, as on Azure's Performance page.
+
+Everything expensive happens once: the evaluation is parsed into arrays, APs and matchings are cached per overlap
+threshold (``cvlab.performance.Evaluation``) and the figure is built once. A probability move recounts sorted
+arrays, moves the operating-point markers and the threshold line, and re-renders one small PNG
+(``benchmarks/explorer.py`` measures it: well under 200 ms for 1,000 predictions).
+"""
+from __future__ import annotations
+
+import html
+import io
+import time
+
+import ipywidgets as w
+
+from cvlab import views
+from cvlab.metrics import Undefined, is_defined
+from cvlab.performance import Evaluation, IterationPerformance, load_evaluation_dict
+
+SPLIT_LABELS = {"cv": "self-test (cross-validation)", "holdout": "held-out images"}
+
+
+def _cell(value, pct: bool = True) -> str:
+    if isinstance(value, Undefined):
+        return f'<td title="{html.escape(value.reason)}" style="color:#888">n/a</td>'
+    return f"<td>{value:.1%}</td>" if pct else f"<td>{value}</td>"
+
+
+def _std(value) -> str:
+    return f' <span style="color:#888">±{value:.1%}</span>' if is_defined(value) else ""
+
+
+def performance_table(perf: IterationPerformance) -> str:
+    """HTML table of per-tag and overall P / R / F1 / AP and counts (n/a cells carry their reason)."""
+    head = "".join(f"<th>{h}</th>" for h in ("tag", "precision", "recall", "F1", "AP", "TP", "FP", "FN"))
+    rows = []
+    for t in perf.per_tag_performance:
+        rows.append(f"<tr><td>{html.escape(t.name)}</td>{_cell(t.precision)}{_cell(t.recall)}{_cell(t.f1)}"
+                    f"{_cell(t.average_precision)}{_cell(t.true_positives, False)}"
+                    f"{_cell(t.false_positives, False)}{_cell(t.false_negatives, False)}</tr>")
+    tp = sum(t.true_positives for t in perf.per_tag_performance)
+    fp = sum(t.false_positives for t in perf.per_tag_performance)
+    fn = sum(t.false_negatives for t in perf.per_tag_performance)
+    rows.append(f"<tr style='font-weight:bold'><td>overall</td>{_cell(perf.precision)}{_cell(perf.recall)}"
+                f"{_cell(perf.f1)}{_cell(perf.average_precision)}<td>{tp}</td><td>{fp}</td><td>{fn}</td></tr>")
+    ap_name = "mAP" if perf.project_type == "ObjectDetection" else "AP (mean over tags)"
+    summary = (f"<b>Precision</b> {_fmt(perf.precision)}{_std(perf.precision_std_deviation)} &nbsp; "
+               f"<b>Recall</b> {_fmt(perf.recall)}{_std(perf.recall_std_deviation)} &nbsp; "
+               f"<b>{ap_name}</b> {_fmt(perf.average_precision)}")
+    if perf.map_50_95 is not None:
+        summary += f" &nbsp; <b>mAP@[.5:.95]</b> {_fmt(perf.map_50_95)}"
+    settings = f"threshold {perf.threshold:.0%}" + (
+        f", overlap {perf.overlap_threshold:.0%}" if perf.overlap_threshold is not None else "")
+    return (f"<div>{summary}<br><small>{SPLIT_LABELS.get(perf.split, perf.split)}, {perf.image_count} images, "
+            f"{settings}</small></div><table class='cvlab-perf'><thead><tr>{head}</tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table>")
+
+
+def _fmt(value) -> str:
+    return f"{value:.1%}" if is_defined(value) else "n/a"
+
+
+class ThresholdExplorer:
+    """``ThresholdExplorer(evaluation)``: an ``evaluation.json`` dict or an ``Evaluation``; display it in a cell.
+
+    Widgets: ``threshold`` (and ``overlap`` for detection) FloatSliders, ``split`` toggle when held-out images
+    exist, ``table`` (HTML), ``plot`` (PNG Image). ``last_update_ms`` is the time the last move took.
+    """
+
+    def __init__(self, evaluation, split: str = "cv", threshold: float = 0.5, overlap_threshold: float = 0.5,
+                 dpi: int = 72):
+        self._doc = evaluation if isinstance(evaluation, dict) else None
+        self._evals: dict[str, Evaluation] = {}
+        if isinstance(evaluation, Evaluation):
+            self._evals[evaluation.split] = evaluation
+            split = evaluation.split
+        self.ev = self._evaluation(split)
+        self.dpi = dpi
+        self.last_update_ms = 0.0
+        self.threshold = w.FloatSlider(value=threshold, min=0.0, max=1.0, step=0.01, description="Probability",
+                                       readout_format=".0%", continuous_update=True,
+                                       layout=w.Layout(width="360px"))
+        self.overlap = None
+        if self.ev.is_detection:
+            self.overlap = w.FloatSlider(value=overlap_threshold, min=0.05, max=0.95, step=0.05,
+                                         description="Overlap", readout_format=".0%", continuous_update=True,
+                                         layout=w.Layout(width="360px"))
+        if self._doc is None:
+            options = [(SPLIT_LABELS.get(split, split), split)]
+        else:
+            options = [(SPLIT_LABELS["cv"], "cv")]
+            if any(r.get("split") == "holdout" for r in self._doc.get("records", [])):
+                options.append((SPLIT_LABELS["holdout"], "holdout"))
+        self.split = w.ToggleButtons(options=options, value=split, description="Measured on",
+                                     layout=w.Layout(display="" if len(options) > 1 else "none"))
+        self.table = w.HTML()
+        self.plot = w.Image(format="png")
+        self._build_figure()
+        self._refresh(redraw=True)
+        self.threshold.observe(lambda change: self._refresh(), names="value")
+        if self.overlap is not None:
+            self.overlap.observe(lambda change: self._refresh(redraw=True), names="value")
+        self.split.observe(self._on_split, names="value")
+        sliders = [self.threshold] + ([self.overlap] if self.overlap is not None else [])
+        self.widget = w.VBox([w.HBox(sliders), self.split, self.table, self.plot])
+
+    @classmethod
+    def for_iteration(cls, project, iteration=None, ws=None, **kwargs) -> "ThresholdExplorer":
+        """Explorer of a trained iteration (default: the latest), from a Project record, id or name."""
+        from cvlab.widgets._common import find_iteration, resolve
+
+        ws, p = resolve(project, ws)
+        it = find_iteration(ws, p.id, iteration)
+        return cls(load_evaluation_dict(ws, p.id, it.id), **kwargs)
+
+    def _evaluation(self, split: str) -> Evaluation:
+        if split not in self._evals:
+            self._evals[split] = Evaluation.from_dict(self._doc, split)
+        return self._evals[split]
+
+    @property
+    def overlap_value(self) -> float:
+        return self.overlap.value if self.overlap is not None else 0.5
+
+    def performance(self) -> IterationPerformance:
+        return self.ev.performance(self.threshold.value, self.overlap_value)
+
+    def _build_figure(self) -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        self.fig = Figure(figsize=(10, 3.8), dpi=self.dpi, layout="constrained")
+        FigureCanvasAgg(self.fig)
+        self.ax_pr, self.ax_sweep = self.fig.subplots(1, 2)
+
+    def _draw(self) -> None:
+        """Redraw both panels (new overlap threshold or split): curves depend on the matching."""
+        for ax in (self.ax_pr, self.ax_sweep):
+            ax.clear()
+        self._pr = views.draw_pr_curves(self.ax_pr, self.ev, self.overlap_value)
+        self._sweep = views.draw_threshold_sweep(self.ax_sweep, self.ev, self.overlap_value, self.threshold.value)
+
+    def _refresh(self, redraw: bool = False) -> None:
+        start = time.perf_counter()
+        if redraw:
+            self._draw()
+        t = self.threshold.value
+        self.table.value = performance_table(self.performance())
+        views.update_pr_markers(self._pr, self.ev, t, self.overlap_value)
+        self._sweep["threshold"].set_xdata([t, t])
+        self._sweep["threshold"].set_visible(True)
+        buf = io.BytesIO()
+        self.fig.savefig(buf, format="png", dpi=self.dpi)
+        self.plot.value = buf.getvalue()
+        self.last_update_ms = (time.perf_counter() - start) * 1000
+
+    def _on_split(self, change) -> None:
+        self.ev = self._evaluation(change["new"])
+        self._refresh(redraw=True)
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
