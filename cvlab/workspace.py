@@ -520,19 +520,29 @@ class Workspace:
         return self.blobs_dir / sha256[:2] / sha256
 
     def _write_blob(self, sha: str, data: bytes) -> Path:
-        """Write a blob durably: temp file + fsync + atomic rename (content-addressed, so idempotent)."""
-        final = self.blob_path(sha)
-        if final.exists() and final.stat().st_size == len(data):
-            return final
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.blobs_dir / "tmp" / f"{sha}.{uuid.uuid4().hex}.part"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-        _fsync_dir(final.parent)
-        return final
+        """Write one blob durably (see _write_blobs)."""
+        self._write_blobs([(sha, data)])
+        return self.blob_path(sha)
+
+    def _write_blobs(self, items: Iterable[tuple[str, bytes]]) -> None:
+        """Write blobs durably: temp file + fsync + atomic rename each, then one fsync per touched folder.
+
+        Content-addressed, so idempotent: an existing blob of the right size is kept (check() re-hashes)."""
+        dirs: set[Path] = set()
+        for sha, data in items:
+            final = self.blob_path(sha)
+            if final.exists() and final.stat().st_size == len(data):
+                continue
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.blobs_dir / "tmp" / f"{sha}.{uuid.uuid4().hex}.part"
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+            dirs.add(final.parent)
+        for d in dirs:
+            _fsync_dir(d)
 
     def _gc_blobs(self, shas: Iterable[str]) -> None:
         """Delete blobs no row references any more (under the write lock, so no insert can race with it)."""
@@ -713,9 +723,7 @@ class Workspace:
 
         # Blobs first (durable), rows after: a crash in between leaves only a repairable orphan blob.
         existing = {r[0] for r in self._q("SELECT sha256 FROM images WHERE project_id = ?", (p.id,))} if todo else set()
-        for _, e, _, _, _, info in todo:
-            if info.sha256 not in existing:
-                self._write_blob(info.sha256, bytes(e.data))
+        self._write_blobs((info.sha256, bytes(e.data)) for _, e, _, _, _, info in todo if info.sha256 not in existing)
 
         created_ids: dict[int, str] = {}
         dup_of: dict[int, str] = {}
