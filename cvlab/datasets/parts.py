@@ -37,6 +37,8 @@ MATERIALS = (
     ("red-paint", (0.66, 0.14, 0.11), 0.15),
     ("blue-paint", (0.16, 0.30, 0.62), 0.15),
     ("green-paint", (0.20, 0.46, 0.24), 0.15),
+    ("oxide-primer", (0.50, 0.22, 0.13), 0.08),
+    ("bronze", (0.55, 0.37, 0.20), 0.35),
 )
 RUST = np.array([(0.55, 0.25, 0.09), (0.40, 0.17, 0.07), (0.71, 0.37, 0.13), (0.28, 0.13, 0.06),
                  (0.50, 0.31, 0.17)], np.float32)
@@ -106,7 +108,28 @@ def _bg_mat(rng, n):
     return base * val[..., None]
 
 
-BACKGROUNDS = (_bg_concrete, _bg_wood, _bg_brushed, _bg_diamond, _bg_cardboard, _bg_belt, _bg_mat)
+def _rust_texture(rng, n):
+    """Rust colours: a blotchy mix of the rust palette with coarse grain and pits (before shading)."""
+    mix = fractal_noise(rng, n, 6, 3) * (len(RUST) - 1)
+    lo = np.floor(mix).astype(int)
+    hi = np.minimum(lo + 1, len(RUST) - 1)
+    t = (mix - lo)[..., None]
+    rust = RUST[lo] * (1 - t) + RUST[hi] * t
+    pits = blur((rng.random((n, n), dtype=np.float32) < 0.015).astype(np.float32), 0.8) * 1.5
+    rough = 1 + 0.35 * (rng.random((n, n), dtype=np.float32) - 0.5)
+    return rust * (rough * (1 - np.clip(pits, 0, 0.6)))[..., None]
+
+
+def _bg_weathered(rng, n):
+    """A weathered steel floor plate with rust patches: rust colour in the picture says nothing about the part."""
+    steel = _bg_brushed(rng, n) if rng.random() < 0.5 else _bg_concrete(rng, n)
+    field = value_noise(rng, n, int(rng.integers(3, 7))) * 0.7 + value_noise(rng, n, 20) * 0.3
+    t = np.quantile(field, 1 - rng.uniform(0.25, 0.7))
+    alpha = np.clip((field - t) / 0.05, 0, 1)[..., None]
+    return steel * (1 - alpha) + _rust_texture(rng, n) * 0.9 * alpha
+
+
+BACKGROUNDS = (_bg_concrete, _bg_wood, _bg_brushed, _bg_diamond, _bg_cardboard, _bg_belt, _bg_mat, _bg_weathered)
 
 
 def background(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -265,8 +288,9 @@ def _split(layer: Image.Image, rng, pose: _Pose, kind: str) -> Image.Image:
                                          (line[0][0] + far * nx, line[0][1] + far * ny)], fill=255)
     a_part = ImageChops.multiply(layer, Image.merge("RGB", [half] * 3))
     b_part = ImageChops.multiply(layer, Image.merge("RGB", [ImageChops.invert(half)] * 3))
-    gap = pose.r * rng.uniform(0.12, 0.22)
     turn = rng.uniform(4, 14) * rng.choice([-1, 1])
+    # The far end of a turned piece swings by r*sin(turn): pull the pieces apart by that much more.
+    gap = pose.r * (rng.uniform(0.12, 0.2) + 1.05 * math.sin(math.radians(abs(turn))))
     a_part = a_part.rotate(0, translate=(nx * gap / 2, ny * gap / 2))
     b_part = b_part.rotate(turn, resample=Image.BILINEAR, center=(cx, cy), translate=(-nx * gap / 2, -ny * gap / 2))
     return ImageChops.lighter(a_part, b_part)
@@ -282,8 +306,8 @@ def _chunk(layer: Image.Image, rng, pose: _Pose, kind: str) -> Image.Image:
         d.polygon(edge + [pose.pt(2, 1.5), pose.pt(2, -1.5)], fill=255)
     else:
         mid = rng.uniform(0, 2 * math.pi)
-        span = math.radians(rng.uniform(70, 120))
-        off = rng.uniform(0.0, 0.3)
+        span = math.radians(rng.uniform(100, 150))
+        off = rng.uniform(0.0, 0.15)
         apex = pose.pt(off * math.cos(mid), off * math.sin(mid))
         a0, a1 = mid - span / 2, mid + span / 2
         e0 = _jagged(rng, apex, pose.pt(1.6 * math.cos(a0), 1.6 * math.sin(a0)), 20, pose.r * 0.03)
@@ -414,14 +438,7 @@ def render(rng: np.random.Generator, n: int, label: set[str], subtle: bool = Fal
             coverage = rng.uniform(0.5, 0.9)
             alpha = _rust_alpha(rng, n, mask, coverage)
             meta["rust_coverage"] = f"{coverage:.2f}"
-        mix = fractal_noise(rng, n, 6, 3) * (len(RUST) - 1)
-        lo = np.floor(mix).astype(int)
-        hi = np.minimum(lo + 1, len(RUST) - 1)
-        t = (mix - lo)[..., None]
-        rust = RUST[lo] * (1 - t) + RUST[hi] * t
-        pits = blur((rng.random((n, n), dtype=np.float32) < 0.015).astype(np.float32), 0.8) * 1.5
-        rough = 1 + 0.35 * (rng.random((n, n), dtype=np.float32) - 0.5)
-        rust = rust * ((diffuse + 0.9 * emboss) * rough * (1 - np.clip(pits, 0, 0.6)))[..., None]
+        rust = _rust_texture(rng, n) * (diffuse + 0.9 * emboss)[..., None]
         part = part * (1 - alpha[..., None]) + rust * alpha[..., None]
 
     # Contact shadow, then composite.
