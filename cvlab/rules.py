@@ -30,16 +30,15 @@ ORDER_BY = ("Newest", "Oldest")
 TRAINING_TYPES = ("Regular", "Advanced")
 ITERATION_STATUSES = ("Training", "Completed", "Failed", "Queued")
 EXPORT_PLATFORMS = ("CoreML", "TensorFlow", "DockerFile", "ONNX", "VAIDK", "OpenVino")
-EXPORT_FLAVORS = {  # swagger: flavor validity per platform (None = no flavor)
+EXPORT_FLAVORS = {  # swagger / SDK ExportFlavor validity per platform (None = the default flavor)
     "CoreML": (None,),
-    # + TensorFlowLiteFloat16 (newer Azure exports, export.md §1.1) and the int8 edge variants cvlab adds.
-    "TensorFlow": (None, "TensorFlowNormal", "TensorFlowLite", "TensorFlowLiteFloat16", "TensorFlowLiteInt8"),
+    "TensorFlow": (None, "TensorFlowNormal", "TensorFlowLite"),
     "DockerFile": (None, "Linux", "Windows", "ARM"),
-    "ONNX": (None, "ONNX10", "ONNX12", "OnnxInt8"),
+    "ONNX": (None, "ONNX10", "ONNX12"),
     "VAIDK": (None,),
     "OpenVino": (None,),
 }
-# cvlab's extra flavors (quantised variants; not Azure values, documented as cvlab extensions in export/)
+# Newer Azure flavors (export-samples READMEs, export.md §1.1) and cvlab's int8 edge variants (not Azure values).
 EXPORT_FLAVORS_CVLAB = {
     "ONNX": ("OnnxInt8",),
     "TensorFlow": ("TensorFlowLiteFloat16", "TensorFlowLiteInt8"),
@@ -203,6 +202,8 @@ TAG_RULES: dict[str, Rule] = {r.key: r for r in (
          "An image tagged Negative cannot also carry a regular tag.", IMPROVE_DOC),
     Rule("multiclass_one_tag", "BadRequestImageTags",
          "In a Multiclass project each image has exactly one tag (use Multilabel for several).", CLASSIFIER_DOC),
+    Rule("classification_uses_tags", "BadRequestImageRegions",
+         "In a classification project images carry whole-image tags, not regions (boxes).", CLASSIFIER_DOC),
     Rule("detection_uses_regions", "BadRequestImageTags",
          "In an object detection project images are labelled with regions (boxes), not whole-image tags.",
          "https://learn.microsoft.com/azure/ai-services/custom-vision-service/get-started-build-detector"),
@@ -370,6 +371,9 @@ def image_tag_problem(project_type: str, classification_type: str, tag_types: li
     if project_type == "ObjectDetection" and tag_types:
         r = TAG_RULES["detection_uses_regions"]
         return "ErrorInvalidTag", r.code, r.text + " Pass regions=[{tag_id, left, top, width, height}] instead."
+    if project_type == "Classification" and n_regions:
+        r = TAG_RULES["classification_uses_tags"]
+        return "ErrorInvalidTag", r.code, r.text + " Pass tag_ids instead, or use an object detection project."
     if len(tag_types) > LIMITS["tags_per_image"].s0:
         return ("ErrorTagLimitExceed", "BadRequestExceedTagPerImageLimit",
                 f"An image has at most {LIMITS['tags_per_image'].s0} tags; this one would have {len(tag_types)}.")

@@ -113,3 +113,13 @@ def test_every_code_and_status_is_one_the_sdk_knows():
         used |= set(pattern.findall((root / name).read_text()))
     used |= {lim.code for lim in rules.LIMITS.values() if lim.code} | {r.code for r in rules.TAG_RULES.values()}
     assert used - codes - statuses == set()
+
+
+def test_classification_images_take_no_regions(ws, jpeg_bytes):
+    from cvlab import ImageEntry
+    p = ws.create_project("C")
+    t = ws.create_tag(p.id, "t")
+    s = ws.create_images(p.id, [ImageEntry(jpeg_bytes(), regions=[{"tag_id": t.id, "left": 0, "top": 0,
+                                                                    "width": 1, "height": 1}])])
+    assert s.images[0].status == "ErrorInvalidTag" and "classification" in s.images[0].message
+    assert rules.image_tag_problem("Classification", "Multiclass", [], 1)[1] == "BadRequestImageRegions"
