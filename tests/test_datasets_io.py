@@ -1,0 +1,164 @@
+"""Import into / export from a real Workspace, the sample projects, and the `cvlab data` command."""
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from cvlab import domains
+from cvlab.cli import main
+from cvlab.datasets import DATA_DIR, formats, generate, importing, seed_default_workspace
+from cvlab.errors import CvlabError
+from cvlab.workspace import Workspace
+
+
+@pytest.fixture(scope="module")
+def site_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("site")
+    formats.write(generate("site", 8, seed=9, size=128), out, "coco", tags=["helmet", "vest", "person"])
+    return out
+
+
+@pytest.fixture(scope="module")
+def parts_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("parts")
+    formats.write(generate("parts", 8, seed=9, size=96), out, "folder")
+    return out
+
+
+def _sha(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def test_import_creates_project_tags_and_boxes_then_export_round_trips(tmp_path, site_dir):
+    ws = Workspace(tmp_path / "ws")
+    report = importing.import_path(ws, site_dir, project="Site")
+    assert report.project_created and report.created == 8 and not report.failed
+    assert report.tags_created == ["helmet", "vest", "person"]  # file order, so YOLO/COCO ids stay stable
+    p = ws.find_project("Site")
+    assert p.project_type == "ObjectDetection"
+    assert p.domain_id == domains.find_domain("General (compact) [S1]", "ObjectDetection").id
+    # importing again adds nothing and changes nothing
+    again = importing.import_path(ws, site_dir, project="Site")
+    assert (again.created, again.duplicates, again.project_created) == (0, 8, False)
+    assert ws.get_image_count(p.id) == 8
+
+    for fmt in ("coco", "voc", "yolo", "cvjson"):
+        out = importing.export_project(ws, p.id, tmp_path / fmt, fmt)
+        got = formats.read(out)
+        source = formats.read(site_dir)
+        by_sha = {_sha(r.path): r for r in source.records}
+        assert len(got.records) == 8
+        for r in got.records:
+            src = by_sha[_sha(r.path)]  # the stored bytes were copied, not re-encoded
+            tol = 0.51 / 128 if fmt == "voc" else 1e-5
+            assert sorted(g.tag for g in r.regions) == sorted(g.tag for g in src.regions)
+            for a, b in zip(sorted(r.regions, key=lambda g: (g.tag, g.left, g.top)),
+                            sorted(src.regions, key=lambda g: (g.tag, g.left, g.top))):
+                assert a.ltwh == pytest.approx(b.ltwh, abs=tol)
+
+
+def test_classification_import_negative_tag_and_folder_export(tmp_path, parts_dir):
+    ws = Workspace(tmp_path / "ws")
+    report = importing.import_path(ws, parts_dir, project="Parts")
+    assert report.created == 8 and not report.failed
+    p = ws.find_project("Parts")
+    assert p.classification_type == "Multiclass"
+    assert p.domain_id == domains.find_domain("General (compact)", "Classification").id
+    types = {t.name: (t.type, t.image_count) for t in ws.get_tags(p.id)}
+    assert types == {"ok": ("Regular", 2), "cracked": ("Regular", 2), "rusted": ("Regular", 2),
+                     "Negative": ("Negative", 2)}
+    out = importing.export_project(ws, p.id, tmp_path / "out")
+    assert sorted(d.name for d in out.iterdir()) == ["Negative", "cracked", "ok", "rusted"]
+    assert {_sha(f) for f in out.rglob("*.jpg")} == {_sha(f) for f in parts_dir.rglob("*.jpg")}
+
+
+def test_wrong_project_type_is_refused_and_nothing_changes(tmp_path, site_dir, parts_dir):
+    ws = Workspace(tmp_path / "ws")
+    importing.import_path(ws, parts_dir, project="Parts")
+    with pytest.raises(CvlabError, match="Classification, but this data set is ObjectDetection") as e:
+        importing.import_path(ws, site_dir, project="Parts")
+    assert e.value.status == 400
+    assert ws.get_image_count(ws.find_project("Parts").id) == 8
+    # a multilabel set into a multiclass project: the extra-tag images fail one by one, the rest go in
+    ml = tmp_path / "ml"
+    formats.write(generate("parts-multilabel", 5, seed=1, size=96), ml, "cvjson")
+    report = importing.import_path(ws, ml, project="Parts")
+    assert [f[1] for f in report.failed] == ["ErrorTagLimitExceed"]
+    assert report.created + report.duplicates == 4
+
+
+def test_zip_import_uses_the_single_top_folder(tmp_path, site_dir):
+    archive = tmp_path / "site.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in site_dir.rglob("*"):
+            if f.is_file():
+                z.write(f, "site/" + f.relative_to(site_dir).as_posix())
+    ws = Workspace(tmp_path / "ws")
+    report = importing.import_path(ws, archive)
+    assert report.project_name == "site" and report.created == 8
+
+
+def test_import_batches_stay_within_azure_limit(tmp_path):
+    calls = []
+    ws = Workspace(tmp_path / "ws")
+    real = ws.create_images
+
+    def spy(project_id, entries, **kw):
+        calls.append(len(entries))
+        return real(project_id, entries, **kw)
+
+    ws.create_images = spy  # observe the real method; it still does all the work
+    p = ws.create_project("Many", domain_id=domains.find_domain("General (compact)").id)
+    records = generate("parts", 70, seed=2, size=64)
+    report = importing.import_records(ws, p.id, records)
+    assert report.created == 70 and calls == [64, 6]
+
+
+def test_seed_default_workspace_is_idempotent(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    first = seed_default_workspace(ws)
+    assert set(first) == {"Parts (sample)", "Site safety (sample)"}
+    assert seed_default_workspace(ws) == first
+    assert len(ws.get_projects()) == 2
+    parts, site = ws.get_project(first["Parts (sample)"]), ws.get_project(first["Site safety (sample)"])
+    assert domains.get_domain(parts.domain_id).compact and parts.project_type == "Classification"
+    assert domains.get_domain(site.domain_id).name == "General (compact) [S1]"
+    counts = {t.name: t.image_count for t in ws.get_tags(parts.id)}
+    assert counts == {"ok": 20, "cracked": 20, "rusted": 20, "Negative": 20}
+    assert min(t.image_count for t in ws.get_tags(site.id)) >= 15  # Azure's minimum per tag for detection
+    assert ws.get_image_count(site.id) == 40
+
+
+def test_sample_data_matches_its_manifest():
+    manifest = json.loads((DATA_DIR / "MANIFEST.json").read_text())
+    files = {p.relative_to(DATA_DIR).as_posix() for p in DATA_DIR.rglob("*") if p.is_file()} - {
+        "MANIFEST.json", "LICENSE.md"}
+    assert files == set(manifest["files"])
+    for rel, sha in manifest["files"].items():
+        assert _sha(DATA_DIR / rel) == sha, rel
+    assert sum((DATA_DIR / rel).stat().st_size for rel in files) < 8 * 1024 * 1024
+
+
+def test_cli_make_convert_import_export(tmp_path, capsys):
+    ws = str(tmp_path / "ws")
+    assert main(["data", "make", "site", "--out", str(tmp_path / "s"), "--count", "4", "--size", "96",
+                 "--format", "voc"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["count"] == 4
+    assert main(["data", "convert", str(tmp_path / "s"), "--out", str(tmp_path / "y"), "--format", "yolo"]) == 0
+    assert formats.detect_format(tmp_path / "y") == "yolo"
+    assert main(["data", "import", str(tmp_path / "y"), "--workspace", ws, "--project", "Hats",
+                 "--domain", "General (compact)"]) == 0
+    assert "Hats: 4 images added" in capsys.readouterr().out
+    assert main(["data", "export", "--workspace", ws, "--project", "Hats", "--out", str(tmp_path / "e")]) == 0
+    assert formats.detect_format(tmp_path / "e") == "coco"
+    # refuses to overwrite, and says so
+    assert main(["data", "make", "parts", "--out", str(tmp_path / "e"), "--count", "1"]) == 1
+    assert "not an empty folder" in capsys.readouterr().err
+    assert main(["data", "export", "--workspace", ws, "--project", "Nope", "--out", str(tmp_path / "n")]) == 1
+    assert "no project named 'Nope'" in capsys.readouterr().err
+    assert main(["data", "list"]) == 0
+    assert "parts-subtle" in capsys.readouterr().out
