@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import threading
@@ -559,9 +560,13 @@ class Workspace:
 
     # ---- images: reading ----------------------------------------------------------------------------------------
     @staticmethod
-    def _filters(project_id: str, tagging_status: str, tag_ids: list[str], image_ids: list[str]):
+    def _filters(project_id: str, tagging_status: str, tag_ids: list[str], image_ids: list[str],
+                 filter: str | None = None):
         rules.check_choice(tagging_status, rules.TAGGING_STATUSES, "taggingStatus", "BadRequestInvalid")
         where, args = ["i.project_id = ?"], [project_id]
+        for key, op, value in parse_metadata_filter(filter):
+            where.append(f"json_extract(i.metadata, ?) {'IS' if op == 'eq' else 'IS NOT'} ?")
+            args += ['$."' + key.replace('"', '""') + '"', value]
         labelled = ("(EXISTS (SELECT 1 FROM image_tags x WHERE x.image_id = i.id) OR "
                     "EXISTS (SELECT 1 FROM regions y WHERE y.image_id = i.id))")
         if tagging_status == "Tagged":
@@ -600,8 +605,10 @@ class Workspace:
                 for r in rows]
 
     def get_images(self, project_id: str, *, tagging_status: str = "All", tag_ids: Any = None,
-                   image_ids: Any = None, order_by: str = "Newest", take: int = 50, skip: int = 0) -> list[Image]:
-        """A page of images (take <= 256), filtered like Azure's get_images; tag_ids matches images with any of them."""
+                   image_ids: Any = None, order_by: str = "Newest", take: int = 50, skip: int = 0,
+                   filter: str | None = None) -> list[Image]:
+        """A page of images (take <= 256), filtered like Azure's get_images; tag_ids matches images with any of
+        them; `filter` is Azure's metadata expression, e.g. "camera eq 'line 2' and shift ne 'night'"."""
         p = self.get_project(project_id)
         tag_ids = _guids(tag_ids, "Tag id")
         image_ids = _guids(image_ids, "Image id")
@@ -616,27 +623,28 @@ class Workspace:
                                                   "(or ws.iter_images to walk all images).")
         if not isinstance(skip, int) or skip < 0:
             raise CvlabError("BadRequestInvalid", f"skip={skip!r}: use a non-negative integer.")
-        where, args = self._filters(p.id, tagging_status, tag_ids, image_ids)
+        where, args = self._filters(p.id, tagging_status, tag_ids, image_ids, filter)
         direction = "DESC" if order_by == "Newest" else "ASC"
         rows = self._q(f"SELECT i.* FROM images i WHERE {where} ORDER BY i.created {direction}, "
                        f"i.rowid {direction} LIMIT ? OFFSET ?", args + [take, skip])
         return self._hydrate(rows)
 
     def iter_images(self, project_id: str, *, tagging_status: str = "All", tag_ids: Any = None,
-                    order_by: str = "Oldest", page: int = 256) -> Iterator[Image]:
+                    order_by: str = "Oldest", page: int = 256, filter: str | None = None) -> Iterator[Image]:
         """Every matching image, oldest first by default (for training and exporters; pages internally)."""
         skip = 0
         while True:
             batch = self.get_images(project_id, tagging_status=tagging_status, tag_ids=tag_ids, order_by=order_by,
-                                    take=page, skip=skip)
+                                    take=page, skip=skip, filter=filter)
             yield from batch
             if len(batch) < page:
                 return
             skip += page
 
-    def get_image_count(self, project_id: str, *, tagging_status: str = "All", tag_ids: Any = None) -> int:
+    def get_image_count(self, project_id: str, *, tagging_status: str = "All", tag_ids: Any = None,
+                        filter: str | None = None) -> int:
         p = self.get_project(project_id)
-        where, args = self._filters(p.id, tagging_status, _guids(tag_ids, "Tag id"), [])
+        where, args = self._filters(p.id, tagging_status, _guids(tag_ids, "Tag id"), [], filter)
         return self._q1(f"SELECT COUNT(*) FROM images i WHERE {where}", args)[0]
 
     def get_image(self, project_id: str, image_id: str) -> Image:
@@ -1444,6 +1452,24 @@ class Workspace:
                 "sqlite_integrity": integrity, "foreign_key_violations": fk, "counts": counts,
                 "missing_blobs": missing, "corrupt_blobs": corrupt, "orphan_blobs": orphans, "temp_files": temps,
                 "repairable": bool(orphans or temps), "repaired": repaired if repair else None}
+
+
+_FILTER_TERM = re.compile(r"""\s*([A-Za-z0-9_.\-]+)\s+(eq|ne)\s+'((?:[^']|'')*)'\s*$""", re.IGNORECASE)
+
+
+def parse_metadata_filter(expr: str | None) -> list[tuple[str, str, str]]:
+    """Azure's image metadata `$filter`: terms `key eq 'value'` / `key ne 'value'` joined by `and`."""
+    if expr is None or not str(expr).strip():
+        return []
+    terms = []
+    for part in re.split(r"\s+and\s+", str(expr).strip(), flags=re.IGNORECASE):
+        m = _FILTER_TERM.match(part)
+        if not m:
+            raise CvlabError("BadRequestInvalid",
+                             f"Cannot read the metadata filter term {part!r}: write terms like key eq 'value' or "
+                             "key ne 'value', joined with 'and'.")
+        terms.append((m.group(1), m.group(2).lower(), m.group(3).replace("''", "'")))
+    return terms
 
 
 def _file_sha256(path: Path) -> str:

@@ -451,3 +451,18 @@ def test_schema_version_newer_than_code_is_refused(tmp_path):
     conn = sqlite3.connect(tmp_path / "w" / "cvlab.db")
     assert conn.execute("SELECT name FROM projects").fetchall() == [("kept",)]  # nothing lost
     conn.close()
+
+
+def test_metadata_and_filter_expression(ws, jpeg_bytes):
+    p = ws.create_project("P")
+    a = ws.create_images(p.id, [jpeg_bytes(seed=1)], metadata={"camera": "line 2", "shift": "day"}).images[0].image
+    b = ws.create_images(p.id, [jpeg_bytes(seed=2)], metadata={"camera": "line 1"}).images[0].image
+    assert a.metadata == {"camera": "line 2", "shift": "day"}
+    assert [i.id for i in ws.get_images(p.id, filter="camera eq 'line 2'")] == [a.id]
+    assert [i.id for i in ws.get_images(p.id, filter="camera ne 'line 2'")] == [b.id]
+    assert ws.get_image_count(p.id, filter="camera eq 'line 1' AND shift ne 'day'") == 1
+    ws.update_image_metadata(p.id, [b.id], {"shift": "day", "note": "it's"})
+    assert ws.get_image_count(p.id, filter="shift eq 'day' and note eq 'it''s'") == 1
+    with pytest.raises(CvlabError) as e:
+        ws.get_images(p.id, filter="camera = 1")
+    assert code_of(e) == "BadRequestInvalid"
