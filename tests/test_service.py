@@ -336,3 +336,213 @@ def test_object_detection_flow(trainer, predictor, service, image_host):
     with pytest.raises(PredictionError) as wrong:
         predictor.classify_image(project.id, "parts", data)
     assert wrong.value.error.code == "BadRequestUnsupportedDomain"
+
+
+# ---- errors the SDK user meets --------------------------------------------------------------------------------
+def _client(service, key, kind="training"):
+    if kind == "training":
+        return CustomVisionTrainingClient(service.training_endpoint, ApiKeyCredentials(in_headers={"Training-key": key}))
+    return CustomVisionPredictionClient(service.prediction_endpoint,
+                                        ApiKeyCredentials(in_headers={"Prediction-key": key}))
+
+
+def test_bad_or_swapped_key_is_access_denied(service, multiclass):
+    for client in (_client(service, "wrong"), _client(service, service.prediction_key)):
+        with pytest.raises(CustomVisionErrorException) as e:
+            client.get_projects()
+        assert str(e.value) == "Operation returned an invalid status code 'Access Denied'"
+        assert e.value.response.status_code == 401
+    with pytest.raises(PredictionError) as e:  # a training key cannot predict
+        _client(service, service.training_key, "prediction").classify_image(
+            multiclass["project"].id, "colours", colour_image(RED, 1))
+    assert e.value.response.status_code == 401
+    raw = requests.get(f"{service.endpoint}/customvision/v3.3/training/projects", timeout=10)
+    assert raw.status_code == 401 and raw.reason == "Access Denied" and raw.json()["error"]["code"] == "401"
+
+
+def test_unknown_project(trainer, predictor):
+    missing = "00000000-1111-2222-3333-444444444444"
+    with pytest.raises(CustomVisionErrorException) as e:
+        trainer.get_project(missing)
+    assert e.value.error.code == "NotFoundProject" and e.value.response.status_code == 404
+    with pytest.raises(PredictionError) as e:
+        predictor.classify_image(missing, "anything", colour_image(RED, 1))
+    assert e.value.error.code == "NotFoundProject"
+
+
+def test_too_few_images_to_train(trainer):
+    project = trainer.create_project("Too few")
+    tag = trainer.create_tag(project.id, "only")
+    trainer.create_images_from_data(project.id, colour_image(RED, 4242), tag_ids=[tag.id])
+    with pytest.raises(CustomVisionErrorException) as e:
+        trainer.train_project(project.id)
+    assert e.value.error.code.endswith("TrainingValidationFailed") and e.value.response.status_code == 400
+    trainer.delete_project(project.id)
+
+
+def test_prediction_image_too_big_or_corrupt(multiclass, predictor, trainer, service):
+    p, it = multiclass["project"], multiclass["iteration"]
+    trainer.publish_iteration(p.id, it.id, "colours", service.prediction_resource_id, overwrite=True)
+    with pytest.raises(PredictionError) as e:
+        predictor.classify_image(p.id, "colours", b"\xff\xd8" + bytes(4 * 1024 * 1024 + 1))
+    assert e.value.error.code == "BadRequestImageSizeBytes" and "4 MB" in str(e.value)
+    with pytest.raises(PredictionError) as e:
+        predictor.classify_image(p.id, "colours", b"GIF89a broken")
+    assert e.value.error.code == "BadRequestImageFormat"
+    with pytest.raises(PredictionError) as e:
+        predictor.classify_image_url(p.id, "colours", url="file:///etc/passwd")
+    assert e.value.error.code == "BadRequestImageUrl"
+
+
+def test_f0_limits_projects_predictions_and_rate(service, trainer, predictor, multiclass, ws):
+    p = multiclass["project"]
+    limiter = service.app.state.ctx.limiter
+    ws.set_tier("F0")
+    try:
+        while len(trainer.get_projects()) < 2:
+            trainer.create_project(f"filler {len(trainer.get_projects())}")
+        with pytest.raises(CustomVisionErrorException) as e:
+            trainer.create_project("one too many")
+        assert e.value.error.code == "BadRequestExceedProjectLimit" and "F0" in str(e.value)
+
+        used = ws.get_usage("predictions")
+        ws.add_usage("predictions", 10_000 - used)
+        with pytest.raises(PredictionError) as e:
+            predictor.classify_image_with_no_store(p.id, "colours", colour_image(RED, 3))
+        assert e.value.error.code == "BadRequestExceededQuota"
+        ws.add_usage("predictions", -10_000)
+
+        limiter.enabled = True
+        statuses = []
+        for _ in range(4):  # F0: 2 predictions per second
+            r = requests.post(f"{service.endpoint}/customvision/v3.1/prediction/{p.id}/classify/iterations/"
+                              f"colours/image/nostore", data=colour_image(RED, 4),
+                              headers={"Prediction-Key": service.prediction_key,
+                                       "Content-Type": "application/octet-stream"}, timeout=30)
+            statuses.append(r.status_code)
+        assert statuses[0] == 200 and statuses[-1] == 429
+        assert int(r.headers["Retry-After"]) >= 1 and "F0" in r.json()["error"]["message"]
+        with pytest.raises(PredictionError) as e:  # the SDK's view of it
+            predictor.classify_image_with_no_store(p.id, "colours", colour_image(RED, 4))
+        assert e.value.response.status_code == 429
+    finally:
+        limiter.enabled = False
+        ws.set_tier("S0")
+
+
+# ---- wire details over raw HTTP -------------------------------------------------------------------------------
+def _get(service, path, **kw):
+    return requests.get(f"{service.endpoint}{path}", headers={"Training-Key": service.training_key}, timeout=10, **kw)
+
+
+def test_every_version_and_segment_case(service, multiclass):
+    pid = multiclass["project"].id
+    for version in ("v3.0", "v3.1", "v3.2", "v3.3", "v3.4-preview"):
+        for seg in ("training", "Training"):
+            r = _get(service, f"/customvision/{version}/{seg}/projects/{pid}")
+            assert r.status_code == 200 and r.json()["id"] == pid
+    old = _get(service, "/customvision/v2.0/training/projects")
+    assert old.status_code == 404 and old.json()["code"] == "NotFound"
+    r = requests.get(f"{service.endpoint}/customvision/v3.3/training/projects",
+                     headers={"Ocp-Apim-Subscription-Key": service.training_key}, timeout=10)
+    assert r.status_code == 200
+
+
+def test_wire_format_dates_and_json_errors(service, multiclass):
+    import re
+    pid = multiclass["project"].id
+    project = _get(service, f"/customvision/v3.3/training/projects/{pid}")
+    assert project.headers["content-type"].startswith("application/json")
+    body = project.json()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", body["created"])
+    assert body["description"] == "red or blue" and body["settings"]["useNegativeSet"] is True
+    unknown = _get(service, "/customvision/v3.3/training/nothing/here")
+    assert unknown.status_code == 404 and unknown.json()["code"] == "NotFound"
+    invalid = _get(service, f"/customvision/v3.3/training/projects/{pid}/images", params={"take": "lots"})
+    assert invalid.status_code == 400 and invalid.json()["code"] == "BadRequestInvalid"
+    assert "take" in invalid.json()["message"]
+    too_many = _get(service, f"/customvision/v3.3/training/projects/{pid}/images", params={"take": 300})
+    assert too_many.status_code == 400 and too_many.json()["message"]
+    not_guid = _get(service, "/customvision/v3.3/training/projects/not-a-guid")
+    assert not_guid.status_code in (400, 404) and not_guid.json()["code"]
+    docs = requests.get(f"{service.endpoint}/docs", timeout=10)
+    assert docs.status_code == 200
+    spec = requests.get(f"{service.endpoint}/openapi.json", timeout=10).json()
+    assert "/customvision/v3.4-preview/training/projects/{projectId}/train" in spec["paths"]
+    assert "/customvision/v3.1/prediction/{projectId}/detect/iterations/{publishedName}/url/nostore" in spec["paths"]
+
+
+def test_label_editing_operations(trainer, service, image_host):
+    from azure.cognitiveservices.vision.customvision.training.models import (
+        ImageRegionCreateEntry, ImageTagCreateEntry)
+    d = domain(trainer, "ObjectDetection", "General")
+    od = trainer.create_project("Editing OD", domain_id=d.id)
+    tag = trainer.create_tag(od.id, "thing", description="a thing")
+    tag.name = "widget"
+    assert trainer.update_tag(od.id, tag.id, tag).name == "widget"
+    image_host.files["/a.jpg"] = box_image(7)[0]
+    image_host.files["/b.jpg"] = box_image(8)[0]
+    up = trainer.create_images_from_urls(od.id, ImageUrlCreateBatch(images=[
+        ImageUrlCreateEntry(url=image_host.url("/a.jpg")), ImageUrlCreateEntry(url=image_host.url("/b.jpg")),
+        ImageUrlCreateEntry(url=image_host.url("/missing.jpg"))]))
+    assert [i.status for i in up.images] == ["OK", "OK", "ErrorSource"]
+    a, b = up.images[0].image, up.images[1].image
+    assert trainer.get_untagged_image_count(od.id) == 2
+    made = trainer.create_image_regions(od.id, [ImageRegionCreateEntry(image_id=a.id, tag_id=tag.id, left=0.1,
+                                                                      top=0.1, width=0.3, height=0.3)])
+    assert len(made.created) == 1 and made.created[0].tag_name == "widget"
+    assert trainer.get_tagged_image_count(od.id) == 1
+    trainer.delete_image_regions(od.id, [made.created[0].region_id])
+    assert trainer.get_tagged_image_count(od.id) == 0
+    meta = trainer.update_image_metadata(od.id, [b.id], {"camera": "left"})
+    assert meta.is_batch_successful and meta.images[0].metadata == {"camera": "left"}
+    assert trainer.get_images_by_ids(od.id, [b.id])[0].metadata == {"camera": "left"}
+    proposals = trainer.get_image_region_proposals(od.id, a.id)
+    assert proposals.image_id == a.id and proposals.proposals == []
+    trainer.delete_images(od.id, [b.id])
+    assert trainer.get_image_count(od.id) == 1
+    trainer.delete_images(od.id, all_images=True, all_iterations=True)
+    assert trainer.get_image_count(od.id) == 0
+    trainer.delete_tag(od.id, tag.id)
+    assert trainer.get_tags(od.id) == []
+
+    cls = trainer.create_project("Editing CLS", classification_type="Multilabel")
+    t1, t2 = trainer.create_tag(cls.id, "one"), trainer.create_tag(cls.id, "two")
+    raw = requests.post(f"{service.endpoint}/customvision/v3.3/training/projects/{cls.id}/images",
+                        params={"tagIds": t1.id}, data=colour_image(RED, 55),
+                        headers={"Training-Key": service.training_key, "Content-Type": "application/octet-stream"},
+                        timeout=10)
+    assert raw.status_code == 200 and raw.json()["images"][0]["status"] == "OK"
+    image_id = raw.json()["images"][0]["image"]["id"]
+    made = trainer.create_image_tags(cls.id, [ImageTagCreateEntry(image_id=image_id, tag_id=t2.id),
+                                              ImageTagCreateEntry(image_id=image_id, tag_id=t1.id)])
+    assert len(made.created) == 1 and len(made.duplicated) == 1
+    trainer.delete_image_tags(cls.id, [image_id], [t1.id, t2.id])
+    assert trainer.get_untagged_image_count(cls.id) == 1
+    p = trainer.get_project(cls.id)
+    p.name, p.description = "Renamed", "round trip as in the docs"
+    assert trainer.update_project(cls.id, p).name == "Renamed"
+    for pid in (od.id, cls.id):
+        trainer.delete_project(pid)
+
+
+def test_export_onnx_and_download(multiclass, trainer):
+    import zipfile
+    p, it = multiclass["project"], multiclass["iteration"]
+    started = trainer.export_iteration(p.id, it.id, "ONNX")
+    assert started.platform == "ONNX" and started.status in ("Exporting", "Done")
+    deadline = time.monotonic() + 120
+    while True:
+        exports = [e for e in trainer.get_exports(p.id, it.id) if e.platform == "ONNX"]
+        if exports and exports[0].status != "Exporting":
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert exports[0].status == "Done", exports
+    z = requests.get(exports[0].download_uri, timeout=30)
+    assert z.status_code == 200
+    names = zipfile.ZipFile(io.BytesIO(z.content)).namelist()
+    assert "labels.txt" in names and any(n.endswith(".onnx") for n in names)
+    with pytest.raises(CustomVisionErrorException) as e:
+        trainer.export_iteration(p.id, it.id, "ONNX", flavor="TensorFlowLite")
+    assert e.value.error.code.startswith("BadRequest")

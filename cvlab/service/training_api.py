@@ -487,7 +487,7 @@ def get_image_performance_count(request: Request, projectId: str, iterationId: s
 def export_iteration(request: Request, projectId: str, iterationId: str, platform: str = Query(...),
                      flavor: str | None = None):
     from cvlab import export as cvexport
-    e = cvexport.export_iteration(ctx_of(request).ws, projectId, iterationId, platform, flavor)
+    e = cvexport.export_iteration(ctx_of(request).ws, projectId, iterationId, platform, flavor, background=True)
     return wire.export(e, _download_base(request))
 
 
