@@ -497,6 +497,8 @@ def test_label_editing_operations(trainer, service, image_host):
     meta = trainer.update_image_metadata(od.id, [b.id], {"camera": "left"})
     assert meta.is_batch_successful and meta.images[0].metadata == {"camera": "left"}
     assert trainer.get_images_by_ids(od.id, [b.id])[0].metadata == {"camera": "left"}
+    assert [i.id for i in trainer.get_images(od.id, filter="camera eq 'left'")] == [b.id]
+    assert trainer.get_image_count(od.id, filter="camera ne 'left'") == 1
     proposals = trainer.get_image_region_proposals(od.id, a.id)
     assert proposals.image_id == a.id and proposals.proposals == []
     trainer.delete_images(od.id, [b.id])

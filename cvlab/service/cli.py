@@ -58,8 +58,7 @@ def run(args: argparse.Namespace) -> int:
                      rate_limits=not args.no_rate_limit)
     keys = app.state.ctx.keys
     sock = bind_socket(args.host, args.port)
-    port = sock.getsockname()[1]
-    sock.close()  # uvicorn binds again below; port 0 is resolved here so the printed endpoint is right
+    port = sock.getsockname()[1]  # port 0 resolves here, so the printed endpoint is the real one
     shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     endpoint = f"http://{shown_host}:{port}"
     warning = warn_if_exposed(args.host)
@@ -75,5 +74,5 @@ def run(args: argparse.Namespace) -> int:
     if args.env_file:
         print(f"  Settings written to:     {write_env_file(args.env_file, endpoint, keys)}")
     print("Press Ctrl+C to stop.", flush=True)
-    serve_forever(app, args.host, port, log_level=args.log_level)
+    serve_forever(app, sock, log_level=args.log_level)
     return 0

@@ -104,7 +104,6 @@ def start_background(ws, port: int = 0, host: str = "127.0.0.1", *, training_key
                          keys.prediction_resource_id, app, server, thread)
 
 
-def serve_forever(app, host: str, port: int, log_level: str = "info") -> None:
-    """Foreground server (Ctrl+C stops it)."""
-    sock = bind_socket(host, port)
+def serve_forever(app, sock: socket.socket, log_level: str = "info") -> None:
+    """Foreground server on an already bound socket (Ctrl+C stops it)."""
     uvicorn.Server(_config(app, log_level)).run(sockets=[sock])

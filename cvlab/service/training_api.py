@@ -234,14 +234,14 @@ def create_images_from_predictions(request: Request, projectId: str, batch: Imag
 
 # ---- images: listing -------------------------------------------------------------------------------------------
 def _list(request, projectId, *, tagging_status="All", tagIds=None, image_ids=None, orderBy=None, take=TAKE_DEFAULT,
-          skip=0, iterationId=None):
+          skip=0, iterationId=None, filter=None):
     ws = ctx_of(request).ws
     _take_skip(take, skip)
     if iterationId:
         ws.get_iteration(projectId, iterationId)
     imgs = ws.get_images(projectId, tagging_status=tagging_status or "All",
                          tag_ids=_csv(tagIds, cap=rules.limit("tags_per_batch")), image_ids=image_ids,
-                         order_by=orderBy or "Newest", take=take, skip=skip)
+                         order_by=orderBy or "Newest", take=take, skip=skip, filter=filter)
     uris = ctx_of(request).uri_factory(request)
     return [wire.image(i, uris) for i in imgs]
 
@@ -250,15 +250,8 @@ def _list(request, projectId, *, tagging_status="All", tagIds=None, image_ids=No
 def get_images(request: Request, projectId: str, iterationId: str | None = None, tagIds: str | None = None,
                taggingStatus: str | None = None, orderBy: str | None = None, take: int = TAKE_DEFAULT,
                skip: int = 0, filter: str | None = Query(None, alias="$filter")):
-    _no_filter(filter)
     return _list(request, projectId, tagging_status=taggingStatus, tagIds=tagIds, orderBy=orderBy, take=take,
-                 skip=skip, iterationId=iterationId)
-
-
-def _no_filter(expr):
-    if expr:
-        raise CvlabError("BadRequestNotSupported", "The $filter metadata expression is not supported by cvlab "
-                         "yet: filter the returned images on image.metadata in Python instead.")
+                 skip=skip, iterationId=iterationId, filter=filter)
 
 
 @router.get("/projects/{projectId}/images/tagged", tags=["images"], summary="get_tagged_images")
@@ -284,20 +277,19 @@ def get_images_by_ids(request: Request, projectId: str, imageIds: str | None = N
     return [wire.image(ws.get_image(projectId, i), uris) for i in ids]
 
 
-def _count(request, projectId, tagging_status, tagIds=None, iterationId=None) -> int:
+def _count(request, projectId, tagging_status, tagIds=None, iterationId=None, filter=None) -> int:
     ws = ctx_of(request).ws
     if iterationId:
         ws.get_iteration(projectId, iterationId)
     return ws.get_image_count(projectId, tagging_status=tagging_status or "All",
-                              tag_ids=_csv(tagIds, cap=rules.limit("tags_per_batch")))
+                              tag_ids=_csv(tagIds, cap=rules.limit("tags_per_batch")), filter=filter)
 
 
 @router.get("/projects/{projectId}/images/count", tags=["images"], summary="get_image_count")
 def get_image_count(request: Request, projectId: str, iterationId: str | None = None,
                     taggingStatus: str | None = None, tagIds: str | None = None,
                     filter: str | None = Query(None, alias="$filter")):
-    _no_filter(filter)
-    return _count(request, projectId, taggingStatus, tagIds, iterationId)
+    return _count(request, projectId, taggingStatus, tagIds, iterationId, filter)
 
 
 @router.get("/projects/{projectId}/images/tagged/count", tags=["images"], summary="get_tagged_image_count")
