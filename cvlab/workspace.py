@@ -21,6 +21,7 @@ import shutil
 import sqlite3
 import threading
 import uuid
+import weakref
 from dataclasses import dataclass, fields as dc_fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -180,7 +181,7 @@ class Workspace:
         for sub in ("blobs/tmp", "iterations", "exports"):
             (self.path / sub).mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
+        self._conns: list[tuple[weakref.ref, sqlite3.Connection]] = []  # (owning thread, connection)
         self._conns_lock = threading.Lock()
         self._migrate()
 
@@ -213,14 +214,22 @@ class Workspace:
             conn.execute("PRAGMA foreign_keys = ON")
             self._local.conn = conn
             with self._conns_lock:
-                self._conns.append(conn)
+                alive = []
+                for owner, c in self._conns:  # close connections of finished threads (training jobs come and go)
+                    thread = owner()
+                    if thread is None or not thread.is_alive():
+                        with contextlib.suppress(Exception):
+                            c.close()
+                    else:
+                        alive.append((owner, c))
+                self._conns = alive + [(weakref.ref(threading.current_thread()), conn)]
         return conn
 
     def close(self) -> None:
         """Close every connection this workspace opened (any thread). The object reopens on next use."""
         with self._conns_lock:
             conns, self._conns = self._conns, []
-        for c in conns:
+        for _, c in conns:
             with contextlib.suppress(Exception):
                 c.close()
         self._local = threading.local()

@@ -391,10 +391,13 @@ def test_settings_usage_quiz_and_reopen(tmp_path):
 
 def test_threads_have_their_own_connections(ws, jpeg_bytes):
     p = ws.create_project("P")
-    errors = []
+    errors, conns = [], []
+    barrier = threading.Barrier(4)
 
     def worker(k):
         try:
+            conns.append(ws._conn())
+            barrier.wait(timeout=10)  # all four alive at once: four distinct connections
             for i in range(5):
                 ws.create_images(p.id, [jpeg_bytes(seed=1000 * k + i, w=16, h=16)])
                 ws.get_images(p.id)
@@ -406,7 +409,12 @@ def test_threads_have_their_own_connections(ws, jpeg_bytes):
         t.start()
     for t in threads:
         t.join()
-    assert not errors and ws.get_image_count(p.id) == 20 and len(ws._conns) >= 5
+    assert not errors and ws.get_image_count(p.id) == 20
+    assert len({id(c) for c in conns}) == 4 and ws._conn() not in conns
+    late = threading.Thread(target=ws.get_projects)
+    late.start()
+    late.join()
+    assert len(ws._conns) <= 2  # connections of finished threads were closed, not leaked
 
 
 def test_check_reports_and_repairs_orphans(ws, jpeg_bytes):
