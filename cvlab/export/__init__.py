@@ -38,6 +38,7 @@ NOT_OFFERED = {
     ("DockerFile", "Windows"): "Windows containers are not built offline: use flavor Linux or ARM.",
 }
 EXPORTER_VERSION = "2.2"
+TFLITE_DETECTION_CANDIDATES = 100  # best-scored boxes the TFLite detector keeps through NMS
 _jobs: dict[str, threading.Thread] = {}
 
 
@@ -173,7 +174,10 @@ def _cached_tflite(ws, iteration_id, predictor, quantization, calibration, dest:
     cache = Path(ws.iteration_dir(iteration_id)) / f"export-{quantization or 'float'}.tflite"
     if not cache.exists():
         part = cache.with_name(f"{cache.name}.{threading.get_ident()}.tmp.tflite")
-        convert.to_tflite(predictor.module, predictor.preprocessing.size, part, quantization, calibration)
+        module = predictor.module
+        if predictor.project_type == "ObjectDetection":  # TFLite needs fixed shapes: NMS as a fixed loop
+            module = convert.StaticShapeDetector(module, TFLITE_DETECTION_CANDIDATES)
+        convert.to_tflite(module, predictor.preprocessing.size, part, quantization, calibration)
         part.replace(cache)
     shutil.copyfile(cache, dest)
     return dest

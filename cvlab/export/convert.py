@@ -177,3 +177,39 @@ def _quiet():
     with warnings.catch_warnings(), contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
         warnings.simplefilter("ignore")
         yield
+
+
+class StaticShapeDetector(torch.nn.Module):
+    """A detector's eval path with fixed shapes, for converters that cannot trace data-dependent NMS (TFLite).
+
+    Same decoding as `Detector.postprocess`, then exact greedy class-wise NMS over the `candidates` best scores
+    as a fixed loop (box i suppresses later boxes of its class when it is itself kept). Greedy NMS decides each
+    box from higher-scored boxes only, so the kept boxes are exactly the dynamic path's kept boxes among its top
+    `candidates`: every detection that matters after a probability threshold is identical. Empty slots have
+    score 0 (the Predictor and the container drop them)."""
+
+    def __init__(self, detector, candidates: int = 100):
+        super().__init__()
+        self.detector = detector.eval()
+        self.candidates = candidates
+
+    def forward(self, x):
+        d = self.detector
+        out = d.head_outputs(d.trunk_features(x))
+        boxes = d.box_coder.decode(out["bbox_regression"], d.anchors).clamp(0, d.size) / d.size  # [1, A, 4]
+        scores = torch.sqrt(torch.sigmoid(out["cls_logits"]) * torch.sigmoid(out["bbox_ctrness"])).flatten(1)
+        top_scores, top_idx = scores.topk(self.candidates, dim=1)                                # [1, K]
+        top_boxes = torch.gather(boxes, 1, (top_idx // d.num_classes).unsqueeze(-1).expand(-1, -1, 4))
+        top_classes = top_idx % d.num_classes
+        b, s, c = top_boxes[0], top_scores[0], top_classes[0]
+        area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+        lt = torch.maximum(b[:, None, :2], b[None, :, :2])
+        rb = torch.minimum(b[:, None, 2:], b[None, :, 2:])
+        inter = (rb - lt).clamp(min=0).prod(-1)
+        iou = inter / (area[:, None] + area[None, :] - inter).clamp(min=1e-12)
+        later = torch.triu(torch.ones_like(iou), diagonal=1)
+        suppress = (iou > d.nms_thresh).float() * (c[:, None] == c[None, :]).float() * later
+        keep = (s > d.score_thresh).float()
+        for i in range(self.candidates):
+            keep = keep * (1.0 - suppress[i] * keep[i])
+        return top_boxes, top_classes, (s * keep).unsqueeze(0)

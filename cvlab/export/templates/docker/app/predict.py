@@ -63,6 +63,8 @@ class Model:
             classes = next(a for a in rest if a.dtype.kind in "iu")[0]
             scores = next(a for a in rest if a.dtype.kind == "f")[0]
             for (x1, y1, x2, y2), c, p in zip(boxes, classes, scores):
+                if p <= 0:  # an empty slot of the fixed-size output
+                    continue
                 tag = self.tags[int(c)]
                 predictions.append({
                     "probability": round(float(p), 8), "tagId": tag["id"], "tagName": tag["name"],
