@@ -50,25 +50,46 @@ def sweep_curves(ev: Evaluation, overlap_threshold: float = 0.5, tag_id: str | N
 
 
 # ---------------------------------------------------------------------------------------------- drawing helpers
+def _pr_label(name: str, ap) -> str:
+    return f"{name} (AP {ap:.0%})" if M.is_defined(ap) else f"{name} (AP n/a: {ap.reason})"
+
+
+def _pr_xy(p, r):
+    """Step curve points: on (R_{k-1}, R_k] the precision is P_k ("pre" steps), so its area is the step-wise AP."""
+    return np.r_[0.0, r], np.r_[p[:1], p]
+
+
 def draw_pr_curves(ax, ev: Evaluation, overlap_threshold: float = 0.5, threshold: float | None = None) -> dict:
     """PR curve per regular tag (AP in the legend); returns {tag_id: (line, marker)} for live updates."""
     aps = ev.average_precisions(overlap_threshold)
     artists = {}
     for k, (tag_id, (thr, p, r)) in enumerate(ev.pr_curves(overlap_threshold).items()):
         name = ev.tags[ev.tag_index[tag_id]]["name"]
-        # On (R_{k-1}, R_k] the precision is P_k: a "pre" step, whose area is the step-wise AP.
-        line, = ax.step(np.r_[0.0, r], np.r_[p[:1], p], where="pre",
-                        label=f"{name} (AP {aps[k]:.0%})" if M.is_defined(aps[k])
-                        else f"{name} (AP n/a: {aps[k].reason})")
+        line, = ax.step(*_pr_xy(p, r), where="pre", label=_pr_label(name, aps[k]))
         marker, = ax.plot([], [], "o", color=line.get_color())
         artists[tag_id] = (line, marker)
-    ax.set(xlim=(0, 1.02), ylim=(0, 1.05), xlabel="recall", ylabel="precision",
-           title="Precision-recall per tag" + (f" (IoU {overlap_threshold:.0%})" if ev.is_detection else ""))
-    ax.legend(loc="lower left", fontsize="small")
+    ax.set(xlim=(0, 1.02), ylim=(0, 1.05), xlabel="recall", ylabel="precision", title="Precision-recall per tag")
+    ax.legend(loc="lower left", fontsize="small",
+              title=f"IoU >= {overlap_threshold:.0%}" if ev.is_detection else None, title_fontsize="small")
     ax.grid(alpha=0.3)
     if threshold is not None:
         update_pr_markers(artists, ev, threshold, overlap_threshold)
     return artists
+
+
+def update_pr_curves(artists: dict, ev: Evaluation, overlap_threshold: float = 0.5) -> None:
+    """New curves and legend labels (new overlap threshold, or another split of the same iteration)."""
+    aps = ev.average_precisions(overlap_threshold)
+    curves = ev.pr_curves(overlap_threshold)
+    legend = None
+    for k, (tag_id, (line, _)) in enumerate(artists.items()):
+        _, p, r = curves[tag_id]
+        line.set_data(*_pr_xy(p, r))
+        legend = line.axes.get_legend()
+        if legend is not None:
+            legend.get_texts()[k].set_text(_pr_label(ev.tags[ev.tag_index[tag_id]]["name"], aps[k]))
+    if legend is not None and ev.is_detection:
+        legend.set_title(f"IoU >= {overlap_threshold:.0%}", prop={"size": "small"})
 
 
 def update_pr_markers(artists: dict, ev: Evaluation, threshold: float, overlap_threshold: float = 0.5) -> None:
@@ -92,7 +113,13 @@ def draw_threshold_sweep(ax, ev: Evaluation, overlap_threshold: float = 0.5, thr
            title=f"P / R / F1 against threshold: {who}")
     ax.legend(loc="lower left", fontsize="small")
     ax.grid(alpha=0.3)
-    return {"lines": lines, "threshold": vline}
+    return {"lines": lines, "threshold": vline, "tag_id": tag_id}
+
+
+def update_threshold_sweep(artists: dict, ev: Evaluation, overlap_threshold: float = 0.5) -> None:
+    c = sweep_curves(ev, overlap_threshold, artists.get("tag_id"))
+    for key, line in artists["lines"].items():
+        line.set_ydata(c[key])
 
 
 # ------------------------------------------------------------------------------------------------- figures

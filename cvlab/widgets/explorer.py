@@ -13,6 +13,7 @@ import io
 import time
 
 import ipywidgets as w
+import numpy as np
 
 from cvlab import views
 from cvlab.metrics import Undefined, is_defined
@@ -127,32 +128,47 @@ class ThresholdExplorer:
         return self.ev.performance(self.threshold.value, self.overlap_value)
 
     def _build_figure(self) -> None:
+        """Draw once; afterwards only the animated artists (curves, markers, line, legends) are redrawn over a
+        saved background (blitting), which is what keeps a slider move cheap."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
         self.fig = Figure(figsize=(10, 3.8), dpi=self.dpi, layout="constrained")
-        FigureCanvasAgg(self.fig)
+        canvas = FigureCanvasAgg(self.fig)
         self.ax_pr, self.ax_sweep = self.fig.subplots(1, 2)
-
-    def _draw(self) -> None:
-        """Redraw both panels (new overlap threshold or split): curves depend on the matching."""
-        for ax in (self.ax_pr, self.ax_sweep):
-            ax.clear()
         self._pr = views.draw_pr_curves(self.ax_pr, self.ev, self.overlap_value)
         self._sweep = views.draw_threshold_sweep(self.ax_sweep, self.ev, self.overlap_value, self.threshold.value)
+        self._dynamic = [a for pair in self._pr.values() for a in pair] + list(self._sweep["lines"].values()) \
+            + [self._sweep["threshold"], self.ax_pr.get_legend(), self.ax_sweep.get_legend()]
+        for artist in self._dynamic:
+            artist.set_animated(True)
+        canvas.draw()
+        self.fig.set_layout_engine("none")  # keep the layout computed once
+        self._background = canvas.copy_from_bbox(self.fig.bbox)
+
+    def _render(self) -> bytes:
+        from PIL import Image
+
+        canvas = self.fig.canvas
+        canvas.restore_region(self._background)
+        for artist in self._dynamic:
+            artist.axes.draw_artist(artist)
+        buf = io.BytesIO()
+        Image.fromarray(np.asarray(canvas.buffer_rgba())).save(buf, format="PNG", compress_level=1)
+        return buf.getvalue()
 
     def _refresh(self, redraw: bool = False) -> None:
+        """Recount at the thresholds; ``redraw`` also renews the curves (new overlap threshold or split)."""
         start = time.perf_counter()
         if redraw:
-            self._draw()
+            views.update_pr_curves(self._pr, self.ev, self.overlap_value)
+            views.update_threshold_sweep(self._sweep, self.ev, self.overlap_value)
         t = self.threshold.value
         self.table.value = performance_table(self.performance())
         views.update_pr_markers(self._pr, self.ev, t, self.overlap_value)
         self._sweep["threshold"].set_xdata([t, t])
         self._sweep["threshold"].set_visible(True)
-        buf = io.BytesIO()
-        self.fig.savefig(buf, format="png", dpi=self.dpi)
-        self.plot.value = buf.getvalue()
+        self.plot.value = self._render()
         self.last_update_ms = (time.perf_counter() - start) * 1000
 
     def _on_split(self, change) -> None:
