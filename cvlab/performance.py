@@ -465,7 +465,9 @@ class SplitComparison:
         parts = {"self-test (cv)": self.self_test.to_frame()}
         if self.holdout is not None:
             parts["held-out"] = self.holdout.to_frame()
-        return pd.concat(parts, axis=1).swaplevel(axis=1).sort_index(axis=1, level=0, sort_remaining=False)
+        frame = pd.concat(parts, axis=1).swaplevel(axis=1)
+        metrics = list(self.self_test.to_frame().columns)  # precision, recall, f1, AP, counts: in that order
+        return frame[[(m, split) for m in metrics for split in parts]]
 
     def to_dict(self) -> dict:
         return {"self_test": self.self_test.to_dict(),

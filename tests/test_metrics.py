@@ -158,6 +158,7 @@ def test_detection_greedy_matching_takes_best_unmatched_truth():
                          [[.3, 0, .4, .4], [.3, 0, .4, .4], [0, 0, .4, .4]])
     # Top box takes truth 1; the duplicate cannot reuse it and overlaps truth 0 by 1/7 -> FP; last takes truth 0.
     assert m.match(0.5).tolist() == [True, False, True]
+    assert m.matched_truth(0.5).tolist() == [1, -1, 0]
     # At a low overlap threshold the duplicate grabs truth 0 first (greedy by score), leaving the last box FP.
     assert m.match(0.1).tolist() == [True, True, False]
 
@@ -166,6 +167,8 @@ def test_bad_inputs_get_clear_errors():
     with pytest.raises(CvlabError, match="outside the image") as e:
         check_boxes([[0.9, 0.1, 0.2, 0.2]])
     assert e.value.code == "BadRequestInvalid" and e.value.status == 400
+    # float rounding at the border is tolerated (as cvlab.datasets.coords does)
+    assert check_boxes([[0.5, 0.5, 0.5000001, 0.5]]).shape == (1, 4)
     with pytest.raises(CvlabError, match="negative width"):
         check_boxes([[0.1, 0.1, -0.2, 0.2]])
     with pytest.raises(CvlabError, match="between 0 and 1"):
