@@ -158,3 +158,15 @@ def test_cvlab_serve_prints_what_the_sdk_needs(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_undefined_metrics_are_null_on_the_wire():
+    from cvlab.metrics import Undefined
+    from cvlab.performance import IterationPerformance, TagPerformance
+    tag = TagPerformance("t1", "rust", 1.0, Undefined("one fold"), 0.5, Undefined("one fold"), Undefined("none"))
+    perf = IterationPerformance([tag], 1.0, Undefined("one fold"), 0.5, Undefined("one fold"), 0.75)
+    body = wire.iteration_performance(perf)
+    assert body["precision"] == 1.0 and body["precisionStdDeviation"] is None and body["averagePrecision"] == 0.75
+    assert body["perTagPerformance"][0] == {"id": "t1", "name": "rust", "precision": 1.0,
+                                            "precisionStdDeviation": None, "recall": 0.5,
+                                            "recallStdDeviation": None, "averagePrecision": None}

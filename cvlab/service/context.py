@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
+import threading
 
 from fastapi import Request
 
@@ -20,6 +22,9 @@ class ServiceContext:
         self.ws = ws
         self.keys = keys
         self.limiter = limiter
+        # Inference already uses both cores (ONNX intra-op threads); more concurrent runs only thrash the CPU
+        # and grow memory, so requests queue here while decoding/storing still overlaps.
+        self.inference = threading.BoundedSemaphore(max(1, (os.cpu_count() or 2) // 2))
         secret = ws.get_setting(_BLOB_SECRET)
         if not secret:
             secret = secrets.token_hex(16)

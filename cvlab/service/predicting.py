@@ -28,7 +28,8 @@ def predict_and_store(ctx, project_id: str, iteration, data: bytes, store: bool,
             f"not {_ACTION[expected_type]}_*."))
     ctx.ws.check_prediction_quota()
     ctx.ws.add_usage("predictions")
-    predictions = predictor.predict(data)
+    with ctx.inference:
+        predictions = predictor.predict(data)
     if store:
         rec = ctx.ws.store_prediction(project_id, iteration.id, data, predictions, application=application)
         return wire.image_prediction(rec.id, project_id, iteration.id, rec.created, predictions)

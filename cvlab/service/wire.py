@@ -130,23 +130,25 @@ def image_prediction(pred_id: str, project_id: str, iteration_id: str, created: 
 
 
 def _metric(x):
-    return None if x is None else float(x)
+    """A metric on the wire: float, or null when undefined (``cvlab.metrics.Undefined``, e.g. one fold's std)."""
+    from cvlab.metrics import json_number
+    return None if x is None else json_number(x)
 
 
 def tag_performance(t) -> dict:
     return {"id": t.id, "name": t.name, "precision": _metric(t.precision),
-            "precisionStdDeviation": _metric(getattr(t, "precision_std_deviation", 0.0)),
-            "recall": _metric(t.recall), "recallStdDeviation": _metric(getattr(t, "recall_std_deviation", 0.0)),
-            "averagePrecision": _metric(getattr(t, "average_precision", None))}
+            "precisionStdDeviation": _metric(t.precision_std_deviation),
+            "recall": _metric(t.recall), "recallStdDeviation": _metric(t.recall_std_deviation),
+            "averagePrecision": _metric(t.average_precision)}
 
 
 def iteration_performance(perf) -> dict:
     return {"perTagPerformance": [tag_performance(t) for t in perf.per_tag_performance],
             "precision": _metric(perf.precision),
-            "precisionStdDeviation": _metric(getattr(perf, "precision_std_deviation", 0.0)),
+            "precisionStdDeviation": _metric(perf.precision_std_deviation),
             "recall": _metric(perf.recall),
-            "recallStdDeviation": _metric(getattr(perf, "recall_std_deviation", 0.0)),
-            "averagePrecision": _metric(getattr(perf, "average_precision", None))}
+            "recallStdDeviation": _metric(perf.recall_std_deviation),
+            "averagePrecision": _metric(perf.average_precision)}
 
 
 def export(e, base_url: str) -> dict:

@@ -1,0 +1,182 @@
+"""Latency, throughput and memory of the local endpoint's ``classify_image`` over HTTP, against a direct
+in-process ``Predictor.predict`` on the same 640 px JPEGs. Prints one JSON object.
+
+The server runs in its own process (as ``cvlab serve`` does), so its RSS is measured alone and the clients do
+not compete with it for the GIL. Targets (2 cores): p50 <= 25 ms, HTTP/direct <= 1.3x, no errors with 8
+concurrent clients, RSS growth < 50 MB over 5,000 requests.
+
+    .venv/bin/python benchmarks/serve.py [--requests 5000] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import psutil
+from PIL import Image, ImageDraw
+
+SEED = 0
+
+
+def photo(seed: int, colour, size: int = 640) -> bytes:
+    """A 640 px JPEG with a coloured object on a noisy background (realistic JPEG size, ~100 KB)."""
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(90, 170, (size, size, 3), dtype=np.uint8)
+    img = Image.fromarray(arr)
+    d = ImageDraw.Draw(img)
+    x, y = (int(v) for v in rng.integers(40, size // 2, 2))
+    d.ellipse([x, y, x + size // 3, y + size // 3], fill=colour)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def prepare(folder: Path):
+    from cvlab.training import train_project
+    from cvlab.workspace import ImageEntry, Workspace
+
+    ws = Workspace(folder)
+    p = ws.create_project("bench", domain_id="0732100f-1a38-4e49-a514-c9b44c697ab5")  # General (compact)
+    tags = [ws.create_tag(p.id, n) for n in ("red", "blue")]
+    entries = [ImageEntry(photo(i, (220, 30, 30)), tag_ids=[tags[0].id]) for i in range(6)]
+    entries += [ImageEntry(photo(100 + i, (30, 30, 220)), tag_ids=[tags[1].id]) for i in range(6)]
+    ws.create_images(p.id, entries)
+    it = train_project(ws, p.id, seed=SEED, show_progress=False)
+    assert it.status == "Completed", it.training_error_details
+    ws.publish_iteration(p.id, it.id, "bench", "/subscriptions/bench")
+    return ws, p, it
+
+
+def percentile(values, q):
+    return float(np.percentile(np.asarray(values) * 1000.0, q))
+
+
+def direct(ws, it, images, n):
+    from cvlab.predict import Predictor
+
+    pred = Predictor.load(ws, it.id)
+    for im in images[:5]:
+        pred.predict(im)  # warm-up
+    times = []
+    for i in range(n):
+        t = time.perf_counter()
+        pred.predict(images[i % len(images)])
+        times.append(time.perf_counter() - t)
+    return times, pred.backend
+
+
+def start_server(folder: Path, keys: dict):
+    code = ("import sys, argparse; from cvlab.service import cli; p = argparse.ArgumentParser(); cli.configure(p); "
+            "sys.exit(cli.run(p.parse_args(sys.argv[1:])))")
+    proc = subprocess.Popen([sys.executable, "-c", code, "--workspace", str(folder), "--port", "0",
+                             "--no-rate-limit", "--log-level", "warning"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ, **keys})
+    endpoint = None
+    for line in proc.stdout:
+        if "Training endpoint:" in line:
+            endpoint = line.split()[-1]
+        if line.startswith("Press Ctrl+C"):
+            break
+    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()  # drain
+    return proc, endpoint
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=5000, help="requests for the RSS measurement")
+    ap.add_argument("--quick", action="store_true", help="fewer requests (smoke run)")
+    args = ap.parse_args()
+    n_lat = 60 if args.quick else 300
+    n_rss = 400 if args.quick else args.requests
+
+    from azure.cognitiveservices.vision.customvision.prediction import CustomVisionPredictionClient
+    from msrest.authentication import ApiKeyCredentials
+
+    folder = Path(tempfile.mkdtemp(prefix="cvlab-bench-")) / "ws"
+    ws, project, it = prepare(folder)
+    images = [photo(1000 + i, (220, 30, 30) if i % 2 else (30, 30, 220)) for i in range(20)]
+    direct_times, backend = direct(ws, it, images, n_lat)
+
+    keys = {"CVLAB_TRAINING_KEY": "bench-training-key", "CVLAB_PREDICTION_KEY": "bench-prediction-key"}
+    proc, endpoint = start_server(folder, keys)
+    server = psutil.Process(proc.pid)
+
+    def client():
+        return CustomVisionPredictionClient(endpoint, ApiKeyCredentials(
+            in_headers={"Prediction-key": keys["CVLAB_PREDICTION_KEY"]}))
+
+    errors = []
+
+    def call(c, i, store=True):
+        t = time.perf_counter()
+        try:
+            fn = c.classify_image if store else c.classify_image_with_no_store
+            fn(project.id, "bench", images[i % len(images)])
+        except Exception as e:  # noqa: BLE001 - counted and reported
+            errors.append(f"{type(e).__name__}: {e}")
+        return time.perf_counter() - t
+
+    try:
+        c = client()
+        for i in range(10):
+            call(c, i)  # warm-up: loads the predictor in the server
+        rss_start = server.memory_info().rss
+        single = [call(c, i) for i in range(n_lat)]
+        single_nostore = [call(c, i, store=False) for i in range(n_lat)]
+
+        clients = [client() for _ in range(8)]
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            conc = list(pool.map(lambda i: call(clients[i % 8], i), range(n_lat * 2)))
+        conc_wall = time.perf_counter() - t0
+        errors_8 = len(errors)
+
+        done = 10 + 2 * n_lat + 2 * n_lat
+        remaining = max(0, n_rss - done)
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda i: call(clients[i % 8], i), range(remaining)))
+        bulk_wall = time.perf_counter() - t0
+        rss_end = server.memory_info().rss
+        stored = len(ws.query_predictions(project.id, max_count=10**6))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+    d50 = percentile(direct_times, 50)
+    h50 = percentile(single, 50)
+    result = {
+        "image": "640x640 JPEG", "predictor_backend": backend, "cpu_count": os.cpu_count(),
+        "direct_in_process_ms": {"p50": round(d50, 2), "p95": round(percentile(direct_times, 95), 2)},
+        "http_1_client_ms": {"p50": round(h50, 2), "p95": round(percentile(single, 95), 2),
+                             "throughput_rps": round(len(single) / sum(single), 1)},
+        "http_1_client_nostore_ms": {"p50": round(percentile(single_nostore, 50), 2),
+                                     "p95": round(percentile(single_nostore, 95), 2)},
+        "http_8_clients_ms": {"p50": round(percentile(conc, 50), 2), "p95": round(percentile(conc, 95), 2),
+                              "throughput_rps": round(len(conc) / conc_wall, 1), "errors": errors_8},
+        "http_over_direct_p50": round(h50 / d50, 2),
+        "requests_total": done + remaining, "errors_total": len(errors), "error_samples": errors[:3],
+        "bulk_throughput_rps": round(remaining / bulk_wall, 1) if remaining else None,
+        "server_rss_mb": {"after_warmup": round(rss_start / 2**20, 1), "after_all": round(rss_end / 2**20, 1),
+                          "growth": round((rss_end - rss_start) / 2**20, 1)},
+        "stored_predictions": stored,
+        "targets": {"p50_le_25ms": h50 <= 25.0, "overhead_le_1.3x": h50 / d50 <= 1.3,
+                    "no_errors_8_clients": errors_8 == 0,
+                    "rss_growth_lt_50mb": (rss_end - rss_start) / 2**20 < 50},
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
