@@ -121,15 +121,15 @@ def test_colour_histogram_alone_does_not_solve_parts():
     from sklearn.metrics import f1_score
     from sklearn.model_selection import cross_val_predict
 
-    recs = generate("parts", 160, seed=21, size=96)
+    recs = generate("parts", 120, seed=21, size=64)
     feats = []
     for r in recs:
         a = np.asarray(r.image.convert("HSV"))
         feats.append(np.concatenate([np.histogram(a[..., c], bins=16, range=(0, 256))[0] for c in range(3)]))
-    x = np.asarray(feats, dtype=np.float32) / (96 * 96)
+    x = np.asarray(feats, dtype=np.float32) / (64 * 64)
     y = [r.tags[0] for r in recs]
     pred = cross_val_predict(LogisticRegression(max_iter=2000, C=10), x, y, cv=4)
-    assert f1_score(y, pred, average="macro") < 0.55
+    assert f1_score(y, pred, average="macro") < 0.45  # chance is 0.25; measured ~0.23-0.29
 
 
 def test_bad_requests_are_clear():

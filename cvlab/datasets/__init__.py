@@ -79,7 +79,7 @@ def generate(name: str, count: int, seed: int = 0, size: int | None = None) -> l
 
 def seed_default_workspace(ws, data_dir: Path | None = None) -> dict[str, str]:
     """Create the sample projects from ``data/`` unless they exist (idempotent). Returns {name: project_id}."""
-    from .importing import seed_samples
+    from .samples import seed_samples
 
     return seed_samples(ws, data_dir or DATA_DIR)
 

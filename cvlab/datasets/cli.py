@@ -117,7 +117,9 @@ def run(args) -> int:
 
     ws = _workspace(args)
     if args.action == "seed":
-        print(json.dumps(importing.seed_samples(ws, _data_dir()), indent=1))
+        from .samples import seed_samples
+
+        print(json.dumps(seed_samples(ws, _data_dir()), indent=1))
         return 0
     if args.action == "import":
         domain_id = None

@@ -22,15 +22,6 @@ from .records import NEGATIVE, Record, Region
 #: Domains for projects that an import creates: compact, so the learner can export what they train.
 DEFAULT_DOMAIN = {"Classification": "General (compact)", "ObjectDetection": "General (compact) [S1]"}
 
-SAMPLES = (
-    # (project name, folder under data/, format, domain name, classification type, description)
-    ("Parts (sample)", "parts", "folder", "General (compact)", "Multiclass",
-     "Sample: manufactured parts, ok / cracked / rusted, with a Negative set (from data/parts)."),
-    ("Site safety (sample)", "site", "cvjson", "General (compact) [S1]", "Multiclass",
-     "Sample: construction-site scenes with helmet, vest and person boxes (from data/site)."),
-)
-
-
 @dataclass
 class ImportReport:
     """What an import did: counts by outcome, the tags it created, and each failed image with the reason."""
@@ -203,24 +194,3 @@ def export_project(ws, project_id: str, out, format: str | None = None) -> Path:
     return formats.write(project_records(ws, project.id), Path(out), fmt, tags=[t.name for t in tags],
                          project_type=project.project_type, classification_type=project.classification_type,
                          negative_tags=[t.name for t in tags if t.type == "Negative"])
-
-
-def seed_samples(ws, data_dir: Path) -> dict[str, str]:
-    """Create each sample project from ``data_dir`` if no project of that name exists. {name: project_id}."""
-    out = {}
-    for name, folder, fmt, domain_name, ctype, description in SAMPLES:
-        existing = ws.find_project(name)
-        if existing is not None:
-            out[name] = existing.id
-            continue
-        src = Path(data_dir) / folder
-        if not src.is_dir():
-            raise CvlabError("ErrorUnknown", f"sample data {src} is missing; reinstall cvlab from the repository")
-        labeled = formats.read(src, fmt)
-        dom = domains.find_domain(domain_name, labeled.project_type)
-        project = ws.create_project(name, description=description, domain_id=dom.id, classification_type=ctype)
-        ensure_tags(ws, project.id, labeled.tags, labeled.negative_tags | {NEGATIVE}
-                    if labeled.project_type == "Classification" else set())
-        import_records(ws, project.id, labeled.records, negative_tags=labeled.negative_tags)
-        out[name] = project.id
-    return out

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageChops, ImageDraw
+from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
 from .records import NEGATIVE, Record
 from .texture import blur, camera, fractal_noise, grid, jitter_colour, value_noise
@@ -108,15 +108,26 @@ def _bg_mat(rng, n):
     return base * val[..., None]
 
 
-def _rust_texture(rng, n):
-    """Rust colours: a blotchy mix of the rust palette with coarse grain and pits (before shading)."""
-    mix = fractal_noise(rng, n, 6, 3) * (len(RUST) - 1)
-    lo = np.floor(mix).astype(int)
+def _rust_palette() -> list[int]:
+    """A 256-entry palette running smoothly through the rust colours (for Pillow's 'P' mode lookup)."""
+    xs = np.linspace(0, len(RUST) - 1, 256)
+    lo = np.floor(xs).astype(int)
     hi = np.minimum(lo + 1, len(RUST) - 1)
-    t = (mix - lo)[..., None]
-    rust = RUST[lo] * (1 - t) + RUST[hi] * t
-    pits = blur((rng.random((n, n), dtype=np.float32) < 0.015).astype(np.float32), 0.8) * 1.5
-    rough = 1 + 0.35 * (rng.random((n, n), dtype=np.float32) - 0.5)
+    t = (xs - lo)[:, None]
+    return (np.round((RUST[lo] * (1 - t) + RUST[hi] * t) * 255).astype(np.uint8)).ravel().tolist()
+
+
+_RUST_PALETTE = _rust_palette()
+
+
+def _rust_texture(rng, w, h=None):
+    """Rust colours (float RGB, h×w): a blotchy mix of the rust palette with coarse grain and pits, unshaded."""
+    h = h or w
+    mix = Image.fromarray((fractal_noise(rng, w, 6, 3, height=h) * 255).astype(np.uint8), "L")
+    mix.putpalette(_RUST_PALETTE)  # an 'L' image with a palette becomes 'P': one C lookup per pixel
+    rust = np.asarray(mix.convert("RGB"), np.float32) / 255
+    pits = blur((rng.random((h, w), dtype=np.float32) < 0.015).astype(np.float32), 0.8) * 1.5
+    rough = 1 + 0.35 * (rng.random((h, w), dtype=np.float32) - 0.5)
     return rust * (rough * (1 - np.clip(pits, 0, 0.6)))[..., None]
 
 
@@ -286,14 +297,17 @@ def _split(layer: Image.Image, rng, pose: _Pose, kind: str) -> Image.Image:
     half = Image.new("L", layer.size, 0)
     ImageDraw.Draw(half).polygon(line + [(line[-1][0] + far * nx, line[-1][1] + far * ny),
                                          (line[0][0] + far * nx, line[0][1] + far * ny)], fill=255)
-    a_part = ImageChops.multiply(layer, Image.merge("RGB", [half] * 3))
-    b_part = ImageChops.multiply(layer, Image.merge("RGB", [ImageChops.invert(half)] * 3))
     turn = rng.uniform(4, 14) * rng.choice([-1, 1])
     # The far end of a turned piece swings by r*sin(turn): pull the pieces apart by that much more.
     gap = pose.r * (rng.uniform(0.12, 0.2) + 1.05 * math.sin(math.radians(abs(turn))))
-    a_part = a_part.rotate(0, translate=(nx * gap / 2, ny * gap / 2))
-    b_part = b_part.rotate(turn, resample=Image.BILINEAR, center=(cx, cy), translate=(-nx * gap / 2, -ny * gap / 2))
-    return ImageChops.lighter(a_part, b_part)
+    # Piece A moves by a whole-pixel offset; piece B is turned (nearest neighbour is enough: the layer is
+    # supersampled and reduced afterwards, which smooths the edges).
+    out = Image.new("RGB", layer.size)
+    out.paste(layer, (round(nx * gap / 2), round(ny * gap / 2)), half)
+    b_part = Image.new("RGB", layer.size)
+    b_part.paste(layer, (0, 0), ImageChops.invert(half))
+    b_part = b_part.rotate(turn, resample=Image.NEAREST, center=(cx, cy), translate=(-nx * gap / 2, -ny * gap / 2))
+    return ImageChops.lighter(out, b_part)
 
 
 def _chunk(layer: Image.Image, rng, pose: _Pose, kind: str) -> Image.Image:
@@ -317,13 +331,17 @@ def _chunk(layer: Image.Image, rng, pose: _Pose, kind: str) -> Image.Image:
     return ImageChops.multiply(layer, Image.merge("RGB", [ImageChops.invert(cut)] * 3))
 
 
-def _hairline(layer: Image.Image, rng, pose: _Pose) -> Image.Image:
+def _hairline(layer: Image.Image, rng, pose: _Pose, kind: str = "washer") -> Image.Image:
     """A thin dark crack across part of the surface, no displacement (subtle variant)."""
-    a = rng.uniform(0, 2 * math.pi)
-    start = pose.pt(0.95 * math.cos(a), 0.95 * math.sin(a))
-    length = rng.uniform(0.5, 0.9)
-    end = pose.pt((0.95 - length) * math.cos(a) + rng.uniform(-0.3, 0.3),
-                  (0.95 - length) * math.sin(a) + rng.uniform(-0.3, 0.3))
+    if kind == "bolt":  # across the shank, where a bolt is thin
+        x = rng.uniform(-0.4, 0.8)
+        start, end = pose.pt(x, -0.3), pose.pt(x + rng.uniform(-0.15, 0.15), 0.3)
+    else:  # inwards from the rim
+        a = rng.uniform(0, 2 * math.pi)
+        start = pose.pt(0.95 * math.cos(a), 0.95 * math.sin(a))
+        length = rng.uniform(0.5, 0.9)
+        end = pose.pt((0.95 - length) * math.cos(a) + rng.uniform(-0.3, 0.3),
+                      (0.95 - length) * math.sin(a) + rng.uniform(-0.3, 0.3))
     crack = Image.new("L", layer.size, 0)
     ImageDraw.Draw(crack).line(_jagged(rng, start, end, 14, pose.r * 0.03), fill=255,
                                width=max(2, int(pose.r * 0.03)), joint="curve")
@@ -346,9 +364,11 @@ def _chip(layer: Image.Image, rng, pose: _Pose) -> Image.Image:
     return ImageChops.multiply(layer, Image.merge("RGB", [ImageChops.invert(cut)] * 3))
 
 
-def _rust_alpha(rng, n: int, mask: np.ndarray, coverage: float) -> np.ndarray:
-    """Blotchy rust covering about ``coverage`` of the part's visible surface."""
-    field = 0.65 * value_noise(rng, n, int(rng.integers(4, 9))) + 0.35 * value_noise(rng, n, int(rng.integers(14, 26)))
+def _rust_alpha(rng, mask: np.ndarray, coverage: float) -> np.ndarray:
+    """Blotchy rust covering about ``coverage`` of the part's visible surface (``mask``: the part's box)."""
+    h, w = mask.shape
+    field = (0.65 * value_noise(rng, w, int(rng.integers(4, 9)), h)
+             + 0.35 * value_noise(rng, w, int(rng.integers(14, 26)), h))
     inside = field[mask > 0.5]
     if inside.size == 0:
         return np.zeros_like(mask)
@@ -357,16 +377,25 @@ def _rust_alpha(rng, n: int, mask: np.ndarray, coverage: float) -> np.ndarray:
 
 
 def _rust_spots(rng, n: int, mask: np.ndarray) -> np.ndarray:
-    """A handful of small rust spots (subtle variant)."""
+    """A handful of small rust spots (subtle variant); ``n`` is the image side, ``mask`` the part's box."""
     ys, xs = np.nonzero(mask > 0.9)
     alpha = np.zeros_like(mask)
     if ys.size == 0:
         return alpha
-    y, x = np.ogrid[0:n, 0:n]
+    y, x = np.ogrid[0:mask.shape[0], 0:mask.shape[1]]
     for i in rng.choice(ys.size, size=int(rng.integers(2, 6))):
         r = rng.uniform(0.012, 0.03) * n
         alpha = np.maximum(alpha, np.clip(1.5 - np.hypot(x - xs[i], y - ys[i]) / r, 0, 1))
     return alpha * mask
+
+
+def _upsample(field: np.ndarray, n: int, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The part ``box`` (pixels of an n×n image) of a smooth low-resolution ``field``, at full resolution."""
+    k = field.shape[0] / n
+    x0, y0, x1, y1 = box
+    im = Image.fromarray(field.astype(np.float32), "F")
+    return np.asarray(im.resize((x1 - x0, y1 - y0), Image.BILINEAR, box=(x0 * k, y0 * k, x1 * k, y1 * k)),
+                      np.float32)
 
 
 def render(rng: np.random.Generator, n: int, label: set[str], subtle: bool = False) -> tuple[Image.Image, dict]:
@@ -376,7 +405,7 @@ def render(rng: np.random.Generator, n: int, label: set[str], subtle: bool = Fal
     canvas = Image.fromarray((bg * 255).astype(np.uint8), "RGB")
     if NEGATIVE in label:
         clutter(rng, canvas, int(rng.integers(2, 6)))
-        return camera(rng, np.asarray(canvas, np.float32) / 255), {"part": "none"}
+        return camera(rng, canvas), {"part": "none"}
 
     kind = KINDS[rng.integers(len(KINDS))]
     mat_name, base, spec_k = MATERIALS[rng.integers(len(MATERIALS))]
@@ -387,7 +416,6 @@ def render(rng: np.random.Generator, n: int, label: set[str], subtle: bool = Fal
     pose = _Pose(n2 / 2 + rng.uniform(-slack, slack), n2 / 2 + rng.uniform(-slack, slack), r,
                  rng.uniform(0, 2 * math.pi))
     clutter(rng, canvas, int(rng.integers(0, 2)), avoid=(pose.cx / SS, pose.cy / SS, 1.2 * r / SS))
-    bg = np.asarray(canvas, np.float32) / 255
 
     meta = {"part": kind, "material": mat_name}
     missing = 0
@@ -409,43 +437,57 @@ def render(rng: np.random.Generator, n: int, label: set[str], subtle: bool = Fal
     elif mode == "chunk":
         layer = _chunk(layer, rng, pose, kind)
     elif mode == "hairline":
-        layer = _hairline(layer, rng, pose)
+        layer = _hairline(layer, rng, pose, kind)
     elif mode == "chip":
         layer = _chip(layer, rng, pose)
-    small = np.asarray(layer.reduce(SS), np.float32) / 255
-    mask, detail, crack = small[..., 0], small[..., 1], small[..., 2]
+    small_im = layer.reduce(SS)
+    mask_im = small_im.getchannel("R")
+    # All per-pixel shading happens inside the part's bounding box only.
+    box = mask_im.getbbox() or (0, 0, 1, 1)
+    x0, y0, x1, y1 = box
+    crop = np.asarray(small_im.crop(box), np.float32) / 255
+    mask, detail, crack = crop[..., 0], crop[..., 1], crop[..., 2]
 
-    # Shading: light from a random direction, bevelled edges, a specular band on metals.
+    # Shading: light from a random direction, bevelled edges, a specular band on metals. The smooth fields
+    # are computed at a quarter of the resolution and upsampled (they have no fine detail).
     la = rng.uniform(0, 2 * math.pi)
-    u, v = grid(n, la)
+    m = max(16, n // 4)
+    u, v = grid(m, la)
+    u, v = u * (n / m), v * (n / m)
     g = (u - u.min()) / max(float(u.max() - u.min()), 1.0)
-    mb = blur(mask, n / 220)
     sx, sy = int(round(2 * math.cos(la))), int(round(2 * math.sin(la)))
-    emboss = mb - np.roll(mb, (sy, sx), axis=(0, 1))
+    mb_im = mask_im.filter(ImageFilter.GaussianBlur(n / 220))
+    mb = np.asarray(mb_im.crop(box), np.float32) / 255
+    shifted = np.asarray(ImageChops.offset(mb_im, sx, sy).crop(box), np.float32) / 255
+    emboss = mb - shifted
     v0 = rng.uniform(v.min(), v.max())
     spec = spec_k * np.exp(-(((v - v0) / (n * rng.uniform(0.05, 0.15))) ** 2))
-    diffuse = 0.65 + 0.45 * g
-    grain = 1 + 0.05 * (value_noise(rng, n, n // 6) - 0.5)
+    diffuse = _upsample(0.65 + 0.45 * g, n, box)
+    spec = _upsample(spec, n, box)
+    grain = 1 + 0.05 * (value_noise(rng, n, n // 6)[y0:y1, x0:x1] - 0.5)
     shade = (diffuse * grain + 1.2 * emboss)[..., None]
     part = base * shade + (spec * 0.8)[..., None]
-    part *= (1 - 0.35 * detail)[..., None]
-    part *= (1 - 0.8 * crack)[..., None]
+    part *= (1 - 0.35 * detail - 0.8 * crack + 0.28 * detail * crack)[..., None]
 
     if "rusted" in label:
         if subtle:
             alpha = _rust_spots(rng, n, mask)
         else:
             coverage = rng.uniform(0.5, 0.9)
-            alpha = _rust_alpha(rng, n, mask, coverage)
+            alpha = _rust_alpha(rng, mask, coverage)
             meta["rust_coverage"] = f"{coverage:.2f}"
-        rust = _rust_texture(rng, n) * (diffuse + 0.9 * emboss)[..., None]
-        part = part * (1 - alpha[..., None]) + rust * alpha[..., None]
+        alpha = alpha[..., None]
+        rust = _rust_texture(rng, x1 - x0, y1 - y0) * (diffuse + 0.9 * emboss)[..., None]
+        part = part * (1 - alpha) + rust * alpha
 
-    # Contact shadow, then composite.
-    shadow = blur(np.roll(mask, (int(-sy * n / 80), int(-sx * n / 80)), axis=(0, 1)), n / 60)
-    bg = bg * (1 - rng.uniform(0.25, 0.5) * shadow)[..., None]
-    out = bg * (1 - mask[..., None]) + np.clip(part, 0, 1.2) * mask[..., None]
-    return camera(rng, out), meta
+    # Contact shadow on the background, then the part on top through its anti-aliased silhouette.
+    shadow_im = ImageChops.offset(mask_im, int(-sx * n / 80), int(-sy * n / 80))
+    depth = rng.uniform(0.25, 0.5)
+    shade_bg = shadow_im.filter(ImageFilter.GaussianBlur(n / 60)).point(lambda a: round(255 - depth * a))
+    canvas = ImageChops.multiply(canvas, Image.merge("RGB", [shade_bg] * 3))
+    part_im = Image.fromarray((np.clip(part, 0, 1) * 255).astype(np.uint8), "RGB")
+    canvas.paste(part_im, (x0, y0), mask_im.crop(box))
+    return camera(rng, canvas), meta
 
 
 # ------------------------------------------------------------------------------------------------ datasets

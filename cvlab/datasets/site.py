@@ -269,9 +269,8 @@ def render(rng: np.random.Generator, n: int, max_people: int = 5) -> tuple[Image
                 regions.append(Region(tag, *(round(v, 6) for v in pixels_to_ltwh(px, n, n))))
         helmets += helmet
         vests += vest
-    arr = np.asarray(im, np.float32) / 255
     meta = {"people": str(len(placed)), "helmets": str(helmets), "vests": str(vests)}
-    return camera(rng, arr, strength=0.7), regions, meta
+    return camera(rng, im, strength=0.7), regions, meta
 
 
 def iter_records(name: str, count: int, seed: int, size: int, *, start: int = 0):

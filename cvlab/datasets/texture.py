@@ -5,7 +5,7 @@ Images are float32 arrays ``(H, W, 3)`` in 0..1 while being built, and become PI
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageChops, ImageFilter
 from scipy.ndimage import gaussian_filter
 
 
@@ -51,22 +51,32 @@ def blur(arr: np.ndarray, radius: float) -> np.ndarray:
     return gaussian_filter(np.asarray(arr, dtype=np.float32), radius, mode="nearest", truncate=3.0)
 
 
-def camera(rng: np.random.Generator, img: np.ndarray, *, strength: float = 1.0) -> Image.Image:
-    """Lighting and sensor effects: exposure, white balance, vignette, soft focus, noise -> uint8 PIL image."""
-    h, w, _ = img.shape
+def camera(rng: np.random.Generator, img: Image.Image, *, strength: float = 1.0) -> Image.Image:
+    """Lighting and sensor effects on an RGB image: uneven light, exposure, white balance, gamma, noise, focus.
+
+    Done with Pillow's C operations (multiply, lookup tables, add) rather than float arrays: it is the part
+    of generation that runs on every pixel of every image.
+    """
+    w, h = img.size
     exposure = rng.uniform(1 - 0.3 * strength, 1 + 0.25 * strength)
-    balance = rng.uniform(1 - 0.08 * strength, 1 + 0.08 * strength, 3).astype(np.float32)
-    # Vignette / uneven light: a broad radial falloff from a random centre.
-    cy, cx = rng.uniform(0.2, 0.8, 2)
-    y = ((np.arange(h, dtype=np.float32) / h - cy) ** 2)[:, None]
-    x = ((np.arange(w, dtype=np.float32) / w - cx) ** 2)[None, :]
-    light = 1 - np.float32(rng.uniform(0.0, 0.45 * strength)) * (x + y)
-    img = img * light[..., None] * (np.float32(exposure) * balance)
-    noise = rng.standard_normal(img.shape, dtype=np.float32) * np.float32(rng.uniform(0.005, 0.025))
-    img = (img + noise) * 255
-    out = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+    balance = rng.uniform(1 - 0.08 * strength, 1 + 0.08 * strength, 3)
     gamma = rng.uniform(0.85, 1.15)
-    out = out.point([round(255 * (i / 255) ** gamma) for i in range(256)] * 3)
+    # Vignette / uneven light: a broad radial falloff from a random centre, computed small and upsampled.
+    cy, cx = rng.uniform(0.2, 0.8, 2)
+    k = rng.uniform(0.0, 0.45 * strength)
+    yy, xx = np.mgrid[0:32, 0:32].astype(np.float32) / 31
+    light = (1 - k * ((xx - cx) ** 2 + (yy - cy) ** 2)) * 255
+    light_im = Image.fromarray(np.clip(light, 0, 255).astype(np.uint8), "L").resize((w, h), Image.BILINEAR)
+    out = ImageChops.multiply(img.convert("RGB"), Image.merge("RGB", [light_im] * 3))
+    lut = []
+    for c in range(3):
+        lut += [min(255, round(255 * min(1.0, i / 255 * exposure * balance[c]) ** gamma)) for i in range(256)]
+    out = out.point(lut)
+    # Sensor noise on luminance, seeded (Pillow's effect_noise is not).
+    sigma = rng.uniform(0.005, 0.025) * 255
+    noise = rng.standard_normal((h, w), dtype=np.float32) * np.float32(sigma) + 128
+    noise_im = Image.fromarray(np.clip(noise, 0, 255).astype(np.uint8), "L")
+    out = ImageChops.add(out, Image.merge("RGB", [noise_im] * 3), scale=1.0, offset=-128)
     focus = rng.uniform(0, 0.9)
     if focus > 0.35:
         out = out.filter(ImageFilter.GaussianBlur(focus))
