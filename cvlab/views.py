@@ -116,10 +116,15 @@ def draw_threshold_sweep(ax, ev: Evaluation, overlap_threshold: float = 0.5, thr
     return {"lines": lines, "threshold": vline, "tag_id": tag_id}
 
 
-def update_threshold_sweep(artists: dict, ev: Evaluation, overlap_threshold: float = 0.5) -> None:
-    c = sweep_curves(ev, overlap_threshold, artists.get("tag_id"))
+def update_threshold_sweep(artists: dict, ev: Evaluation, overlap_threshold: float = 0.5,
+                           tag_id: str | None = None) -> None:
+    """New P/R/F1 curves, for the overall numbers (``tag_id`` None) or one tag."""
+    c = sweep_curves(ev, overlap_threshold, tag_id)
+    artists["tag_id"] = tag_id
     for key, line in artists["lines"].items():
         line.set_ydata(c[key])
+    who = "overall (micro)" if tag_id is None else ev.tags[ev.tag_index[tag_id]]["name"]
+    next(iter(artists["lines"].values())).axes.set_title(f"P / R / F1 against threshold: {who}")
 
 
 # ------------------------------------------------------------------------------------------------- figures

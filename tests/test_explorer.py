@@ -5,7 +5,7 @@ import pytest
 from cvlab.metrics import NO_PREDICTIONS
 from cvlab.performance import Evaluation
 from cvlab.widgets.explorer import ThresholdExplorer, performance_table
-from test_performance import CAT, _det_evaluation, multiclass_evaluation
+from test_performance import CAT, DOG, _det_evaluation, multiclass_evaluation
 from test_performance_ws import trained  # noqa: F401  (fixture)
 
 
@@ -32,6 +32,16 @@ def test_probability_slider_updates_table_and_plot():
     assert ex.last_update_ms > 0
     ex.threshold.value = 0.99  # nothing predicted: precision is n/a, with the reason as a tooltip
     assert f'title="{NO_PREDICTIONS}"' in ex.table.value
+
+
+def test_curve_tag_dropdown_switches_the_sweep():
+    ex = ThresholdExplorer(multiclass_evaluation(), threshold=0.4)
+    png = ex.plot.value
+    ex.curve_tag.value = DOG
+    assert ex.ax_sweep.get_title() == "P / R / F1 against threshold: dog"
+    recall = ex._sweep["lines"]["recall"].get_ydata()
+    assert (recall[40], recall[50]) == (0.5, 0.0)  # dog is found at 0.40, not at 0.50
+    assert ex.plot.value != png
 
 
 def test_split_toggle_shows_held_out_numbers():

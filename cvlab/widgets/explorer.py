@@ -66,7 +66,7 @@ class ThresholdExplorer:
     """``ThresholdExplorer(evaluation)``: an ``evaluation.json`` dict or an ``Evaluation``; display it in a cell.
 
     Widgets: ``threshold`` (and ``overlap`` for detection) FloatSliders, ``split`` toggle when held-out images
-    exist, ``table`` (HTML), ``plot`` (PNG Image). ``last_update_ms`` is the time the last move took.
+    exist, ``curve_tag`` (P/R/F1 curves overall or for one tag), ``table`` (HTML), ``plot`` (PNG Image). ``last_update_ms`` is the time the last move took.
     """
 
     def __init__(self, evaluation, split: str = "cv", threshold: float = 0.5, overlap_threshold: float = 0.5,
@@ -95,6 +95,9 @@ class ThresholdExplorer:
                 options.append((SPLIT_LABELS["holdout"], "holdout"))
         self.split = w.ToggleButtons(options=options, value=split, description="Measured on",
                                      layout=w.Layout(display="" if len(options) > 1 else "none"))
+        self.curve_tag = w.Dropdown(options=[("all tags (micro)", None)] + [
+            (self.ev.tags[j]["name"], self.ev.tags[j]["id"]) for j in self.ev.regular_idx],
+            value=None, description="Curve for")
         self.table = w.HTML()
         self.plot = w.Image(format="png")
         self._build_figure()
@@ -103,8 +106,9 @@ class ThresholdExplorer:
         if self.overlap is not None:
             self.overlap.observe(lambda change: self._refresh(redraw=True), names="value")
         self.split.observe(self._on_split, names="value")
+        self.curve_tag.observe(lambda change: self._refresh(redraw=True), names="value")
         sliders = [self.threshold] + ([self.overlap] if self.overlap is not None else [])
-        self.widget = w.VBox([w.HBox(sliders), self.split, self.table, self.plot])
+        self.widget = w.VBox([w.HBox(sliders), w.HBox([self.split, self.curve_tag]), self.table, self.plot])
 
     @classmethod
     def for_iteration(cls, project, iteration=None, ws=None, **kwargs) -> "ThresholdExplorer":
@@ -139,7 +143,7 @@ class ThresholdExplorer:
         self._pr = views.draw_pr_curves(self.ax_pr, self.ev, self.overlap_value)
         self._sweep = views.draw_threshold_sweep(self.ax_sweep, self.ev, self.overlap_value, self.threshold.value)
         self._dynamic = [a for pair in self._pr.values() for a in pair] + list(self._sweep["lines"].values()) \
-            + [self._sweep["threshold"], self.ax_pr.get_legend(), self.ax_sweep.get_legend()]
+            + [self._sweep["threshold"], self.ax_pr.get_legend(), self.ax_sweep.get_legend(), self.ax_sweep.title]
         for artist in self._dynamic:
             artist.set_animated(True)
         canvas.draw()
@@ -162,7 +166,7 @@ class ThresholdExplorer:
         start = time.perf_counter()
         if redraw:
             views.update_pr_curves(self._pr, self.ev, self.overlap_value)
-            views.update_threshold_sweep(self._sweep, self.ev, self.overlap_value)
+            views.update_threshold_sweep(self._sweep, self.ev, self.overlap_value, self.curve_tag.value)
         t = self.threshold.value
         self.table.value = performance_table(self.performance())
         views.update_pr_markers(self._pr, self.ev, t, self.overlap_value)
