@@ -548,3 +548,37 @@ def test_export_onnx_and_download(multiclass, trainer):
     with pytest.raises(CustomVisionErrorException) as e:
         trainer.export_iteration(p.id, it.id, "ONNX", flavor="TensorFlowLite")
     assert e.value.error.code.startswith("BadRequest")
+
+
+def test_suggestions_for_untagged_images(multiclass, trainer):
+    from azure.cognitiveservices.vision.customvision.training.models import SuggestedTagAndRegionQueryToken
+    p, it = multiclass["project"], multiclass["iteration"]
+    red_img = trainer.create_images_from_data(p.id, colour_image(RED, 31337)).images[0].image
+    blue_img = trainer.create_images_from_data(p.id, colour_image(BLUE, 31338)).images[0].image
+    found = trainer.suggest_tags_and_regions(p.id, it.id, [red_img.id])
+    assert found[0].id == red_img.id and found[0].predictions[0].tag_name == "red"
+    assert 0.0 <= found[0].prediction_uncertainty < 0.5
+    red_id = multiclass["red"].id
+    query = trainer.query_suggested_images(p.id, it.id, SuggestedTagAndRegionQueryToken(
+        tag_ids=[red_id], threshold=0.5, sort_by="UncertaintyAscending"))
+    assert [r.id for r in query.results] == [red_img.id] and query.results[0].original_image_uri
+    counts = trainer.query_suggested_image_count(p.id, it.id, tag_ids=[red_id, multiclass["blue"].id],
+                                                 threshold=0.5)
+    assert counts == {red_id: 1, multiclass["blue"].id: 1}
+    trainer.delete_images(p.id, [red_img.id, blue_img.id])
+
+
+def test_project_export_import_and_artifacts(multiclass, trainer):
+    p, it = multiclass["project"], multiclass["iteration"]
+    exported = trainer.export_project(p.id)
+    assert exported.image_count == 12 and exported.tag_count == 2 and exported.iteration_count == 1
+    copy = trainer.import_project(exported.token, name="Colours copy")
+    assert copy.id != p.id and copy.settings.domain_id == p.settings.domain_id
+    assert trainer.get_tagged_image_count(copy.id) == 12
+    assert sorted(t.name for t in trainer.get_tags(copy.id)) == ["blue", "red"]
+    with pytest.raises(CustomVisionErrorException) as e:
+        trainer.import_project(exported.token[:-2] + "xx", name="forged")
+    assert e.value.error.code == "BadRequestInvalidImportToken"
+    trainer.delete_project(copy.id)
+    chunks = trainer.get_artifact(p.id, f"iterations/{it.id}/evaluation.json")
+    assert b'"records"' in b"".join(chunks)

@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime, timezone
 
 from fastapi import APIRouter, Query, Request, Security
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
@@ -19,11 +19,12 @@ from cvlab import domains as cvdomains
 from cvlab import rules
 from cvlab.errors import CvlabError
 
-from . import wire
+from . import transfer, wire
 from .bodies import image_payloads, json_body
 from .context import ctx_of
 from .fetch import fetch_image
 from .predicting import predict_and_store
+from .suggestions import matches, uncertainty
 from .schemas import (ImageFileCreateBatch, ImageIdCreateBatch, ImageRegionCreateBatch, ImageTagCreateBatch,
                       ImageUrl, ImageUrlCreateBatch, IterationUpdate, PredictionQueryToken, ProjectUpdate,
                       SuggestedTagAndRegionQueryToken, TagFilter, TagUpdate, TrainingParameters)
@@ -91,16 +92,40 @@ def get_projects(request: Request):
 async def create_project(request: Request, name: str = Query(...), description: str | None = Query(None),
                          domainId: str | None = Query(None), classificationType: str | None = Query(None),
                          targetExportPlatforms: str | None = Query(None)):
-    options = await json_body(request)  # CreateProjectOptions: container/queue URIs have no local meaning
+    # An optional CreateProjectOptions body (Azure storage container / queue URIs) has no local meaning: it is
+    # read, so a malformed body still gets a clear error, and otherwise ignored.
+    await json_body(request)
     ws = ctx_of(request).ws
     platforms = targetExportPlatforms.split(",") if targetExportPlatforms else None
     p = await run_in_threadpool(ws.create_project, name, description or "", domain_id=domainId,
                                 classification_type=classificationType, target_export_platforms=platforms)
-    if isinstance(options, dict) and any(options.values()):
-        settings = {"export_model_container_uri": options.get("exportModelContainerUri"),
-                    "notification_queue_uri": options.get("notificationQueueUri")}
-        p.settings = {**(p.settings or {}), **{k: v for k, v in settings.items() if v}}
     return wire.project(p)
+
+
+@router.get("/projects/{projectId}/export", tags=["projects"], summary="export_project")
+def export_project(request: Request, projectId: str):
+    return transfer.export_token(ctx_of(request), projectId)
+
+
+@router.post("/projects/import", tags=["projects"], summary="import_project")
+def import_project(request: Request, token: str = Query(...), name: str | None = None):
+    return wire.project(transfer.import_project(ctx_of(request), token, name))
+
+
+@router.get("/projects/{projectId}/artifacts", tags=["projects"], summary="get_artifact",
+            response_class=FileResponse)
+def get_artifact(request: Request, projectId: str, path: str = Query(...)):
+    """Files of the project's iterations, by path relative to the workspace: ``iterations/<id>/<file>``."""
+    ws = ctx_of(request).ws
+    parts = path.replace("\\", "/").strip("/").split("/")
+    ids = {it.id for it in ws.get_iterations(projectId)}
+    if len(parts) != 3 or parts[0] != "iterations" or parts[1] not in ids or parts[2] in ("", ".", ".."):
+        raise CvlabError("BadRequestInvalidArtifactUri", f"No artifact {path!r}: use iterations/<iteration id>/<file> "
+                         "for an iteration of this project (e.g. evaluation.json).")
+    target = ws.iteration_dir(parts[1]) / parts[2]
+    if not target.is_file():
+        raise CvlabError("NotFound", f"Artifact {path!r} does not exist.")
+    return FileResponse(target, media_type="application/octet-stream")
 
 
 @router.get("/projects/{projectId}", tags=["projects"], summary="get_project")
@@ -578,34 +603,64 @@ def delete_prediction(request: Request, projectId: str, ids: str = Query(...)):
 
 
 # ---- suggestions ----------------------------------------------------------------------------------------------
+def _suggested(p_id, it, img, preds, uris=None) -> dict:
+    out = {"id": img.id, "project": p_id, "iteration": it.id, "created": wire.dt(img.created),
+           "predictions": [wire.prediction(x) for x in preds], "predictionUncertainty": uncertainty(preds)}
+    if uris is not None:
+        out.update(uris(img))
+        out.update(width=img.width, height=img.height, domain=it.domain_id)
+    return out
+
+
 @router.post("/projects/{projectId}/tagsandregions/suggestions", tags=["suggestions"],
              summary="suggest_tags_and_regions")
 def suggest_tags_and_regions(request: Request, projectId: str, iterationId: str = Query(...),
                              imageIds: str = Query(...)):
     ctx = ctx_of(request)
-    ids = _csv(imageIds, "imageIds", cap=64) or []
+    ids = _csv(imageIds, "imageIds", cap=rules.limit("images_per_batch")) or []
     it = ctx.ws.get_iteration(projectId, iterationId)
-    _trained(it)
-    predictor = ctx.predictor(it.id)
-    out = []
-    for image_id in ids:
-        img = ctx.ws.get_image(projectId, image_id)
-        preds = predictor.predict(ctx.ws.open_image(img))
-        out.append({"id": img.id, "project": projectId, "iteration": it.id, "created": wire.dt(img.created),
-                    "predictions": [wire.prediction(p) for p in preds],
-                    "predictionUncertainty": _uncertainty(preds)})
-    return out
+    images = [ctx.ws.get_image(projectId, i) for i in ids]
+    found = ctx.suggestions.predictions(ctx, it, images)
+    return [_suggested(projectId, it, img, found[img.id]) for img in images]
 
 
-def _uncertainty(preds) -> float:
-    """1 - top probability: how unsure the model is (0 = certain); active learning refines this later."""
-    return float(1.0 - max((p["probability"] for p in preds), default=0.0))
+def _untagged_suggestions(ctx, projectId, iterationId, tag_ids, threshold):
+    it = ctx.ws.get_iteration(projectId, iterationId)
+    images = list(ctx.ws.iter_images(projectId, tagging_status="Untagged"))
+    found = ctx.suggestions.predictions(ctx, it, images)
+    return it, [(img, found[img.id]) for img in images if matches(found[img.id], tag_ids, threshold)]
 
 
-def _trained(it) -> None:
-    if it.status != "Completed":
-        raise CvlabError("BadRequestIterationIsNotTrained", f"Iteration {it.name!r} is {it.status}: wait until it is "
-                         "Completed.")
+@router.post("/projects/{projectId}/images/suggested", tags=["suggestions"], summary="query_suggested_images")
+def query_suggested_images(request: Request, projectId: str, query: SuggestedTagAndRegionQueryToken,
+                           iterationId: str = Query(...)):
+    ctx = ctx_of(request)
+    threshold = query.threshold if query.threshold is not None else 0.0
+    _unit("threshold", threshold)
+    order = query.sort_by or "UncertaintyDescending"
+    if order not in ("UncertaintyAscending", "UncertaintyDescending"):
+        raise CvlabError("BadRequestInvalid", f"sortBy {order!r}: use UncertaintyAscending or UncertaintyDescending.")
+    it, hits = _untagged_suggestions(ctx, projectId, iterationId, query.tag_ids, threshold)
+    hits.sort(key=lambda h: uncertainty(h[1]), reverse=order == "UncertaintyDescending")
+    take = query.max_count or QUERY_PAGE
+    skip = _decode_continuation(query.continuation)
+    uris = ctx.uri_factory(request)
+    token = query.model_dump(by_alias=True, mode="json")
+    token["continuation"] = _encode_continuation(skip + take) if len(hits) > skip + take else None
+    token["session"] = token.get("session") or str(uuid.uuid4())
+    return {"token": token, "results": [_suggested(projectId, it, img, preds, uris)
+                                        for img, preds in hits[skip:skip + take]]}
+
+
+@router.post("/projects/{projectId}/images/suggested/count", tags=["suggestions"],
+             summary="query_suggested_image_count")
+def query_suggested_image_count(request: Request, projectId: str, body: TagFilter, iterationId: str = Query(...)):
+    ctx = ctx_of(request)
+    threshold = body.threshold if body.threshold is not None else 0.0
+    _unit("threshold", threshold)
+    tag_ids = body.tag_ids or [t.id for t in ctx.ws.get_tags(projectId)]
+    _, hits = _untagged_suggestions(ctx, projectId, iterationId, tag_ids, threshold)
+    return {t: sum(matches(preds, [t], threshold) for _, preds in hits) for t in tag_ids}
 
 
 @router.post("/projects/{projectId}/images/{imageId}/regionproposals", tags=["suggestions"],
