@@ -323,8 +323,13 @@ def check_region(left: Any, top: Any, width: Any, height: Any) -> tuple[float, f
                          f"Region (left={l}, top={t}, width={w}, height={h}) leaves the image: values are fractions "
                          "of the image size, so 0 <= left, top and left+width, top+height <= 1. Divide pixel "
                          "coordinates by the image width/height.")
-    l, t = max(l, 0.0), max(t, 0.0)
-    return l, t, min(w, 1.0 - l), min(h, 1.0 - t)
+    l, t = min(max(l, 0.0), 1.0), min(max(t, 0.0), 1.0)  # absorb float noise at the edges
+    w, h = min(w, 1.0 - l), min(h, 1.0 - t)
+    if w <= 0 or h <= 0:
+        raise CvlabError("BadRequestImageRegions",
+                         f"Region (left={l}, top={t}) starts on the image's right or bottom edge, so it has no area "
+                         "inside the image: check the coordinates.")
+    return l, t, w, h
 
 
 def check_metadata(metadata: Any) -> dict[str, str]:

@@ -188,6 +188,13 @@ class Workspace:
     def __repr__(self) -> str:
         return f"Workspace({str(self.path)!r})"
 
+    def __reduce__(self):
+        """Pickle as a handle to the folder (a Project carries its workspace into a worker process)."""
+        return (Workspace, (str(self.path),))
+
+    def __deepcopy__(self, memo) -> "Workspace":
+        return self  # a handle, not a value: copies of a Project share their workspace
+
     def __enter__(self) -> "Workspace":
         return self
 

@@ -123,3 +123,20 @@ def test_classification_images_take_no_regions(ws, jpeg_bytes):
                                                                     "width": 1, "height": 1}])])
     assert s.images[0].status == "ErrorInvalidTag" and "classification" in s.images[0].message
     assert rules.image_tag_problem("Classification", "Multiclass", [], 1)[1] == "BadRequestImageRegions"
+
+
+def test_region_check_property():
+    from hypothesis import given, settings, strategies as st
+    num = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=32), st.integers(-2, 2))
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(num, num, num, num)
+    def check(l, t, w, h):
+        try:
+            box = rules.check_region(l, t, w, h)
+        except CvlabError as e:
+            assert e.code == "BadRequestImageRegions" and e.message
+            return
+        bl, bt, bw, bh = box
+        assert 0 <= bl and 0 <= bt and bw > 0 and bh > 0 and bl + bw <= 1 + 1e-9 and bt + bh <= 1 + 1e-9
+    check()

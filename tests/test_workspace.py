@@ -474,3 +474,13 @@ def test_metadata_and_filter_expression(ws, jpeg_bytes):
     with pytest.raises(CvlabError) as e:
         ws.get_images(p.id, filter="camera = 1")
     assert code_of(e) == "BadRequestInvalid"
+
+
+def test_project_copies_and_pickles_keep_their_workspace(ws):
+    import copy
+    import pickle
+    p = ws.create_project("P")
+    assert copy.deepcopy(p).workspace is ws and copy.copy(p).workspace is ws
+    q = pickle.loads(pickle.dumps(p))
+    assert q == p and q.workspace.path == ws.path and q.tags() == []
+    q.workspace.close()
