@@ -128,6 +128,12 @@ def to_rgb(img: PILImage.Image) -> PILImage.Image:
     if getattr(img, "n_frames", 1) > 1:
         img.seek(0)
     img = ImageOps.exif_transpose(img)
+    if img.mode.startswith("I;16") or img.mode == "I":  # 16-bit greyscale: scale, don't clip, to 8 bits
+        import numpy as np
+        arr = np.asarray(img, dtype=np.float64)
+        if img.mode != "I" or arr.max() > 255:
+            arr = arr / 257.0
+        return PILImage.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "L").convert("RGB")
     if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         bg = PILImage.new("RGB", rgba.size, (255, 255, 255))

@@ -99,3 +99,33 @@ def test_transparent_png_becomes_white_rgb():
     buf = io.BytesIO()
     img.save(buf, "PNG")
     assert load_rgb(buf.getvalue()).getpixel((5, 5)) == (255, 255, 255)
+
+
+@pytest.mark.parametrize("mode, value, fmt, expected", [
+    ("CMYK", (0, 255, 0, 0), "JPEG", (255, 0, 255)),
+    ("L", 128, "PNG", (128, 128, 128)),
+    ("LA", (100, 0), "PNG", (255, 255, 255)),  # fully transparent -> white
+    ("1", 1, "BMP", (255, 255, 255)),
+])
+def test_modes_become_rgb(mode, value, fmt, expected):
+    buf = io.BytesIO()
+    Image.new(mode, (40, 30), value).save(buf, fmt)
+    got = load_rgb(buf.getvalue()).getpixel((5, 5))
+    assert all(abs(a - b) <= 2 for a, b in zip(got, expected))
+
+
+def test_16_bit_png_is_scaled_not_clipped():
+    import numpy as np
+    buf = io.BytesIO()
+    Image.fromarray(np.full((30, 40), 40000, dtype=np.uint16)).save(buf, "PNG")
+    assert load_rgb(buf.getvalue()).getpixel((1, 1)) == (156, 156, 156)
+
+
+def test_animated_gif_uses_first_frame():
+    buf = io.BytesIO()
+    first = Image.new("RGB", (40, 30), (255, 0, 0))
+    first.save(buf, "GIF", save_all=True, append_images=[Image.new("RGB", (40, 30), (0, 0, 255))])
+    info = inspect_image(buf.getvalue())
+    assert info.format == "GIF"
+    r, g, b = load_rgb(buf.getvalue()).getpixel((1, 1))
+    assert r > 200 and b < 60
