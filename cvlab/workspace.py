@@ -333,7 +333,18 @@ class Workspace:
                        settings=json.loads(row["settings"]), created=_dt(row["created"]),
                        last_modified=_dt(row["last_modified"]), status=row["status"])._bind(self)
 
+    @staticmethod
+    def get_domains():
+        """Azure's domain catalogue (cvlab.domains), as trainer.get_domains() returns it."""
+        from .domains import get_domains
+        return get_domains()
+
+    @staticmethod
+    def get_domain(domain_id: str):
+        return get_domain(getattr(domain_id, "id", domain_id))
+
     def _domain_for(self, domain_id: Any):
+        domain_id = getattr(domain_id, "id", domain_id)  # a Domain object works too
         if domain_id is None:
             return default_domain("Classification")
         dom = get_domain(rules.check_guid(domain_id, "Domain id", "BadRequestProjectUnknownDomain"),

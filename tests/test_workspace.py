@@ -484,3 +484,9 @@ def test_project_copies_and_pickles_keep_their_workspace(ws):
     q = pickle.loads(pickle.dumps(p))
     assert q == p and q.workspace.path == ws.path and q.tags() == []
     q.workspace.close()
+
+
+def test_domains_through_the_workspace(ws):
+    od = next(d for d in ws.get_domains() if d.type == "ObjectDetection" and d.name == "General")
+    p = ws.create_project("D", domain_id=od)  # a Domain object is accepted as well as its id
+    assert p.project_type == "ObjectDetection" and ws.get_domain(p.domain_id) == od == p.domain
