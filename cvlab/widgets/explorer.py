@@ -132,8 +132,9 @@ class ThresholdExplorer:
         return self.ev.performance(self.threshold.value, self.overlap_value)
 
     def _build_figure(self) -> None:
-        """Draw once; afterwards only the animated artists (curves, markers, line, legends) are redrawn over a
-        saved background (blitting), which is what keeps a slider move cheap."""
+        """Draw once, then blit in two layers over saved backgrounds: the curves, legends and title are redrawn
+        only when they change (overlap, split, curve choice); a probability move redraws just the markers and the
+        threshold line, which is what keeps it cheap."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
@@ -142,31 +143,41 @@ class ThresholdExplorer:
         self.ax_pr, self.ax_sweep = self.fig.subplots(1, 2)
         self._pr = views.draw_pr_curves(self.ax_pr, self.ev, self.overlap_value)
         self._sweep = views.draw_threshold_sweep(self.ax_sweep, self.ev, self.overlap_value, self.threshold.value)
-        self._dynamic = [a for pair in self._pr.values() for a in pair] + list(self._sweep["lines"].values()) \
-            + [self._sweep["threshold"], self.ax_pr.get_legend(), self.ax_sweep.get_legend(), self.ax_sweep.title]
-        for artist in self._dynamic:
+        self._curves = [line for line, _ in self._pr.values()] + list(self._sweep["lines"].values()) \
+            + [self.ax_pr.get_legend(), self.ax_sweep.get_legend(), self.ax_sweep.title]
+        self._moving = [marker for _, marker in self._pr.values()] + [self._sweep["threshold"]]
+        for artist in self._curves + self._moving:
             artist.set_animated(True)
         canvas.draw()
         self.fig.set_layout_engine("none")  # keep the layout computed once
-        self._background = canvas.copy_from_bbox(self.fig.bbox)
+        self._axes_background = canvas.copy_from_bbox(self.fig.bbox)
+        self._curves_background = None
+
+    def _draw_layer(self, background, artists):
+        canvas = self.fig.canvas
+        canvas.restore_region(background)
+        for artist in artists:
+            artist.axes.draw_artist(artist)
 
     def _render(self) -> bytes:
         from PIL import Image
 
-        canvas = self.fig.canvas
-        canvas.restore_region(self._background)
-        for artist in self._dynamic:
-            artist.axes.draw_artist(artist)
+        if self._curves_background is None:
+            self._draw_layer(self._axes_background, self._curves)
+            self._curves_background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
+        self._draw_layer(self._curves_background, self._moving)
         buf = io.BytesIO()
-        Image.fromarray(np.asarray(canvas.buffer_rgba())).save(buf, format="PNG", compress_level=1)
+        Image.fromarray(np.asarray(self.fig.canvas.buffer_rgba())[..., :3]).save(buf, format="PNG",
+                                                                                  compress_level=1)
         return buf.getvalue()
 
     def _refresh(self, redraw: bool = False) -> None:
-        """Recount at the thresholds; ``redraw`` also renews the curves (new overlap threshold or split)."""
+        """Recount at the thresholds; ``redraw`` also renews the curves (new overlap threshold, split or tag)."""
         start = time.perf_counter()
         if redraw:
             views.update_pr_curves(self._pr, self.ev, self.overlap_value)
             views.update_threshold_sweep(self._sweep, self.ev, self.overlap_value, self.curve_tag.value)
+            self._curves_background = None
         t = self.threshold.value
         self.table.value = performance_table(self.performance())
         views.update_pr_markers(self._pr, self.ev, t, self.overlap_value)
