@@ -23,7 +23,7 @@ import threading
 import uuid
 import weakref
 from dataclasses import dataclass, fields as dc_fields
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -1263,7 +1263,21 @@ class Workspace:
                       "predictions, application, domain_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
                       (pid, p.id, it.id if it else None, _ts(_now()), info.sha256, info.width, info.height,
                        json.dumps(preds), application, it.domain_id if it else p.domain_id))
+        self.expire_predictions()
         return self._prediction(self._q1("SELECT * FROM predictions WHERE id = ?", (pid,)))
+
+    def expire_predictions(self, now: datetime | None = None) -> int:
+        """Delete stored predictions older than Azure's retention (30 days, rules.LIMITS["prediction_storage_days"]).
+
+        Called on every store_prediction, as Azure expires them on its own; training images are never touched."""
+        cutoff = (now or _now()) - timedelta(days=rules.limit("prediction_storage_days", self.tier))
+        shas = [r[0] for r in self._q("SELECT sha256 FROM predictions WHERE created < ?", (_ts(cutoff),))]
+        if not shas:
+            return 0
+        with self._tx() as c:
+            n = c.execute("DELETE FROM predictions WHERE created < ?", (_ts(cutoff),)).rowcount
+        self._gc_blobs(shas)
+        return n
 
     def query_predictions(self, project_id: str, *, iteration_id: str | None = None, tags: Any = None,
                           application: str | None = None, start_time: datetime | None = None,

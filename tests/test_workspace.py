@@ -490,3 +490,12 @@ def test_domains_through_the_workspace(ws):
     od = next(d for d in ws.get_domains() if d.type == "ObjectDetection" and d.name == "General")
     p = ws.create_project("D", domain_id=od)  # a Domain object is accepted as well as its id
     assert p.project_type == "ObjectDetection" and ws.get_domain(p.domain_id) == od == p.domain
+
+
+def test_stored_predictions_expire_after_30_days(ws, jpeg_bytes):
+    from datetime import timedelta
+    p = ws.create_project("P")
+    old = ws.store_prediction(p.id, None, jpeg_bytes(seed=1), [])
+    assert ws.expire_predictions(now=old.created + timedelta(days=29)) == 0
+    assert ws.expire_predictions(now=old.created + timedelta(days=31)) == 1
+    assert ws.query_predictions(p.id) == [] and not ws.image_path(old).exists()
