@@ -1,0 +1,117 @@
+"""Plumbing shared by the widgets: finding the workspace and project, picture bytes, messages, text fallback.
+
+Widgets stay thin: every rule lives in the Workspace; here we only turn its `CvlabError`s into readable lines.
+"""
+from __future__ import annotations
+
+import html
+import io
+from typing import Any
+
+import ipywidgets as w
+from PIL import Image as PILImage
+
+from cvlab.errors import CvlabError
+
+# The colours of matplotlib's tab10, which the box widget also uses: one per tag.
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+SUGGESTION_COLOUR = "#9e9e9e"
+
+
+def resolve(project: Any, ws: Any = None):
+    """(workspace, fresh Project record) from a Project record, a project id or a project name.
+
+    A Project handed out by the Workspace carries it; otherwise the workspace comes from `cvlab.open_workspace()` ($CVLAB_WORKSPACE, else ./workspace).
+    """
+    if ws is None:
+        ws = getattr(project, "_ws", None)  # set by Workspace on the Project records it returns
+    if ws is None:
+        import cvlab
+
+        ws = cvlab.open_workspace()
+    if isinstance(project, str):
+        try:
+            return ws, ws.get_project(project)
+        except CvlabError:
+            found = ws.find_project(project)
+            if found is None:
+                raise CvlabError("NotFoundProject", f"No project has the id or name {project!r}: list them "
+                                 "with ws.get_projects() and pass one of those.") from None
+            return ws, found
+    return ws, ws.get_project(project.id)
+
+
+def latest_iteration(ws, project_id: str):
+    """The most recently trained Completed iteration, or None (smart labeler and quick test default)."""
+    done = [it for it in ws.get_iterations(project_id) if it.status == "Completed"]
+    if not done:
+        return None
+    return max(done, key=lambda it: (it.trained_at or it.last_modified or it.created, it.created))
+
+
+def find_iteration(ws, project_id: str, iteration: Any):
+    """An Iteration from a record, an id or a name; a clear error when there is no such iteration."""
+    if iteration is None:
+        it = latest_iteration(ws, project_id)
+        if it is None:
+            raise CvlabError("NotFoundIteration", "This project has no trained iteration yet: train one "
+                             "(cvlab.train_project or the Train button) and try again.")
+        return it
+    key = getattr(iteration, "id", iteration)
+    for it in ws.get_iterations(project_id):
+        if key in (it.id, it.name):
+            return it
+    raise CvlabError("NotFoundIteration", f"Iteration {key!r} is not in this project: pick one of "
+                     f"{[it.name for it in ws.get_iterations(project_id)]}.")
+
+
+def jpeg(img: PILImage.Image, max_size: tuple[int, int]) -> bytes:
+    """A downscaled JPEG copy for display (the browser never receives the full-size original)."""
+    small = img.convert("RGB")
+    small.thumbnail(max_size, PILImage.Resampling.BILINEAR)
+    buf = io.BytesIO()
+    small.save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
+
+
+class StatusLine(w.HTML):
+    """One line under a widget: what just happened, or what to fix (a CvlabError's message)."""
+
+    def info(self, text: str) -> None:
+        self.value = f"<span style='color:#2e7d32'>{html.escape(text)}</span>"
+
+    def error(self, err: Exception) -> None:
+        if isinstance(err, CvlabError):
+            text = f"{html.escape(err.message)} <small style='color:#888'>({html.escape(err.code)})</small>"
+        else:
+            text = html.escape(f"{type(err).__name__}: {err}")
+        self.value = f"<span style='color:#c62828'>⚠ {text}</span>"
+
+    def clear(self) -> None:
+        self.value = ""
+
+    @property
+    def text(self) -> str:
+        """The message without markup (what tests and the text fallback read)."""
+        import re
+
+        return html.unescape(re.sub(r"<[^>]+>", "", self.value))
+
+
+class TextFallback:
+    """Where widgets cannot render (nbconvert, a terminal) the text/plain says what to do instead."""
+
+    _needs = "This widget"
+
+    def fallback_text(self) -> str:
+        return (f"{self._needs} needs JupyterLab (it is an interactive widget): run `make lab` (or `cvlab lab`), "
+                "open this notebook there and run the cell again.")
+
+    def __repr__(self) -> str:
+        return self.fallback_text()
+
+    def _repr_mimebundle_(self, **kwargs):
+        data = super()._repr_mimebundle_(**kwargs) or {}
+        data["text/plain"] = self.fallback_text()
+        return data
