@@ -757,7 +757,9 @@ class Workspace:
             todo.append((i, e, label, e_tags, e_regions, info))
 
         # Blobs first (durable), rows after: a crash in between leaves only a repairable orphan blob.
-        existing = {r[0] for r in self._q("SELECT sha256 FROM images WHERE project_id = ?", (p.id,))} if todo else set()
+        shas = list({t[5].sha256 for t in todo})
+        existing = {r[0] for r in self._q(f"SELECT sha256 FROM images WHERE project_id = ? AND sha256 IN "
+                                          f"({_marks(len(shas))})", [p.id] + shas)} if shas else set()
         self._write_blobs((info.sha256, bytes(e.data)) for _, e, _, _, _, info in todo if info.sha256 not in existing)
 
         created_ids: dict[int, str] = {}
