@@ -162,3 +162,20 @@ def test_cli_make_convert_import_export(tmp_path, capsys):
     assert "no project named 'Nope'" in capsys.readouterr().err
     assert main(["data", "list"]) == 0
     assert "parts-subtle" in capsys.readouterr().out
+
+
+def test_domain_by_name_or_id_and_type_checked(tmp_path, site_dir):
+    ws = Workspace(tmp_path / "ws")
+    with pytest.raises(CvlabError, match="is a Classification domain") as e:
+        importing.import_path(ws, site_dir, project="A", domain=domains.find_domain("Food").id)
+    assert e.value.code == "BadRequestProjectUnknownDomain" and ws.get_projects() == []
+    with pytest.raises(CvlabError, match="No ObjectDetection domain is called 'Nope'"):
+        importing.import_path(ws, site_dir, project="A", domain="Nope")
+    report = importing.import_path(ws, site_dir, project="A", domain="Logo")
+    assert domains.get_domain(ws.get_project(report.project_id).domain_id).name == "Logo"
+
+
+def test_cli_seed(tmp_path, capsys):
+    assert main(["data", "seed", "--workspace", str(tmp_path / "ws")]) == 0
+    ids = json.loads(capsys.readouterr().out)
+    assert set(ids) == {"Parts (sample)", "Site safety (sample)"}

@@ -122,17 +122,7 @@ def run(args) -> int:
         print(json.dumps(seed_samples(ws, _data_dir()), indent=1))
         return 0
     if args.action == "import":
-        domain_id = None
-        if args.domain:
-            from .. import domains
-
-            labeled_type = None
-            try:
-                domain_id = domains.get_domain(args.domain).id
-            except CvlabError:
-                labeled_type = formats.read(args.src, args.format).project_type if args.src.is_dir() else None
-                domain_id = domains.find_domain(args.domain, labeled_type or "Classification").id
-        report = importing.import_path(ws, args.src, project=args.project, format=args.format, domain_id=domain_id,
+        report = importing.import_path(ws, args.src, project=args.project, format=args.format, domain=args.domain,
                                        classification_type=args.classification_type, progress=True)
         print(report)
         return 0 if not report.failed else 1

@@ -122,7 +122,22 @@ def import_records(ws, project_id: str, records: Iterable[Record], *, negative_t
     return report
 
 
-def _get_or_create_project(ws, name: str, project_type: str, classification_type: str, domain_id: str | None,
+def resolve_domain(domain: str | None, project_type: str) -> str:
+    """A domain id from an id or an exact Azure name (e.g. "General (compact)") of the right project type;
+    None gives the compact default for the type, so what is trained can be exported."""
+    if domain is None:
+        return domains.find_domain(DEFAULT_DOMAIN[project_type], project_type).id
+    try:
+        found = domains.get_domain(domain)
+    except CvlabError:
+        found = domains.find_domain(domain, project_type)
+    if found.type != project_type:
+        raise CvlabError("BadRequestProjectUnknownDomain",
+                         f"Domain {found.name!r} is a {found.type} domain; this data set needs a {project_type} one.")
+    return found.id
+
+
+def _get_or_create_project(ws, name: str, project_type: str, classification_type: str, domain: str | None,
                            description: str = "") -> tuple[object, bool]:
     project = ws.find_project(name)
     if project is not None:
@@ -131,20 +146,15 @@ def _get_or_create_project(ws, name: str, project_type: str, classification_type
                              f"Project {name!r} is {project.project_type}, but this data set is {project_type}: "
                              "import it into another project (pick a new --project name).")
         return project, False
-    if domain_id is None:
-        domain_id = domains.find_domain(DEFAULT_DOMAIN[project_type], project_type).id
-    elif domains.get_domain(domain_id).type != project_type:
-        raise CvlabError("BadRequestProjectUnknownDomain",
-                         f"Domain {domain_id} is not a {project_type} domain; this data set needs one.")
-    return ws.create_project(name, description=description, domain_id=domain_id,
+    return ws.create_project(name, description=description, domain_id=resolve_domain(domain, project_type),
                              classification_type=classification_type), True
 
 
 def import_path(ws, path, *, project: str | None = None, project_id: str | None = None, format: str | None = None,
-                domain_id: str | None = None, classification_type: str | None = None,
+                domain: str | None = None, classification_type: str | None = None,
                 progress: bool = False) -> ImportReport:
     """Import a folder or .zip (any supported format) into project ``project_id``, or into the project named
-    ``project`` (created with a compact domain of the right type when it does not exist)."""
+    ``project`` (created when missing, with ``domain`` — an id or name — or a compact domain of the right type)."""
     path = Path(path)
     if not path.exists():
         raise CvlabError("BadRequest", f"{path} does not exist")
@@ -160,7 +170,7 @@ def import_path(ws, path, *, project: str | None = None, project_id: str | None 
         else:
             name = project or path.stem
             target, made = _get_or_create_project(ws, name, labeled.project_type,
-                                                  classification_type or labeled.classification_type, domain_id)
+                                                  classification_type or labeled.classification_type, domain)
         if target.project_type != labeled.project_type:
             raise CvlabError("BadRequest", f"{path} holds a {labeled.project_type} set but project "
                              f"{target.name!r} is {target.project_type}.")
