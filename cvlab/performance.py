@@ -498,31 +498,36 @@ _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 16
 
 
-def load_evaluation_dict(ws, project_id: str, iteration_id: str) -> dict:
-    """The iteration's ``evaluation.json``; Azure's errors when the iteration is missing or not trained."""
+def _evaluation_path(ws, project_id: str, iteration_id: str) -> Path:
+    """evaluation.json of a Completed iteration; Azure's errors when it is missing, not trained or has none.
+
+    The iteration is looked up first, so a wrong id never creates an iteration folder."""
     iteration = ws.get_iteration(project_id, iteration_id)
-    path = Path(ws.iteration_dir(iteration_id)) / "evaluation.json"
-    if getattr(iteration, "status", "Completed") != "Completed" or not path.exists():
-        if getattr(iteration, "status", None) in ("Training", "Queued", "Failed"):
-            raise CvlabError("BadRequestIterationIsNotTrained",
-                             f"Iteration {iteration_id} is {iteration.status}: its performance exists once "
-                             "training has completed.")
+    if iteration.status != "Completed":
+        raise CvlabError("BadRequestIterationIsNotTrained",
+                         f"{iteration.name} is {iteration.status}: its performance exists once training has "
+                         "completed (wait for status Completed, or retrain if it failed).")
+    path = Path(ws.iteration_dir(iteration.id)) / "evaluation.json"
+    if not path.exists():
         raise CvlabError("NotFoundIterationPerformance",
-                         f"Iteration {iteration_id} has no evaluation records (evaluation.json); retrain it.")
-    return json.loads(path.read_text())
+                         f"{iteration.name} has no evaluation records (evaluation.json): retrain the project.")
+    return path
+
+
+def load_evaluation_dict(ws, project_id: str, iteration_id: str) -> dict:
+    """The iteration's ``evaluation.json`` document."""
+    return json.loads(_evaluation_path(ws, project_id, iteration_id).read_text())
 
 
 def load_evaluation(ws, project_id: str, iteration_id: str, split: str = "cv") -> Evaluation:
     """Parsed ``Evaluation`` of one split, cached by file and modification time (the service calls it often)."""
-    data_path = Path(ws.iteration_dir(iteration_id)) / "evaluation.json"
-    stamp = data_path.stat().st_mtime_ns if data_path.exists() else None
-    key = (str(data_path), stamp, split)
+    path = _evaluation_path(ws, project_id, iteration_id)
+    key = (str(path), path.stat().st_mtime_ns, split)
     with _CACHE_LOCK:
-        if stamp is not None and key in _CACHE:
-            ws.get_iteration(project_id, iteration_id)  # still there, and in this project
+        if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
-    ev = Evaluation.from_dict(load_evaluation_dict(ws, project_id, iteration_id), split)
+    ev = Evaluation.from_dict(json.loads(path.read_text()), split)
     with _CACHE_LOCK:
         _CACHE[key] = ev
         while len(_CACHE) > _CACHE_SIZE:

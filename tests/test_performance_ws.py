@@ -70,8 +70,16 @@ def test_workspace_errors(trained):
     with pytest.raises(CvlabError) as e:
         get_iteration_performance(ws, p.id, fresh.id)
     assert e.value.code == "NotFoundIterationPerformance" and e.value.status == 404
+    bogus = "00000000-0000-0000-0000-000000000000"
     with pytest.raises(CvlabError) as e:
-        get_iteration_performance(ws, p.id, "00000000-0000-0000-0000-000000000000")
+        get_iteration_performance(ws, p.id, bogus)
     assert e.value.code == "NotFoundIteration"
+    assert not (ws.path / "iterations" / bogus).exists()  # no stray folder for a wrong id
     with pytest.raises(CvlabError, match="between 0 and 1"):
         get_iteration_performance(ws, p.id, it.id, threshold=-0.1)
+    # A cached evaluation still answers to the iteration's status.
+    assert get_iteration_performance(ws, p.id, it.id).image_count == 3
+    ws.update_iteration(p.id, it.id, status="Failed")
+    with pytest.raises(CvlabError) as e:
+        get_iteration_performance(ws, p.id, it.id)
+    assert e.value.code == "BadRequestIterationIsNotTrained"
