@@ -179,3 +179,26 @@ def test_cli_seed(tmp_path, capsys):
     assert main(["data", "seed", "--workspace", str(tmp_path / "ws")]) == 0
     ids = json.loads(capsys.readouterr().out)
     assert set(ids) == {"Parts (sample)", "Site safety (sample)"}
+
+
+def test_sample_data_is_what_the_manifest_command_regenerates():
+    """data/ matches the generators as they are now (else MANIFEST's `regenerate` commands would lie)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from cvlab.datasets.samples import SAMPLES
+
+    for s in SAMPLES:
+        stored = formats.read(DATA_DIR / s.folder, s.format)
+        by_name = {r.name: r for r in stored.records}
+        for rec in generate(s.dataset, 3, seed=s.seed, size=s.size):
+            disk = by_name[rec.name]
+            assert (disk.tags, [g.ltwh for g in disk.regions]) == (
+                rec.tags, [pytest.approx(g.ltwh, abs=1e-6) for g in rec.regions])
+            buf = io.BytesIO()
+            rec.image.save(buf, "JPEG", quality=92)  # as formats.write encodes
+            a = np.asarray(Image.open(disk.path), np.float32)
+            b = np.asarray(Image.open(buf), np.float32)
+            assert np.abs(a - b).mean() < 0.5, rec.name  # same pixels (a different libjpeg may differ slightly)
