@@ -729,7 +729,7 @@ class Workspace:
         tags = {r["id"]: r for r in self._q("SELECT id, name, type FROM tags WHERE project_id = ?", (p.id,))}
 
         results: list[ImageCreateResult | None] = [None] * len(entries)
-        todo = []  # (index, entry, tag_ids, regions, info)
+        todo = []  # (index, entry, label, tag_ids, regions, info) of entries that passed validation
         for i, e in enumerate(entries):
             label = e.source_url if e.source_url is not None else e.name
             e_tags = list(dict.fromkeys(batch_tags + _guids(e.tag_ids, "Tag id")))

@@ -499,3 +499,25 @@ def test_stored_predictions_expire_after_30_days(ws, jpeg_bytes):
     assert ws.expire_predictions(now=old.created + timedelta(days=29)) == 0
     assert ws.expire_predictions(now=old.created + timedelta(days=31)) == 1
     assert ws.query_predictions(p.id) == [] and not ws.image_path(old).exists()
+
+
+def test_project_performance_and_widgets_are_bound(ws, jpeg_bytes):
+    """project.performance() reads the latest Completed iteration's evaluation.json; widgets get the project."""
+    import json
+    p = ws.create_project("P")
+    a, b = p.create_tag("a"), p.create_tag("b")
+    ims = [p.add_images([jpeg_bytes(seed=i)], tags=[t.name]).images[0].image for i, t in enumerate([a, b, a, b])]
+    it = ws.create_iteration(p.id, status="Completed")
+    records = [{"image_id": im.id, "split": "cv", "fold": k % 2,
+                "truth": {"tag_ids": [im.tags[0].tag_id], "regions": []},
+                "predictions": [{"tag_id": im.tags[0].tag_id, "probability": 0.9, "bounding_box": None},
+                                {"tag_id": (b if im.tags[0].tag_id == a.id else a).id, "probability": 0.1,
+                                 "bounding_box": None}]} for k, im in enumerate(ims)]
+    (ws.iteration_dir(it.id) / "evaluation.json").write_text(json.dumps({
+        "project_type": "Classification", "classification_type": "Multiclass", "k_folds": 2,
+        "tags": [{"id": t.id, "name": t.name, "type": "Regular"} for t in (a, b)], "records": records}))
+    perf = p.performance(threshold=0.5)
+    assert perf.precision == pytest.approx(1.0) and perf.recall == pytest.approx(1.0)
+    pytest.importorskip("ipywidgets")
+    assert p.tagger() is not None
+    assert ws.create_project("D", domain_id=OD).box_labeler() is not None
