@@ -160,6 +160,9 @@ def test_cli_make_convert_import_export(tmp_path, capsys):
     assert "not an empty folder" in capsys.readouterr().err
     assert main(["data", "export", "--workspace", ws, "--project", "Nope", "--out", str(tmp_path / "n")]) == 1
     assert "no project named 'Nope'" in capsys.readouterr().err
+    assert main(["data", "make", "parts", "--out", str(tmp_path / "p"), "--format", "yolo"]) == 1
+    assert "parts is Classification: write it as folder or cvjson" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
     assert main(["data", "list"]) == 0
     assert "parts-subtle" in capsys.readouterr().out
 

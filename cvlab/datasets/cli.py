@@ -92,13 +92,16 @@ def run(args) -> int:
     if args.action == "make":
         meta = info(args.name)
         fmt = args.format or ("folder" if meta.project_type == "Classification" else "coco")
+        if (meta.project_type == "Classification") != (fmt in ("folder", "cvjson")):
+            fits = "folder or cvjson" if meta.project_type == "Classification" else "coco, voc, yolo or cvjson"
+            raise CvlabError("BadRequest", f"{args.name} is {meta.project_type}: write it as {fits}")
         _empty_out(args.out)
         t0 = time.perf_counter()
         records = iter_generate(args.name, args.count, args.seed, args.size)
         from tqdm.auto import tqdm
 
         records = tqdm(records, total=args.count, desc=f"make {args.name}", unit="img", file=sys.stderr)
-        formats.write(records, args.out, fmt, tags=list(meta.tags) if meta.project_type == "ObjectDetection" else None,
+        formats.write(records, args.out, fmt, tags=list(meta.tags),
                       project_type=meta.project_type, classification_type=meta.classification_type,
                       negative_tags=["Negative"] if meta.project_type == "Classification" else [])
         print(json.dumps({"dataset": args.name, "out": str(args.out), "format": fmt, "count": args.count,

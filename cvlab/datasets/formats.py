@@ -340,15 +340,14 @@ def read_coco(root: Path, annotations: Path | None = None) -> LabeledSet:
 def write_coco(records: Iterable[Record], out: Path, tags: list[str] | None = None, **_) -> Path:
     """``out/annotations.json`` + ``out/images/``; category ids follow ``tags`` order starting at 1."""
     out = Path(out)
-    records = list(records)
-    _require_regions(records, "coco")
-    names = list(tags or _ordered_tags(records))
+    records, names = _names(records, tags)
     cat_id = {n: i + 1 for i, n in enumerate(names)}
     doc = {"info": {"description": "exported by cvlab"}, "licenses": [],
            "categories": [{"id": cat_id[n], "name": n, "supercategory": "none"} for n in names],
            "images": [], "annotations": []}
     used: set[str] = set()
     for i, rec in enumerate(records, start=1):
+        _require_regions(rec, "coco")
         name = _file_name(rec, used)
         _save_image(rec, out / "images" / name)
         w, h = rec.size()
@@ -362,8 +361,16 @@ def write_coco(records: Iterable[Record], out: Path, tags: list[str] | None = No
     return out
 
 
-def _require_regions(records: list[Record], fmt: str) -> None:
-    if any(r.tags and not r.regions for r in records):
+def _names(records: Iterable[Record], tags) -> tuple[Iterable[Record], list[str]]:
+    """Tag names in id order: as given (records then stream, one image in memory at a time), else collected."""
+    if tags:
+        return records, list(tags)
+    records = list(records)
+    return records, _ordered_tags(records)
+
+
+def _require_regions(rec: Record, fmt: str) -> None:
+    if rec.tags and not rec.regions:
         raise CvlabError("BadRequest", f"{fmt} holds bounding boxes; this set has image-level tags "
                          "(classification): write it as folder or cvjson")
 
@@ -426,11 +433,10 @@ def read_voc(root: Path) -> LabeledSet:
 def write_voc(records: Iterable[Record], out: Path, **_) -> Path:
     """``out/Annotations/<stem>.xml`` + ``out/JPEGImages/``; pixel corners rounded to whole pixels."""
     out = Path(out)
-    records = list(records)
-    _require_regions(records, "voc")
     (out / "Annotations").mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     for rec in records:
+        _require_regions(rec, "voc")
         name = _file_name(rec, used)
         _save_image(rec, out / "JPEGImages" / name)
         w, h = rec.size()
@@ -510,13 +516,12 @@ def read_yolo(root: Path) -> LabeledSet:
 def write_yolo(records: Iterable[Record], out: Path, tags: list[str] | None = None, **_) -> Path:
     """``out/images/``, ``out/labels/*.txt``, ``out/classes.txt`` and an Ultralytics-style ``data.yaml``."""
     out = Path(out)
-    records = list(records)
-    _require_regions(records, "yolo")
-    names = list(tags or _ordered_tags(records))
+    records, names = _names(records, tags)
     index = {n: i for i, n in enumerate(names)}
     (out / "labels").mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     for rec in records:
+        _require_regions(rec, "yolo")
         name = _file_name(rec, used)
         _save_image(rec, out / "images" / name)
         lines = [f"{index[r.tag]} " + " ".join(f"{v:.6f}" for v in coords.ltwh_to_yolo(r.ltwh)) for r in rec.regions]
@@ -590,8 +595,9 @@ def write_cvjson(records: Iterable[Record], out: Path, tags: list[str] | None = 
                  negative_tags: Iterable[str] = (), **_) -> Path:
     """``out/customvision.json`` + ``out/images/``, coordinates normalised like Custom Vision's regions."""
     out = Path(out)
-    records = list(records)
-    names = list(tags or _ordered_tags(records))
+    if project_type is None or classification_type is None:
+        records = list(records)
+    records, names = _names(records, tags)
     negative_tags = set(negative_tags)
     if project_type is None:
         project_type = "ObjectDetection" if any(r.regions for r in records) else "Classification"
