@@ -1451,6 +1451,13 @@ class Workspace:
             rows = list(latest.values())
         return rows
 
+    def delete_quiz_results(self, quiz_id: str | None = None) -> int:
+        """Forget answers (of one quiz, or all) to start over."""
+        with self._tx() as c:
+            if quiz_id is None:
+                return c.execute("DELETE FROM quiz_results").rowcount
+            return c.execute("DELETE FROM quiz_results WHERE quiz_id = ?", (quiz_id,)).rowcount
+
     # ---- integrity ----------------------------------------------------------------------------------------------
     def check(self, repair: bool = False, verify_hashes: bool = True) -> dict:
         """Integrity report: SQLite integrity and foreign keys, rows whose blob is missing or corrupt, orphan blobs,

@@ -379,6 +379,8 @@ def test_settings_usage_quiz_and_reopen(tmp_path):
     ws.record_quiz_result("q1", "a", ["B"], True)
     ws.record_quiz_result("q1", "a", ["C"], False)
     assert [r["correct"] for r in ws.get_quiz_results("q1", latest_only=True)] == [False]
+    assert ws.get_quiz_results("q1")[0]["answer"] == ["B"]
+    assert ws.delete_quiz_results("q1") == 2 and ws.get_quiz_results() == []
     ws.close()
     again = cvlab.open_workspace(tmp_path / "w")
     assert again.get_setting("keys") == {"training": "abc"} and again.tier == "F0"
