@@ -171,8 +171,10 @@ class Evaluation:
         self.regular = np.array([t.get("type", "Regular") != "Negative" for t in self.tags])
         self.regular_idx = np.flatnonzero(self.regular)
         self.image_ids = [r.get("image_id") for r in records]
-        fold = [r.get("fold") for r in records]
-        self.fold = np.array([-1 if f is None else int(f) for f in fold], dtype=np.int64)
+        try:
+            self.fold = np.array([-1 if r.get("fold") is None else int(r["fold"]) for r in records], np.int64)
+        except (TypeError, ValueError, AttributeError):
+            raise _bad("every record needs a dict with an integer 'fold' (or null for held-out images).") from None
         self.folds = sorted(set(self.fold.tolist()) - {-1})
         self._ap_cache: dict = {}
         (self._parse_detection if self.is_detection else self._parse_classification)()

@@ -203,6 +203,8 @@ def test_bad_evaluations_get_clear_errors():
         performance_from_records([_rec("x", [CAT], [1.5, 0, 0], 0)], TAGS, "Classification", "Multiclass")
     with pytest.raises(CvlabError, match="between 0 and 1"):
         Evaluation.from_dict(ev).performance(threshold=50)
+    with pytest.raises(CvlabError, match="fold"):
+        Evaluation.from_dict(dict(ev, records=[dict(ev["records"][0], fold="first")]))
     det = _det_evaluation()
     det["records"][0]["truth"]["regions"][0]["width"] = -0.1
     with pytest.raises(CvlabError, match="negative width"):
