@@ -233,8 +233,8 @@ def classification_prf(truth, scores, threshold: float, classification_type: str
 def pr_curve(score, correct, n_truth: int):
     """Operating points from the highest threshold down: (thresholds, precision, recall) arrays.
 
-    Tied scores form one point. Recall is undefined without truths: raises nothing, but callers use
-    ``average_precision`` which reports Undefined.
+    Tied scores form one point. Without truths recall is NaN here (a curve that is not drawn);
+    ``average_precision`` reports that case as Undefined.
     """
     score = np.asarray(score, dtype=np.float64)
     correct = np.asarray(correct, dtype=bool)
