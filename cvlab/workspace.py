@@ -552,25 +552,35 @@ class Workspace:
         self._write_blobs([(sha, data)])
         return self.blob_path(sha)
 
-    def _write_blobs(self, items: Iterable[tuple[str, bytes]]) -> None:
+    def _write_blobs(self, items: Iterable[tuple[str, bytes]], raise_errors: bool = True) -> dict[str, OSError]:
         """Write blobs durably: temp file + fsync + atomic rename each, then one fsync per touched folder.
 
-        Content-addressed, so idempotent: an existing blob of the right size is kept (check() re-hashes)."""
+        Content-addressed, so idempotent: an existing blob of the right size is kept (check() re-hashes).
+        Returns {sha: error} for blobs that could not be written (disk full...) when not `raise_errors`."""
         dirs: set[Path] = set()
+        failed: dict[str, OSError] = {}
         for sha, data in items:
             final = self.blob_path(sha)
-            if final.exists() and final.stat().st_size == len(data):
-                continue
-            final.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.blobs_dir / "tmp" / f"{sha}.{uuid.uuid4().hex}.part"
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, final)
-            dirs.add(final.parent)
+            try:
+                if final.exists() and final.stat().st_size == len(data):
+                    continue
+                final.parent.mkdir(parents=True, exist_ok=True)
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, final)
+                dirs.add(final.parent)
+            except OSError as e:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                if raise_errors:
+                    raise
+                failed[sha] = e
         for d in dirs:
             _fsync_dir(d)
+        return failed
 
     def _gc_blobs(self, shas: Iterable[str]) -> None:
         """Delete blobs no row references any more (under the write lock, so no insert can race with it)."""
@@ -760,7 +770,14 @@ class Workspace:
         shas = list({t[5].sha256 for t in todo})
         existing = {r[0] for r in self._q(f"SELECT sha256 FROM images WHERE project_id = ? AND sha256 IN "
                                           f"({_marks(len(shas))})", [p.id] + shas)} if shas else set()
-        self._write_blobs((info.sha256, bytes(e.data)) for _, e, _, _, _, info in todo if info.sha256 not in existing)
+        failed = self._write_blobs(((info.sha256, bytes(e.data)) for _, e, _, _, _, info in todo
+                                    if info.sha256 not in existing), raise_errors=False)
+        for i, e, label, _, _, info in todo:
+            if info.sha256 in failed:
+                why = failed[info.sha256].strerror or str(failed[info.sha256])
+                results[i] = ImageCreateResult(label, "ErrorStorage", None,
+                                               f"Could not store the image ({why}); free disk space and add it again.")
+        todo = [t for t in todo if t[5].sha256 not in failed]
 
         created_ids: dict[int, str] = {}
         dup_of: dict[int, str] = {}

@@ -523,3 +523,16 @@ def test_project_performance_and_widgets_are_bound(ws, jpeg_bytes):
     pytest.importorskip("ipywidgets")
     assert p.tagger() is not None
     assert ws.create_project("D", domain_id=OD).box_labeler() is not None
+
+
+def test_storage_failure_is_reported_per_image(ws, jpeg_bytes):
+    """A blob that cannot be written (here: its folder is a file) is ErrorStorage; the rest of the batch lands."""
+    import hashlib as h
+    p = ws.create_project("P")
+    bad, good = jpeg_bytes(seed=1), jpeg_bytes(seed=2)
+    sha = h.sha256(bad).hexdigest()
+    assert sha[:2] != h.sha256(good).hexdigest()[:2]
+    (ws.blobs_dir / sha[:2]).write_bytes(b"in the way")
+    s = ws.create_images(p.id, [ImageEntry(bad, "bad.jpg"), ImageEntry(good, "good.jpg")])
+    assert [r.status for r in s.images] == ["ErrorStorage", "OK"] and "disk" in s.images[0].message
+    assert ws.get_image_count(p.id) == 1 and not list((ws.blobs_dir / "tmp").iterdir())
