@@ -171,8 +171,9 @@ _EXPORT_UPDATABLE = {"status", "download_uri", "path", "newer_version_available"
 class Workspace:
     """A folder holding projects, tags, images, labels, iterations, predictions, exports, quiz results, settings."""
 
-    def __init__(self, path: str | os.PathLike, create: bool = True):
+    def __init__(self, path: str | os.PathLike, create: bool = True, busy_timeout: float = 30.0):
         self.path = Path(path).expanduser().resolve()
+        self.busy_timeout = float(busy_timeout)  # seconds a write waits for another writer before giving up
         if not (self.path / DB_NAME).exists() and not create:
             raise CvlabError("NotFound", f"No workspace at {self.path} (no {DB_NAME}). Create it with "
                                          "cvlab.Workspace(path) or `cvlab lab`.")
@@ -213,9 +214,10 @@ class Workspace:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(self.db_path, timeout=self.busy_timeout, isolation_level=None,
+                                   check_same_thread=False)
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
@@ -248,7 +250,14 @@ class Workspace:
         if conn.in_transaction:
             yield conn
             return
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                raise CvlabError("Conflict", f"The workspace {self.path} stayed busy for {self.busy_timeout:g} s "
+                                             "(another process is writing to it): try again, or stop the other "
+                                             "cvlab process.") from None
+            raise
         try:
             yield conn
         except BaseException:
@@ -267,7 +276,17 @@ class Workspace:
         return self._q1("PRAGMA user_version")[0]
 
     def _migrate(self) -> None:
-        conn = self._conn()
+        try:
+            conn = self._conn()
+            self._migrate_on(conn)
+        except sqlite3.DatabaseError as e:
+            if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
+                raise
+            self.close()
+            raise CvlabError("ErrorUnknown", f"{self.db_path} is not a readable cvlab database ({e}). Restore it from "
+                                             "a backup, or move it away to start a fresh workspace here.") from None
+
+    def _migrate_on(self, conn: sqlite3.Connection) -> None:
         with self._tx():
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:

@@ -536,3 +536,21 @@ def test_storage_failure_is_reported_per_image(ws, jpeg_bytes):
     s = ws.create_images(p.id, [ImageEntry(bad, "bad.jpg"), ImageEntry(good, "good.jpg")])
     assert [r.status for r in s.images] == ["ErrorStorage", "OK"] and "disk" in s.images[0].message
     assert ws.get_image_count(p.id) == 1 and not list((ws.blobs_dir / "tmp").iterdir())
+
+
+def test_busy_and_damaged_databases_give_clear_errors(tmp_path):
+    ws = Workspace(tmp_path / "w", busy_timeout=0.2)
+    other = sqlite3.connect(ws.db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    with pytest.raises(CvlabError) as e:
+        ws.create_project("P")
+    assert code_of(e) == "Conflict" and e.value.status == 409
+    other.execute("ROLLBACK")
+    other.close()
+    assert ws.create_project("P").name == "P"
+    ws.close()
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "cvlab.db").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(CvlabError) as e:
+        Workspace(tmp_path / "bad")
+    assert code_of(e) == "ErrorUnknown" and "backup" in e.value.message
