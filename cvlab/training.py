@@ -38,6 +38,7 @@ DEFAULT_SECONDS_PER_BUDGET_HOUR = 60.0
 VALIDATION_FRACTION = 0.2
 MAX_FOLDS = 5
 DETECTION_SIZE = 320
+DETECTION_EPOCHS_ENV = "CVLAB_DETECTION_EPOCHS"  # optional fixed epoch count (short demos, tests)
 ARTEFACT_FORMAT = 1
 
 _train_lock = threading.Lock()          # one CPU-heavy training at a time per process (2 cores; global RNG seeding)
@@ -251,16 +252,22 @@ class _Progress:
         self.bar.close()
 
 
-def _cancel_check(event: threading.Event, external):
-    def cancelled() -> bool:
-        if event.is_set():
+class _CancelFlag:
+    """Cancellation as both a callable and an Event-like ``is_set()``, whichever the training loop polls."""
+
+    def __init__(self, event: threading.Event, external):
+        self.event, self.external = event, external
+
+    def is_set(self) -> bool:
+        if self.event.is_set():
             return True
-        if external is None:
+        if self.external is None:
             return False
-        if isinstance(external, threading.Event):
-            return external.is_set()
-        return bool(external())
-    return cancelled
+        if isinstance(self.external, threading.Event):
+            return self.external.is_set()
+        return bool(self.external())
+
+    __call__ = is_set
 
 
 def cancel_training(ws, iteration_id: str) -> None:
@@ -342,7 +349,7 @@ def train_project(ws, project_id: str, training_type: str = "Regular", reserved_
         with _registry_lock:
             _cancel_events[iteration.id] = event
             _running[iteration.id] = None
-    job = lambda: _run(ws, plan, iteration, progress, _cancel_check(event, cancel), show_progress)  # noqa: E731
+    job = lambda: _run(ws, plan, iteration, progress, _CancelFlag(event, cancel), show_progress)  # noqa: E731
     if background:
         thread = threading.Thread(target=job, name=f"cvlab-train-{iteration.id[:8]}", daemon=True)
         with _registry_lock:
@@ -565,7 +572,9 @@ def _train_detection(ws, plan: _Plan, iteration, bar: _Progress, cancelled) -> d
     budget = plan.budget_hours * seconds_per_budget_hour() if plan.training_type == "Advanced" else None
     bar(0.02, "training the detector")
     info = detector.fit_detector(model, train_images, [targets(plan.train[i]) for i in tr],
-                                 advanced=plan.training_type == "Advanced", time_budget_s=budget, epochs=None,
+                                 advanced=plan.training_type == "Advanced", time_budget_s=budget,
+                                 epochs=int(os.environ[DETECTION_EPOCHS_ENV]) if os.environ.get(
+                                     DETECTION_EPOCHS_ENV) else None,
                                  seed=plan.seed, progress=lambda f, m="": bar(0.02 + 0.85 * f, m),
                                  cancel=cancelled)
     timings["fit_s"] = round(time.monotonic() - t0, 2)

@@ -165,10 +165,13 @@ def fine_tune(model: Classifier, train_x: torch.Tensor, train_y: torch.Tensor, v
         model.train()
         _freeze_batchnorm(model)
         order = torch.randperm(len(train_x), generator=gen)
-        running = 0.0
+        running, seen, out_of_time = 0.0, 0, False
         for i in range(0, len(order), batch_size):
             if cancel is not None and cancel():
                 raise InterruptedError("Cancelled")
+            if seen and time.monotonic() - start > time_budget_s:  # never exceed the budget by more than a step
+                out_of_time = True
+                break
             idx = order[i:i + batch_size]
             x = torch.stack([augment(img) for img in train_x[idx]]).float()
             loss = loss_fn(model.logits(x), train_y[idx])
@@ -176,8 +179,9 @@ def fine_tune(model: Classifier, train_x: torch.Tensor, train_y: torch.Tensor, v
             loss.backward()
             optimizer.step()
             running += float(loss.detach()) * len(idx)
+            seen += len(idx)
         epoch_time = time.monotonic() - t0
-        train_loss = running / len(train_x)
+        train_loss = running / seen
         current = val_loss() if val_x is not None and len(val_x) else train_loss
         history.append({"epoch": epoch, "train_loss": round(train_loss, 5), "val_loss": round(current, 5),
                         "seconds": round(epoch_time, 2)})
@@ -189,6 +193,9 @@ def fine_tune(model: Classifier, train_x: torch.Tensor, train_y: torch.Tensor, v
             used = (time.monotonic() - start) / max(time_budget_s, 1e-9)
             progress(min(1.0, max(epoch / max_epochs, used)), f"epoch {epoch}: loss {train_loss:.3f}, "
                                                                 f"validation {current:.3f}")
+        if out_of_time:
+            reason = "time_budget"
+            break
         if stale >= patience:
             reason = "early_stopping"
             break
