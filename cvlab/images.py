@@ -127,7 +127,10 @@ def to_rgb(img: PILImage.Image) -> PILImage.Image:
     """EXIF-orient (first frame of animations) and convert to RGB; transparent areas become white."""
     if getattr(img, "n_frames", 1) > 1:
         img.seek(0)
-    img = ImageOps.exif_transpose(img)
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # a malformed EXIF block: keep the pixels as stored rather than fail
+        pass
     if img.mode.startswith("I;16") or img.mode == "I":  # 16-bit greyscale: scale, don't clip, to 8 bits
         import numpy as np
         arr = np.asarray(img, dtype=np.float64)
