@@ -158,9 +158,11 @@ def check_limit(key: str, tier: str, current: int, adding: int = 1, what: str | 
     cap = lim.value(tier)
     if cap is not None and current + adding > cap:
         label = what or lim.what
+        tier_note = f" on tier {tier}" if lim.f0 != lim.s0 else ""
+        got = f"you have {current:,}, adding {adding:,}" if adding else f"got {current:,}"
         raise CvlabError(lim.code or "BadRequest",
-                         f"Limit reached: {label} is {cap:,} {lim.unit} on tier {tier} "
-                         f"(you have {current:,}, adding {adding:,}). To fix: {lim.fix}.")
+                         f"Limit reached: {label} is at most {cap:,} {lim.unit}{tier_note} ({got}). "
+                         f"To fix: {lim.fix}.")
 
 
 def min_images_per_tag(project_type: str) -> int:
