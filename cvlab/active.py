@@ -1,0 +1,468 @@
+"""Active learning: how unsure a model is, the smart labeler's suggestions and the Predictions tab.
+
+Uncertainty (``prediction_uncertainty``; 0 = sure, 1 = undecided; Azure's ``predictionUncertainty``):
+
+- Multiclass classification: ``1 - (p1 - p2)``, one minus the *margin* between the two most probable tags
+  (margin sampling: an image the model hesitates between two tags on is the one worth labelling).
+- Multilabel classification: ``max_t (1 - |2 p_t - 1|)``, how close the most undecided tag's sigmoid is to 0.5
+  (each tag is its own yes/no question; one open question is enough to need a human).
+- Object detection: the mean of ``1 - |2 p - 1|`` over the boxes with ``p >= DETECTION_FLOOR`` (boxes near 0.5
+  are the ones the model cannot decide on; noise boxes below the floor are ignored); an image with no box above
+  the floor scores 1.0 (the model sees nothing there, which is worth a look).
+
+An iteration never changes, so its predictions are cached per (iteration, image content): in memory and as
+``<iteration dir>/suggestions/<sha256>.json`` (removed with the iteration).  Ranking stored predictions
+(``orderBy = Suggested``) uses the predictions stored with them, no model needed.
+
+``learning_curve`` runs the experiment behind ``benchmarks/active_learning.py`` and notebook 07: add the most
+uncertain vs random unlabelled images round after round and score each model on a held-out set.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import os
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from cvlab import rules
+from cvlab.errors import CvlabError
+from cvlab.model import Image, ImageCreateSummary, StoredPrediction
+
+DETECTION_FLOOR = 0.05
+SORT_BY = ("UncertaintyAscending", "UncertaintyDescending")
+PREDICTION_ORDER_BY = tuple(rules.ORDER_BY) + ("Suggested",)
+PAGE = 50            # default maxCount of a query page (as the REST service)
+_BATCH = 16          # images per predictor call
+_QUERY = "BadRequestPredictionInvalidQueryParameters"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# uncertainty
+# ---------------------------------------------------------------------------------------------------------------
+def _ambiguity(p) -> np.ndarray:
+    """1 at probability 0.5, 0 at 0 or 1."""
+    return 1.0 - np.abs(2.0 * np.asarray(p, dtype=np.float64) - 1.0)
+
+
+def prediction_uncertainty(predictions: Sequence[dict], kind: str) -> float:
+    """How undecided a model is on one image (0 = sure, 1 = undecided); ``kind`` is ``"Multiclass"``,
+    ``"Multilabel"`` or ``"ObjectDetection"`` (see the module docstring for the definitions)."""
+    probs = np.array([float(p["probability"]) for p in predictions], dtype=np.float64)
+    if np.any((probs < 0) | (probs > 1)) or np.any(np.isnan(probs)):
+        raise CvlabError("BadRequestInvalid", "Prediction probabilities must lie between 0 and 1.")
+    if kind == "Multiclass":
+        if probs.size == 0:
+            return 1.0
+        top = np.sort(probs)[::-1]
+        second = top[1] if top.size > 1 else 0.0
+        return float(np.clip(1.0 - (top[0] - second), 0.0, 1.0))
+    if kind == "Multilabel":
+        return float(_ambiguity(probs).max()) if probs.size else 1.0
+    if kind == "ObjectDetection":
+        kept = probs[probs >= DETECTION_FLOOR]
+        return float(_ambiguity(kept).mean()) if kept.size else 1.0
+    raise CvlabError("BadRequestInvalid", f"Uncertainty kind {kind!r}: use Multiclass, Multilabel or ObjectDetection.")
+
+
+def rank_by_uncertainty(items: Iterable, uncertainty: Callable[[Any], float], descending: bool = True) -> list:
+    """Items sorted by uncertainty (most uncertain first when ``descending``); ties keep the input order."""
+    scored = [(uncertainty(x), i, x) for i, x in enumerate(items)]
+    scored.sort(key=lambda t: (-t[0] if descending else t[0], t[1]))
+    return [x for _, _, x in scored]
+
+
+def _kind(project_type: str, classification_type: str | None) -> str:
+    return "ObjectDetection" if project_type == "ObjectDetection" else (classification_type or "Multiclass")
+
+
+def iteration_kind(ws, project_id: str, iteration) -> str:
+    """The uncertainty kind of an iteration's predictions (its domain type and classification type)."""
+    from cvlab.domains import get_domain
+
+    project = ws.get_project(project_id)
+    try:
+        ptype = get_domain(iteration.domain_id).type if iteration.domain_id else project.project_type
+    except CvlabError:
+        ptype = project.project_type
+    return _kind(ptype, iteration.classification_type or project.classification_type)
+
+
+def stored_prediction_kind(ws, project_id: str, stored: StoredPrediction) -> str:
+    """The uncertainty kind of a stored prediction (from the iteration that made it, else the project)."""
+    if stored.iteration_id:
+        try:
+            return iteration_kind(ws, project_id, ws.get_iteration(project_id, stored.iteration_id))
+        except CvlabError:
+            pass  # the iteration was deleted since: fall back to the project
+    project = ws.get_project(project_id)
+    if any(p.get("bounding_box") for p in stored.predictions):
+        return "ObjectDetection"
+    return _kind(project.project_type, project.classification_type)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# predictions of an iteration, cached per (iteration, image content)
+# ---------------------------------------------------------------------------------------------------------------
+_memory: dict[tuple[str, str], list[dict]] = {}
+_memory_lock = threading.Lock()
+_MEMORY_CAP = 50_000
+
+
+def _cache_file(ws, iteration_id: str, sha256: str) -> Path:
+    return Path(ws.iteration_dir(iteration_id)) / "suggestions" / f"{sha256}.json"
+
+
+def _remember(key: tuple[str, str], preds: list[dict]) -> None:
+    with _memory_lock:
+        if len(_memory) >= _MEMORY_CAP:
+            _memory.clear()
+        _memory[key] = preds
+
+
+def _save_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _completed(ws, project_id: str, iteration_id: str):
+    it = ws.get_iteration(project_id, iteration_id)
+    if it.status != "Completed":
+        raise CvlabError("BadRequestIterationIsNotTrained", f"{it.name} is {it.status}: suggestions need a "
+                         "Completed iteration (wait for training to finish, or pick another iteration).")
+    return it
+
+
+def iteration_predictions(ws, project_id: str, iteration_id: str, images: Sequence[Image],
+                          predictor=None) -> dict[str, list[dict]]:
+    """Predictions of a Completed iteration for workspace images, ``{image id: [prediction dicts]}``.
+
+    Computed once per (iteration, image content) and cached; ``predictor`` (anything with ``predict_batch``,
+    e.g. the REST service's shared Predictor behind its inference semaphore) defaults to ``Predictor.load``.
+    """
+    it = _completed(ws, project_id, iteration_id)
+    out: dict[str, list[dict]] = {}
+    todo: list[Image] = []
+    for im in images:
+        key = (it.id, im.sha256)
+        with _memory_lock:
+            hit = _memory.get((str(ws.path),) + key)
+        if hit is None:
+            path = _cache_file(ws, it.id, im.sha256)
+            try:
+                hit = json.loads(path.read_text())
+                _remember((str(ws.path),) + key, hit)
+            except (OSError, ValueError):
+                hit = None  # not cached yet (or a damaged file): predict again
+        if hit is None:
+            todo.append(im)
+        else:
+            out[im.id] = hit
+    if todo:
+        if predictor is None:
+            from cvlab.predict import Predictor
+
+            predictor = Predictor.load(ws, it.id)
+        for start in range(0, len(todo), _BATCH):
+            chunk = todo[start:start + _BATCH]
+            found = predictor.predict_batch([ws.read_image_bytes(im) for im in chunk])
+            for im, preds in zip(chunk, found):
+                preds = json.loads(json.dumps(preds))
+                _save_json(_cache_file(ws, it.id, im.sha256), preds)
+                _remember((str(ws.path), it.id, im.sha256), preds)
+                out[im.id] = preds
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# smart labeler: suggest_tags_and_regions, query_suggested_images, query_suggested_image_count
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass
+class SuggestedTagAndRegion:
+    """Azure's SuggestedTagAndRegion (snake_case); ``image`` is the workspace record (size, uris for the wire)."""
+
+    id: str
+    project_id: str
+    iteration_id: str
+    created: datetime
+    predictions: list[dict]
+    prediction_uncertainty: float
+    image: Image | None = None
+
+
+@dataclass
+class SuggestedImageQuery:
+    """Azure's SuggestedTagAndRegionQuery: the token to send back for the next page, and this page's results."""
+
+    token: dict
+    results: list[SuggestedTagAndRegion] = field(default_factory=list)
+
+
+def _suggestion(project_id, it, im: Image, preds, kind) -> SuggestedTagAndRegion:
+    return SuggestedTagAndRegion(id=im.id, project_id=project_id, iteration_id=it.id, created=im.created,
+                                 predictions=preds, prediction_uncertainty=prediction_uncertainty(preds, kind),
+                                 image=im)
+
+
+def suggest_tags_and_regions(ws, project_id: str, iteration_id: str, image_ids: Sequence[str],
+                             predictor=None) -> list[SuggestedTagAndRegion]:
+    """The iteration's suggested tags (classification) or regions (detection) for up to 64 images, in order."""
+    p = ws.get_project(project_id)
+    ids = [str(i).strip().lower() for i in (image_ids or [])]
+    if not ids:
+        raise CvlabError("BadRequestInvalidIds", "Pass the ids of the images to get suggestions for.")
+    cap = rules.limit("images_per_batch")
+    if len(ids) > cap:
+        raise CvlabError("BadRequestImageBatch", f"Ask for suggestions on at most {cap} images per call; "
+                         f"got {len(ids)}.")
+    it = _completed(ws, p.id, iteration_id)
+    found = {im.id: im for im in ws.get_images(p.id, image_ids=ids, take=len(ids))}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise CvlabError("NotFoundImage", f"These images are not in project {p.name!r}: {missing[:5]}.")
+    images = [found[i] for i in ids]
+    preds = iteration_predictions(ws, p.id, it.id, images, predictor)
+    kind = iteration_kind(ws, p.id, it)
+    return [_suggestion(p.id, it, im, preds[im.id], kind) for im in images]
+
+
+def _tag_filter(ws, project_id: str, tag_ids, threshold) -> tuple[list[str] | None, float]:
+    try:
+        threshold = float(0.0 if threshold is None else threshold)
+    except (TypeError, ValueError):
+        raise CvlabError("BadRequestInvalid", f"threshold must be a number between 0 and 1, not {threshold!r}.") \
+            from None
+    if not 0.0 <= threshold <= 1.0:
+        raise CvlabError("BadRequestInvalid", f"threshold must lie between 0 and 1, got {threshold}.")
+    if not tag_ids:
+        return None, threshold
+    known = {t.id for t in ws.get_tags(project_id)}
+    wanted = [str(t).strip().lower() for t in tag_ids]
+    unknown = [t for t in wanted if t not in known]
+    if unknown:
+        raise CvlabError("NotFoundTag", f"tagIds has ids that are not tags of this project: {unknown[:5]}.")
+    return wanted, threshold
+
+
+def _matches(preds: list[dict], tag_ids: list[str] | None, threshold: float) -> bool:
+    """Any prediction (tag or box) of one of ``tag_ids`` (all tags when None) at or above ``threshold``."""
+    wanted = set(tag_ids) if tag_ids else None
+    return any(p["probability"] >= threshold and (wanted is None or p["tag_id"] in wanted) for p in preds)
+
+
+def _untagged_suggestions(ws, project_id, iteration_id, tag_ids, threshold, predictor):
+    p = ws.get_project(project_id)
+    it = _completed(ws, p.id, iteration_id)
+    tag_ids, threshold = _tag_filter(ws, p.id, tag_ids, threshold)
+    images = list(ws.iter_images(p.id, tagging_status="Untagged", order_by="Oldest"))
+    preds = iteration_predictions(ws, p.id, it.id, images, predictor)
+    kind = iteration_kind(ws, p.id, it)
+    hits = [_suggestion(p.id, it, im, preds[im.id], kind) for im in images
+            if _matches(preds[im.id], tag_ids, threshold)]
+    return p, tag_ids, threshold, hits
+
+
+def encode_continuation(offset: int) -> str:
+    """An opaque continuation token (the same format the REST service uses)."""
+    return base64.urlsafe_b64encode(f"offset:{int(offset)}".encode()).decode()
+
+
+def decode_continuation(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        kind, value = base64.urlsafe_b64decode(str(token).encode()).decode().split(":")
+        if kind == "offset" and int(value) >= 0:
+            return int(value)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        pass
+    raise CvlabError(_QUERY, "The continuation token is not one cvlab returned: pass the previous result's token "
+                     "back unchanged to get the next page.")
+
+
+def _max_count(value, code: str) -> int:
+    cap = rules.limit("take")
+    try:
+        n = PAGE if value is None else int(value)
+    except (TypeError, ValueError):
+        raise CvlabError(code, f"maxCount must be a whole number 1..{cap}, not {value!r}.") from None
+    if not 0 < n <= cap:
+        raise CvlabError(code, f"maxCount must be 1..{cap}, got {n}: page with the continuation token instead.")
+    return n
+
+
+def query_suggested_images(ws, project_id: str, iteration_id: str, tag_ids=None, threshold: float = 0.0,
+                           sort_by: str = "UncertaintyDescending", max_count: int | None = PAGE,
+                           continuation: str | None = None, session: str | None = None,
+                           predictor=None) -> SuggestedImageQuery:
+    """Untagged images the iteration predicts one of ``tag_ids`` on (any tag when None) with probability >=
+    ``threshold``, ordered by uncertainty, one page at a time (pass ``result.token["continuation"]`` back)."""
+    rules.check_choice(sort_by, SORT_BY, "sortBy", "BadRequestInvalid")
+    take = _max_count(max_count, "BadRequestInvalid")
+    skip = decode_continuation(continuation)
+    _, tag_ids, threshold, hits = _untagged_suggestions(ws, project_id, iteration_id, tag_ids, threshold, predictor)
+    ranked = rank_by_uncertainty(hits, lambda s: s.prediction_uncertainty, sort_by == "UncertaintyDescending")
+    token = {"tagIds": tag_ids, "threshold": threshold, "session": session or str(uuid.uuid4()),
+             "continuation": encode_continuation(skip + take) if len(ranked) > skip + take else None,
+             "maxCount": take, "sortBy": sort_by}
+    return SuggestedImageQuery(token, ranked[skip:skip + take])
+
+
+def query_suggested_image_count(ws, project_id: str, iteration_id: str, tag_ids=None, threshold: float = 0.0,
+                                predictor=None) -> dict[str, int]:
+    """``{tag id: untagged images the iteration predicts that tag on with probability >= threshold}``
+    (every tag of the project when ``tag_ids`` is None)."""
+    p, tag_ids, threshold, hits = _untagged_suggestions(ws, project_id, iteration_id, tag_ids, threshold, predictor)
+    tag_ids = tag_ids or [t.id for t in ws.get_tags(p.id)]
+    return {t: sum(_matches(h.predictions, [t], threshold) for h in hits) for t in tag_ids}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# stored predictions: query with a PredictionQueryToken, add to training
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass
+class PredictionQueryResult:
+    """Azure's PredictionQueryResult: the token for the next page and this page's stored predictions."""
+
+    token: dict
+    results: list[StoredPrediction] = field(default_factory=list)
+
+
+_TOKEN_KEYS = {"session": "session", "continuation": "continuation", "maxCount": "max_count",
+               "max_count": "max_count", "orderBy": "order_by", "order_by": "order_by", "tags": "tags",
+               "iterationId": "iteration_id", "iteration_id": "iteration_id", "startTime": "start_time",
+               "start_time": "start_time", "endTime": "end_time", "end_time": "end_time",
+               "application": "application"}
+
+
+def _time(value, what: str) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise CvlabError(_QUERY, f"{what} {value!r} is not an ISO-8601 time (e.g. 2026-01-31T12:00:00Z).") \
+                from None
+    if not isinstance(value, datetime):
+        raise CvlabError(_QUERY, f"{what} must be a time, not {type(value).__name__}.")
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _tags(ws, project_id: str, tags) -> list[dict]:
+    known = {t.id for t in ws.get_tags(project_id)}
+    out = []
+    for t in tags or []:
+        if not isinstance(t, dict):
+            t = {"id": getattr(t, "id", None), "minThreshold": getattr(t, "min_threshold", None),
+                 "maxThreshold": getattr(t, "max_threshold", None)}
+        tid = str(t.get("id") or t.get("tag_id") or "").strip().lower()
+        if tid not in known:
+            raise CvlabError("NotFoundTag", f"The query's tag {tid or '(missing id)'!r} is not a tag of this project.")
+        lo = t.get("minThreshold", t.get("min_threshold"))
+        hi = t.get("maxThreshold", t.get("max_threshold"))
+        lo, hi = (0.0 if lo is None else float(lo)), (1.0 if hi is None else float(hi))
+        if not (0.0 <= lo <= hi <= 1.0):
+            raise CvlabError(_QUERY, f"Tag thresholds must satisfy 0 <= minThreshold <= maxThreshold <= 1; got "
+                             f"{lo}..{hi}.")
+        out.append({"id": tid, "min_threshold": lo, "max_threshold": hi})
+    return out
+
+
+def query_predictions(ws, project_id: str, token: dict | None = None) -> PredictionQueryResult:
+    """Stored predictions for an Azure PredictionQueryToken (camelCase or snake_case keys): tag thresholds,
+    time range, application, iteration, ``orderBy`` Newest / Oldest / Suggested (most uncertain first),
+    ``maxCount`` per page and ``continuation`` (from the previous result's token)."""
+    raw = dict(token or {})
+    unknown = sorted(k for k in raw if k not in _TOKEN_KEYS)
+    if unknown:
+        raise CvlabError(_QUERY, f"Unknown query field(s) {unknown}: use {sorted(k for k in _TOKEN_KEYS if '_' not in k)}.")
+    q = {_TOKEN_KEYS[k]: v for k, v in raw.items()}
+    p = ws.get_project(project_id)
+    order = q.get("order_by") or "Newest"
+    rules.check_choice(order, PREDICTION_ORDER_BY, "orderBy", _QUERY)
+    take = _max_count(q.get("max_count"), "BadRequestPredictionResultsExceededCount")
+    skip = decode_continuation(q.get("continuation"))
+    tags = _tags(ws, p.id, q.get("tags"))
+    start, end = _time(q.get("start_time"), "startTime"), _time(q.get("end_time"), "endTime")
+    if start and end and start > end:
+        raise CvlabError(_QUERY, "startTime is after endTime: swap them.")
+    iteration_id = q.get("iteration_id") or None
+    if iteration_id:
+        ws.get_iteration(p.id, iteration_id)
+    filters = dict(iteration_id=iteration_id, tags=tags, application=q.get("application"), start_time=start,
+                   end_time=end)
+    if order == "Suggested":
+        found = ws.query_predictions(p.id, order_by="Newest", max_count=2**31, skip=0, **filters)
+        kinds: dict[str | None, str] = {}
+
+        def score(sp: StoredPrediction) -> float:
+            if sp.iteration_id not in kinds:
+                kinds[sp.iteration_id] = stored_prediction_kind(ws, p.id, sp)
+            return prediction_uncertainty(sp.predictions, kinds[sp.iteration_id])
+
+        found = rank_by_uncertainty(found, score)[skip:skip + take + 1]
+    else:
+        found = ws.query_predictions(p.id, order_by=order, max_count=take + 1, skip=skip, **filters)
+    out = {"session": q.get("session") or str(uuid.uuid4()),
+           "continuation": encode_continuation(skip + take) if len(found) > take else None,
+           "maxCount": take, "orderBy": order,
+           "tags": [{"id": t["id"], "minThreshold": t["min_threshold"], "maxThreshold": t["max_threshold"]}
+                    for t in tags],
+           "iterationId": iteration_id, "startTime": start.isoformat() if start else None,
+           "endTime": end.isoformat() if end else None, "application": q.get("application")}
+    return PredictionQueryResult(out, found[:take])
+
+
+def add_predictions_to_training(ws, project_id: str, items: Iterable, tag_ids=None,
+                                metadata: dict | None = None) -> ImageCreateSummary:
+    """Azure's create_images_from_predictions: stored prediction images become training images with the
+    (corrected) tags or regions given, in one ``ws.create_images`` call so every image rule applies.
+
+    ``items``: ``(prediction_id, tag_ids, regions)`` tuples or dicts ``{id, tag_ids, regions}`` (regions as
+    ``{tag_id, left, top, width, height}``); ``tag_ids`` apply to every image.  Unknown prediction ids are
+    refused before anything is created.  The stored predictions stay (they expire after 30 days)."""
+    from cvlab.workspace import ImageEntry
+
+    p = ws.get_project(project_id)
+    entries, missing = [], []
+    for item in items:
+        if isinstance(item, dict):
+            pid = item.get("id", item.get("prediction_id"))
+            tags, regions = item.get("tag_ids", item.get("tagIds")), item.get("regions")
+        else:
+            try:
+                pid, tags, regions = (tuple(item) + (None, None))[:3]
+            except TypeError:
+                raise CvlabError("BadRequestImageBatch", "Each item is (prediction_id, tag_ids, regions) or a dict "
+                                 "{id, tag_ids, regions}.") from None
+        try:
+            stored = ws.get_prediction(p.id, pid)
+        except CvlabError as e:
+            if e.code != "NotFound":
+                raise
+            missing.append(str(pid))
+            continue
+        entries.append(ImageEntry(data=ws.read_image_bytes(stored), name=None, tag_ids=tuple(tags or ()),
+                                  regions=tuple(regions or ()), source_url=stored.id))
+    if missing:
+        raise CvlabError("NotFound", f"No stored prediction with id(s) {missing[:5]} in project {p.name!r} (stored "
+                         "predictions expire after 30 days): nothing was added. Use ids from query_predictions.")
+    return ws.create_images(p.id, entries, tag_ids=tag_ids, metadata=metadata)
