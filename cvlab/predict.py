@@ -155,10 +155,12 @@ class Predictor:
 
     def _detections(self, boxes, classes, scores) -> list[dict]:
         boxes, classes, scores = np.asarray(boxes)[0], np.asarray(classes)[0], np.asarray(scores)[0]
-        order = [i for i in np.argsort(-scores, kind="stable") if scores[i] > 0][:_max_detections()]
+        order = [i for i in np.argsort(-scores, kind="stable") if scores[i] > 0]
         out = []
         for i in order:
             x1, y1, x2, y2 = (float(np.clip(v, 0.0, 1.0)) for v in boxes[i])
+            if x2 <= x1 or y2 <= y1:  # a box squeezed to nothing at the image edge says nothing
+                continue
             out.append(self._entry(classes[i], scores[i],
-                                   {"left": x1, "top": y1, "width": max(0.0, x2 - x1), "height": max(0.0, y2 - y1)}))
-        return out
+                                   {"left": x1, "top": y1, "width": x2 - x1, "height": y2 - y1}))
+        return out[:_max_detections()]

@@ -594,7 +594,7 @@ def _train_detection(ws, plan: _Plan, iteration, bar: _Progress, cancelled) -> d
                 "predictions": [{"tag_id": plan.tags[c].id, "probability": float(p),
                                  "bounding_box": {"left": float(l), "top": float(t), "width": float(w),
                                                   "height": float(h)}}
-                                for c, p, l, t, w, h in dets]})
+                                for c, p, l, t, w, h in dets if w > 0 and h > 0]})  # drop degenerate boxes
     scheme = (f"validation split: {len(va)} of {len(plan.train)} training images held back from training the "
               "detector")
     extra = {"fit": _jsonable(info), "validation_image_ids": [plan.train[i].id for i in va]}

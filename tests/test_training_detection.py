@@ -1,0 +1,82 @@
+"""Object detection through train_project: validation, the detector fit, evaluation records with boxes, Predictor."""
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from cvlab import training
+from cvlab.errors import CvlabError
+from cvlab.predict import Predictor
+
+OD_COMPACT = "a27d5ca5-bb19-49d8-a70a-fec086c47f5b"
+
+
+def disc_scene(seed: int, size: int = 128):
+    rng = np.random.default_rng(seed)
+    img = Image.fromarray(rng.integers(90, 160, (size, size, 3), dtype=np.uint8))
+    s = int(rng.integers(36, 64))
+    x, y = int(rng.integers(0, size - s)), int(rng.integers(0, size - s))
+    ImageDraw.Draw(img).ellipse([x, y, x + s, y + s], fill=(220, 30, 30))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    return buf.getvalue(), (x / size, y / size, s / size, s / size)
+
+
+@pytest.fixture(scope="module")
+def detection(tmp_path_factory):
+    import cvlab
+    from cvlab.workspace import ImageEntry
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv(training.DETECTION_EPOCHS_ENV, "2")
+    ws = cvlab.Workspace(tmp_path_factory.mktemp("od"))
+    p = ws.create_project("discs", domain_id=OD_COMPACT)
+    tag = ws.create_tag(p.id, "disc")
+    entries = []
+    for i in range(16):
+        data, (l, t, w, h) = disc_scene(i)
+        entries.append(ImageEntry(data=data, name=f"d{i}.jpg",
+                                  regions=[{"tag_id": tag.id, "left": l, "top": t, "width": w, "height": h}]))
+    few = ws.create_images(p.id, entries[:14])
+    assert few.is_batch_successful
+    with pytest.raises(CvlabError) as e:  # 14 < 15 images per tag
+        training.train_project(ws, p.id)
+    assert e.value.code == "BadRequestDetectionTrainingValidationFailed" and "'disc' has 14" in e.value.message
+    assert ws.create_images(p.id, entries[14:]).is_batch_successful
+    it = training.train_project(ws, p.id, seed=0, show_progress=False)
+    mp.undo()
+    return dict(ws=ws, project=p, tag=tag, iteration=it)
+
+
+def test_detection_iteration_and_records(detection):
+    ws, it, tag = detection["ws"], detection["iteration"], detection["tag"]
+    assert it.status == "Completed", it.training_error_details
+    assert it.classification_type is None and it.exportable
+    info = json.loads((ws.iteration_dir(it.id) / "iteration.json").read_text())
+    assert info["head"] == "detector" and info["preprocessing"]["size"] == 320 and info["fit"]["epochs"] == 2
+    ev = json.loads((ws.iteration_dir(it.id) / "evaluation.json").read_text())
+    assert ev["project_type"] == "ObjectDetection" and ev["k_folds"] == 1
+    assert {r["image_id"] for r in ev["records"]} == set(info["validation_image_ids"]) and len(ev["records"]) == 3
+    for r in ev["records"]:
+        assert r["truth"]["tag_ids"] == [tag.id] and len(r["truth"]["regions"]) == 1
+        probs = [p["probability"] for p in r["predictions"]]
+        assert probs == sorted(probs, reverse=True)
+        for p in r["predictions"]:
+            box = p["bounding_box"]
+            assert p["tag_id"] == tag.id and 0 <= box["left"] <= 1 and box["width"] > 0
+
+
+def test_detection_predictor(detection):
+    ws, it = detection["ws"], detection["iteration"]
+    pred = Predictor.load(ws, it.id, backend="torch")
+    data, _ = disc_scene(999)
+    out = pred.predict(data)
+    assert 0 < len(out) <= 200 and out == sorted(out, key=lambda o: -o["probability"])
+    first = out[0]
+    assert first["tag_name"] == "disc" and first["tag_type"] == "Regular"
+    assert set(first["bounding_box"]) == {"left", "top", "width", "height"}
+    assert all(0 <= v <= 1 for o in out for v in o["bounding_box"].values())
+    boxes, classes, scores = pred.module(pred.preprocessing.batch([Image.open(io.BytesIO(data))]))
+    assert boxes.shape[-1] == 4 and classes.dtype.is_floating_point is False
