@@ -1,0 +1,87 @@
+"""Predictor: Azure-shaped output, both backends agree, input kinds, per-process cache, clear errors."""
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cvlab import training
+from cvlab.errors import CvlabError
+from cvlab.predict import Predictor
+from test_training import COMPACT, add, scene
+
+
+@pytest.fixture(scope="module")
+def iteration(tmp_path_factory):
+    import cvlab
+
+    ws = cvlab.Workspace(tmp_path_factory.mktemp("pred"))
+    p = ws.create_project("predict", domain_id=COMPACT, classification_type="Multiclass")
+    a, b = ws.create_tag(p.id, "disc"), ws.create_tag(p.id, "stripes")
+    add(ws, p.id, "disc", [a.id], 5)
+    add(ws, p.id, "stripes", [b.id], 5)
+    it = training.train_project(ws, p.id, show_progress=False)
+    assert it.status == "Completed", it.training_error_details
+    return ws, p, it
+
+
+def test_backends_agree_and_accept_bytes_paths_and_pil(iteration, tmp_path):
+    ws, _, it = iteration
+    onnx = Predictor.load(ws, it.id, backend="onnx")
+    eager = Predictor.load(ws, it.id, backend="torch")
+    assert onnx.backend == "onnx", onnx.backend_note
+    assert eager.backend == "torch"
+    data = scene("disc", 321)
+    path = tmp_path / "x.jpg"
+    path.write_bytes(data)
+    outs = [onnx.predict(data), onnx.predict(path), onnx.predict(str(path)), eager.predict(Image.open(path))]
+    for out in outs[1:]:
+        assert [o["tag_id"] for o in out] == [o["tag_id"] for o in outs[0]]
+        assert np.allclose([o["probability"] for o in out], [o["probability"] for o in outs[0]], atol=1e-4)
+    assert outs[0][0]["tag_name"] == "disc"
+
+
+def test_batch_order_and_module_contract(iteration):
+    ws, _, it = iteration
+    pred = Predictor.load(ws, it.id)
+    images = [scene("stripes", 400), scene("disc", 401), scene("stripes", 402)]
+    batch = pred.predict_batch(images)
+    assert [b[0]["tag_name"] for b in batch] == ["stripes", "disc", "stripes"]
+    single = pred.predict(images[1])
+    assert [o["tag_id"] for o in single] == [o["tag_id"] for o in batch[1]]
+    assert np.allclose([o["probability"] for o in single], [o["probability"] for o in batch[1]], atol=1e-5)
+    x = pred.preprocessing.batch([Image.new("RGB", (50, 30), (10, 200, 30))] * 2)
+    assert x.shape == (2, 3, 224, 224)
+    with torch.inference_mode():
+        p = pred.module(x)
+    assert p.shape == (2, 2) and torch.allclose(p.sum(1), torch.ones(2), atol=1e-5)
+    assert pred.predict_batch([]) == []
+
+
+def test_cache_is_per_process_and_thread_safe(iteration):
+    ws, _, it = iteration
+    Predictor.clear_cache()
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(Predictor.load(ws, it.id, backend="torch")))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 4 and all(g is got[0] for g in got)
+
+
+def test_errors_are_clear(iteration):
+    ws, p, it = iteration
+    pending = ws.create_iteration(p.id, name="Not yet", status="Failed")
+    with pytest.raises(CvlabError) as e:
+        Predictor.load(ws, pending.id)
+    assert e.value.code == "BadRequestIterationIsNotTrained"
+    with pytest.raises(CvlabError) as e:
+        Predictor.load(ws, it.id, backend="tensorrt")
+    assert e.value.code == "BadRequest"
+    pred = Predictor.load(ws, it.id)
+    with pytest.raises(CvlabError) as e:
+        pred.predict(b"not an image")
+    assert e.value.code == "BadRequestImageFormat"
