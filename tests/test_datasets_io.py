@@ -205,3 +205,18 @@ def test_sample_data_is_what_the_manifest_command_regenerates():
             a = np.asarray(Image.open(disk.path), np.float32)
             b = np.asarray(Image.open(buf), np.float32)
             assert np.abs(a - b).mean() < 0.5, rec.name  # same pixels (a different libjpeg may differ slightly)
+
+
+def test_a_bad_box_fails_only_its_image(tmp_path):
+    from cvlab.datasets.records import Record, Region
+
+    ws = Workspace(tmp_path / "ws")
+    p = ws.create_project("Boxes", domain_id=domains.find_domain("General (compact) [S1]", "ObjectDetection").id)
+    good = generate("site", 2, seed=4, size=96)
+    bad = Record("bad.jpg", image=good[0].image.transpose(0), regions=[Region("person", 0.8, 0.1, 0.5, 0.2)])
+    edge = Record("edge.jpg", image=good[1].image.transpose(1),
+                  regions=[Region("person", 0.7453125, 0.1, 0.2546875 + 5e-7, 0.2)])  # float noise at the border
+    report = importing.import_records(ws, p.id, [good[0], bad, edge, good[1]])
+    assert report.created == 3
+    assert report.failed == [("bad.jpg", "BadRequestImageRegions",
+                               "region 'person': box ends outside the image (right=1.3, bottom=0.3; both must be <= 1)")]

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from .. import domains, rules
 from ..errors import CvlabError
 from ..workspace import ImageEntry
-from . import formats
+from . import coords, formats
 from .records import NEGATIVE, Record, Region
 
 #: Domains for projects that an import creates: compact, so the learner can export what they train.
@@ -112,8 +112,13 @@ def import_records(ws, project_id: str, records: Iterable[Record], *, negative_t
         except OSError as e:
             report.failed.append((rec.name, "ErrorSource", f"cannot read {rec.path}: {e}"))
             continue
-        regions = [{"tag_id": tag_ids[r.tag], "left": r.left, "top": r.top, "width": r.width, "height": r.height}
-                   for r in rec.regions]
+        problems = [(r, coords.validate_ltwh(r.ltwh)) for r in rec.regions]
+        bad = [(r, why) for r, why in problems if why]
+        if bad:  # one bad box fails its image here, instead of the whole batch in the workspace
+            report.failed.append((rec.name, "BadRequestImageRegions", f"region {bad[0][0].tag!r}: {bad[0][1]}"))
+            continue
+        boxes = [(r.tag, coords.clip_ltwh(r.ltwh)) for r in rec.regions]  # absorb float noise at the border
+        regions = [{"tag_id": tag_ids[t], "left": b[0], "top": b[1], "width": b[2], "height": b[3]} for t, b in boxes]
         batch.append((rec, ImageEntry(data=data, name=rec.name, tag_ids=[tag_ids[t] for t in rec.tags],
                                       regions=regions)))
         if len(batch) >= batch_size:

@@ -34,6 +34,11 @@ SAMPLES = (
            "Sample: construction-site scenes with helmet, vest and person boxes (from data/site)."),
 )
 MANIFEST = "MANIFEST.json"
+LAYOUTS = {
+    "folder": "<tag>/<image>.jpg, one folder per tag; the folder 'Negative' holds the Negative tag's images",
+    "cvjson": "customvision.json + images/*.jpg; each image lists {tag, left, top, width, height} regions, "
+              "normalised to 0..1 like Custom Vision's",
+}
 LICENCE_NOTE = "CC0-1.0: synthetic images drawn by cvlab's own generators; see LICENSE.md"
 
 
@@ -64,7 +69,7 @@ def make_samples(data_dir: Path) -> dict:
         sets[s.folder] = {
             "project": s.project, "project_type": meta.project_type,
             "classification_type": meta.classification_type, "domain": s.domain, "format": s.format,
-            "images": s.count, "image_size": [s.size, s.size],
+            "images": s.count, "image_size": [s.size, s.size], "layout": LAYOUTS[s.format],
             ("images_per_tag" if meta.project_type == "Classification" else "regions_per_tag"): labels,
             "regenerate": f"cvlab data make {s.dataset} --out data/{s.folder} --count {s.count} --seed {s.seed} "
                           f"--size {s.size} --format {s.format}",

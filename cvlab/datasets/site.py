@@ -15,7 +15,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .coords import pixels_to_ltwh
+from .coords import clip_ltwh, pixels_to_ltwh
 from .records import Record, Region
 from .texture import camera, fractal_noise, jitter_colour, value_noise
 
@@ -266,7 +266,7 @@ def render(rng: np.random.Generator, n: int, max_people: int = 5) -> tuple[Image
             x0, y0, x1, y1 = box
             px = (max(0, x0 + ox), max(0, y0 + oy), min(n, x1 + ox), min(n, y1 + oy))
             if px[2] - px[0] >= 2 and px[3] - px[1] >= 2:
-                regions.append(Region(tag, *(round(v, 6) for v in pixels_to_ltwh(px, n, n))))
+                regions.append(Region(tag, *clip_ltwh(pixels_to_ltwh(px, n, n))))
         helmets += helmet
         vests += vest
     meta = {"people": str(len(placed)), "helmets": str(helmets), "vests": str(vests)}
