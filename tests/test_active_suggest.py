@@ -1,0 +1,127 @@
+"""Smart-labeler suggestions on a tiny trained project (Quick training on `parts`), and the learning curve."""
+from __future__ import annotations
+
+import pytest
+
+from cvlab import active
+from cvlab.errors import CvlabError
+
+
+class CountingPredictor:
+    """The real Predictor, counting the images it is asked about (to see the cache work)."""
+
+    def __init__(self, predictor):
+        self.predictor, self.images = predictor, 0
+
+    def predict_batch(self, images):
+        self.images += len(images)
+        return self.predictor.predict_batch(images)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """parts: 5 labelled images per tag (20), 8 unlabelled; one Quick iteration; a torch predictor."""
+    from cvlab import datasets
+    from cvlab.datasets.importing import resolve_domain
+    from cvlab.predict import Predictor
+    from cvlab.training import train_project
+    from cvlab.workspace import Workspace
+
+    ws = Workspace(tmp_path_factory.mktemp("active") / "ws")
+    meta = datasets.info("parts")
+    p = ws.create_project("suggest", domain_id=resolve_domain(None, "Classification"))
+    tags = {t: ws.create_tag(p.id, t, type="Negative" if t == datasets.NEGATIVE else "Regular").id
+            for t in meta.tags}
+    records = datasets.generate("parts", 28, seed=3, size=96)
+    data = [active._png(r) for r in records]
+    active._upload(ws, p.id, list(range(20)), data, records, tags, True)
+    pool = active._upload(ws, p.id, list(range(20, 28)), data, records, tags, False)
+    it = train_project(ws, p.id, seed=0, show_progress=False)
+    assert it.status == "Completed", it.training_error_details
+    predictor = CountingPredictor(Predictor.load(ws, it.id, backend="torch"))
+    yield ws, p, it, tags, pool, predictor
+    ws.close()
+
+
+def test_suggestions_carry_predictions_and_uncertainty(trained):
+    ws, p, it, tags, pool, predictor = trained
+    ids = sorted(pool)[:3]
+    found = active.suggest_tags_and_regions(ws, p.id, it.id, ids, predictor=predictor)
+    assert [s.id for s in found] == ids
+    for s in found:
+        assert s.project_id == p.id and s.iteration_id == it.id and s.created is not None
+        assert {x["tag_id"] for x in s.predictions} == set(tags.values())
+        assert sum(x["probability"] for x in s.predictions) == pytest.approx(1.0, abs=1e-3)
+        assert s.prediction_uncertainty == pytest.approx(active.prediction_uncertainty(s.predictions, "Multiclass"))
+        assert 0.0 <= s.prediction_uncertainty <= 1.0
+
+
+def test_predictions_are_cached_per_iteration_and_image(trained):
+    ws, p, it, tags, pool, predictor = trained
+    before = predictor.images
+    active.query_suggested_images(ws, p.id, it.id, predictor=predictor)
+    computed = predictor.images - before
+    assert computed <= len(pool)
+    files = list((ws.iteration_dir(it.id) / "suggestions").glob("*.json"))
+    assert len(files) == len(pool)
+    active._memory.clear()  # a new process: the disk cache answers
+    active.query_suggested_images(ws, p.id, it.id, predictor=predictor)
+    active.suggest_tags_and_regions(ws, p.id, it.id, sorted(pool), predictor=predictor)
+    assert predictor.images - before == computed
+
+
+def test_query_suggested_images_orders_and_pages(trained):
+    ws, p, it, tags, pool, predictor = trained
+    down = active.query_suggested_images(ws, p.id, it.id, predictor=predictor)
+    u = [s.prediction_uncertainty for s in down.results]
+    assert len(u) == len(pool) and u == sorted(u, reverse=True)
+    assert down.token["continuation"] is None and down.token["sortBy"] == "UncertaintyDescending"
+    up = active.query_suggested_images(ws, p.id, it.id, sort_by="UncertaintyAscending", predictor=predictor)
+    assert [s.prediction_uncertainty for s in up.results] == sorted(u)
+    seen, token = [], {}
+    while True:
+        page = active.query_suggested_images(ws, p.id, it.id, max_count=3, predictor=predictor,
+                                             continuation=token.get("continuation"), session=token.get("session"))
+        seen += [s.id for s in page.results]
+        token = page.token
+        if not token["continuation"]:
+            break
+    assert seen == [s.id for s in down.results]
+
+
+def test_threshold_and_tag_filters_match_the_counts(trained):
+    ws, p, it, tags, pool, predictor = trained
+    rusted = tags["rusted"]
+    hits = active.query_suggested_images(ws, p.id, it.id, tag_ids=[rusted], threshold=0.5, predictor=predictor)
+    for s in hits.results:
+        assert any(x["tag_id"] == rusted and x["probability"] >= 0.5 for x in s.predictions)
+    counts = active.query_suggested_image_count(ws, p.id, it.id, threshold=0.5, predictor=predictor)
+    assert set(counts) == set(tags.values())
+    assert counts[rusted] == len(hits.results)
+    every = active.query_suggested_images(ws, p.id, it.id, predictor=predictor).results
+    for t in tags.values():
+        assert counts[t] == sum(any(x["tag_id"] == t and x["probability"] >= 0.5 for x in s.predictions)
+                                for s in every)
+    assert sum(counts.values()) <= len(pool)  # multiclass: at most one tag per image is above 0.5
+    assert active.query_suggested_image_count(ws, p.id, it.id, predictor=predictor)[rusted] == len(pool)
+
+
+def test_suggestion_errors_say_what_to_fix(trained):
+    ws, p, it, tags, pool, predictor = trained
+    with pytest.raises(CvlabError) as e:
+        active.suggest_tags_and_regions(ws, p.id, it.id, ["22222222-2222-2222-2222-222222222222"])
+    assert e.value.code == "NotFoundImage"
+    with pytest.raises(CvlabError) as e:
+        active.suggest_tags_and_regions(ws, p.id, it.id, sorted(pool) * 9)
+    assert e.value.code == "BadRequestImageBatch"
+    with pytest.raises(CvlabError) as e:
+        active.query_suggested_images(ws, p.id, it.id, sort_by="Newest")
+    assert e.value.code == "BadRequestInvalid"
+    with pytest.raises(CvlabError) as e:
+        active.query_suggested_images(ws, p.id, it.id, threshold=1.5)
+    assert e.value.code == "BadRequestInvalid"
+    training = ws.create_iteration(p.id, name="in progress", status="Training")
+    with pytest.raises(CvlabError) as e:
+        active.suggest_tags_and_regions(ws, p.id, training.id, sorted(pool)[:1])
+    assert e.value.code == "BadRequestIterationIsNotTrained"
+    ws.delete_iteration(p.id, training.id)
