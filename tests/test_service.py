@@ -262,7 +262,8 @@ def test_unpublish_then_prediction_fails(multiclass, trainer, predictor, service
 
 
 # ---- multilabel with a Negative tag ---------------------------------------------------------------------------
-def test_multilabel_with_negative_tag(trainer, predictor, service):
+def test_multilabel_with_negative_tag(trainer, predictor, service, monkeypatch):
+    monkeypatch.setenv("CVLAB_PREDICTOR_BACKEND", "torch")  # skip a second ONNX conversion; same numbers
     project = trainer.create_project("Shapes", classification_type="Multilabel")
     assert project.settings.classification_type == "Multilabel"
     circle = trainer.create_tag(project.id, "circle")
@@ -300,7 +301,10 @@ def test_multilabel_with_negative_tag(trainer, predictor, service):
 
 
 # ---- object detection -----------------------------------------------------------------------------------------
-def test_object_detection_flow(trainer, predictor, service, image_host):
+def test_object_detection_flow(trainer, predictor, service, image_host, monkeypatch):
+    # Advanced training with a 1-hour budget, where a lab "hour" is 4 s: a cheap, time-bounded detector.
+    monkeypatch.setenv("CVLAB_SECONDS_PER_BUDGET_HOUR", "4")
+    monkeypatch.setenv("CVLAB_PREDICTOR_BACKEND", "torch")  # the ONNX path is covered by the multiclass flow
     d = domain(trainer, "ObjectDetection", "General (compact)")
     project = trainer.create_project("Parts", domain_id=d.id)
     part = trainer.create_tag(project.id, "part")
@@ -311,7 +315,8 @@ def test_object_detection_flow(trainer, predictor, service, image_host):
                                             regions=[Region(tag_id=part.id, left=l, top=t, width=w, height=h)]))
     up = trainer.create_images_from_files(project.id, ImageFileCreateBatch(images=entries))
     assert up.is_batch_successful and up.images[0].image.regions[0].tag_name == "part"
-    it = trainer.train_project(project.id)
+    it = trainer.train_project(project.id, training_type="Advanced", reserved_budget_in_hours=1)
+    assert it.training_type == "Advanced" and it.reserved_budget_in_hours == 1
     with pytest.raises(CustomVisionErrorException) as busy:  # a second train while the first runs
         trainer.train_project(project.id, force_train=True)
     assert busy.value.error.code == "BadRequestTrainingAlreadyInProgress"
