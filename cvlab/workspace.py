@@ -1455,6 +1455,16 @@ class Workspace:
         return [self._export(r) for r in self._q("SELECT * FROM exports WHERE iteration_id = ? ORDER BY created, "
                                                  "rowid", (it.id,))]
 
+    def recover_interrupted_exports(self, running: Iterable[str] = ()) -> list[str]:
+        """Mark exports left in Exporting by a process that stopped (kill, crash, power cut) as Failed, saying why;
+        `running` are ids this process is still building. Call at start-up, like training.recover_interrupted."""
+        live = {str(i) for i in running}
+        stuck = [r["id"] for r in self._q("SELECT id FROM exports WHERE status = 'Exporting'") if r["id"] not in live]
+        for eid in stuck:
+            self.update_export(eid, status="Failed", error="Interrupted: the process building this export stopped "
+                                                           "before it finished. Export the iteration again.")
+        return stuck
+
     def export_dir(self, export_id: str) -> Path:
         d = self.path / "exports" / _guid(export_id, "Export id")
         d.mkdir(parents=True, exist_ok=True)
@@ -1516,6 +1526,9 @@ class Workspace:
                     on_disk[f.name] = f
         orphans = sorted(s for s in on_disk if s not in referenced)
         temps = sorted(f.name for f in (self.blobs_dir / "tmp").iterdir())
+        # a killed export leaves its build folder exports/tmp*; while an export runs, its folder is not a leftover
+        building = self._q1("SELECT 1 FROM exports WHERE status = 'Exporting' LIMIT 1") is not None
+        export_temps = [] if building else sorted(d.name for d in (self.path / "exports").glob("tmp*") if d.is_dir())
         repaired = {"orphan_blobs": 0, "temp_files": 0}
         if repair:
             with self._tx():  # under the write lock: no insert can be referencing an orphan right now
@@ -1530,14 +1543,18 @@ class Workspace:
                 with contextlib.suppress(FileNotFoundError):
                     (self.blobs_dir / "tmp" / name).unlink()
                     repaired["temp_files"] += 1
+            for name in export_temps:
+                shutil.rmtree(self.path / "exports" / name, ignore_errors=True)
+                repaired["temp_files"] += 1
         counts = {t: self._q1(f"SELECT COUNT(*) FROM {t}")[0] for t in
                   ("projects", "tags", "images", "image_tags", "regions", "iterations", "predictions", "exports")}
         problems = bool(missing or corrupt or fk or integrity != ["ok"])
-        leftovers = bool(orphans or temps) and not repair
+        leftovers = bool(orphans or temps or export_temps) and not repair
         return {"path": str(self.path), "schema_version": self.schema_version, "ok": not problems and not leftovers,
                 "sqlite_integrity": integrity, "foreign_key_violations": fk, "counts": counts,
                 "missing_blobs": missing, "corrupt_blobs": corrupt, "orphan_blobs": orphans, "temp_files": temps,
-                "repairable": bool(orphans or temps), "repaired": repaired if repair else None}
+                "export_temp_dirs": export_temps, "repairable": bool(orphans or temps or export_temps),
+                "repaired": repaired if repair else None}
 
 
 _FILTER_TERM = re.compile(r"""\s*([A-Za-z0-9_.\-]+)\s+(eq|ne)\s+'((?:[^']|'')*)'\s*$""", re.IGNORECASE)

@@ -5,6 +5,7 @@ generated ids."""
 from __future__ import annotations
 
 import base64
+import os
 
 import pytest
 import requests
@@ -17,7 +18,7 @@ from test_reliability_support import colour_jpeg
 
 pytestmark = pytest.mark.timeout(300)
 
-EXAMPLES_PER_OPERATION = 4
+EXAMPLES_PER_OPERATION = int(os.environ.get("CVLAB_FUZZ_EXAMPLES", "4"))  # CI: 4; explore with more
 KEEP_GENERATED_IDS = {("POST", "/train"), ("POST", "/export"), ("DELETE", "/{projectId}"),
                       ("DELETE", "/{iterationId}")}
 
