@@ -573,6 +573,18 @@ def test_suggestions_for_untagged_images(multiclass, trainer):
     trainer.delete_images(p.id, [red_img.id, blue_img.id])
 
 
+def test_stored_prediction_becomes_training_image(multiclass, trainer):
+    from azure.cognitiveservices.vision.customvision.training.models import ImageIdCreateBatch, ImageIdCreateEntry
+    p = multiclass["project"]
+    quick = trainer.quick_test_image(p.id, colour_image(RED, 4444))
+    ranked = trainer.query_predictions(p.id, PredictionQueryToken(order_by="Suggested", max_count=50))
+    assert quick.id in [r.id for r in ranked.results]
+    made = trainer.create_images_from_predictions(p.id, ImageIdCreateBatch(images=[
+        ImageIdCreateEntry(id=quick.id, tag_ids=[multiclass["red"].id])]))
+    assert made.is_batch_successful and made.images[0].image.tags[0].tag_name == "red"
+    trainer.delete_images(p.id, [made.images[0].image.id])
+
+
 def test_project_export_import_and_artifacts(multiclass, trainer):
     p, it = multiclass["project"], multiclass["iteration"]
     exported = trainer.export_project(p.id)

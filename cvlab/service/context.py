@@ -11,7 +11,6 @@ from fastapi import Request
 
 from .auth import ServiceKeys
 from .quotas import RateLimiter
-from .suggestions import SuggestionCache
 
 _BLOB_SECRET = "service.blob_secret"
 VARIANTS = ("original", "resized", "thumbnail")
@@ -26,7 +25,6 @@ class ServiceContext:
         # Inference already uses both cores (ONNX intra-op threads); more concurrent runs only thrash the CPU
         # and grow memory, so requests queue here while decoding/storing still overlaps.
         self.inference = threading.BoundedSemaphore(max(1, (os.cpu_count() or 2) // 2))
-        self.suggestions = SuggestionCache()
         secret = ws.get_setting(_BLOB_SECRET)
         if not secret:
             secret = secrets.token_hex(16)

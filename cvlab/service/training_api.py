@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import uuid
 from datetime import datetime, timezone
 
 from fastapi import APIRouter, Query, Request, Security
@@ -15,6 +14,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
+from cvlab import active
 from cvlab import domains as cvdomains
 from cvlab import rules
 from cvlab.errors import CvlabError
@@ -24,7 +24,6 @@ from .bodies import image_payloads, json_body
 from .context import ctx_of
 from .fetch import fetch_image
 from .predicting import predict_and_store
-from .suggestions import matches, uncertainty
 from .schemas import (ImageFileCreateBatch, ImageIdCreateBatch, ImageRegionCreateBatch, ImageTagCreateBatch,
                       ImageUrl, ImageUrlCreateBatch, IterationUpdate, PredictionQueryToken, ProjectUpdate,
                       SuggestedTagAndRegionQueryToken, TagFilter, TagUpdate, TrainingParameters)
@@ -245,15 +244,10 @@ def create_images_from_urls(request: Request, projectId: str, batch: ImageUrlCre
 
 @router.post("/projects/{projectId}/images/predictions", tags=["images"], summary="create_images_from_predictions")
 def create_images_from_predictions(request: Request, projectId: str, batch: ImageIdCreateBatch):
-    from cvlab.workspace import ImageEntry
-    ws = ctx_of(request).ws
     _check_batch(len(batch.images))
-    entries = []
-    for e in batch.images:
-        stored = ws.get_prediction(projectId, e.id)
-        entries.append(ImageEntry(data=ws.read_image_bytes(stored), name=None, tag_ids=tuple(e.tag_ids or ()),
-                                  regions=tuple(_regions(e.regions)), source_url=e.id))
-    summary = ws.create_images(projectId, entries, batch.tag_ids, batch.metadata)
+    items = [{"id": e.id, "tag_ids": e.tag_ids or [], "regions": _regions(e.regions)} for e in batch.images]
+    summary = active.add_predictions_to_training(ctx_of(request).ws, projectId, items, tag_ids=batch.tag_ids,
+                                                 metadata=batch.metadata)
     return _summary_response(summary, request)
 
 
@@ -549,47 +543,12 @@ def quick_test_image_url(request: Request, projectId: str, body: ImageUrl, itera
 
 @router.post("/projects/{projectId}/predictions/query", tags=["predictions"], summary="query_predictions")
 def query_predictions(request: Request, projectId: str, query: PredictionQueryToken):
+    """Tags with thresholds, time range, application, orderBy Newest / Oldest / Suggested, maxCount, continuation."""
     ctx = ctx_of(request)
-    tags = query.tags or []
-    rules.check_limit("tags_per_query", "S0", len(tags), 0)
-    order = query.order_by or "Newest"
-    if order not in ("Newest", "Oldest"):
-        raise CvlabError("BadRequestPredictionInvalidQueryParameters", f"orderBy {order!r} is not supported: use "
-                         "Newest or Oldest (Suggested ordering arrives with active learning).")
-    take = query.max_count or QUERY_PAGE
-    if not 0 < take <= rules.limit("take"):
-        raise CvlabError("BadRequestPredictionResultsExceededCount", f"maxCount must be 1..{rules.limit('take')}.")
-    skip = _decode_continuation(query.continuation)
-    found = ctx.ws.query_predictions(
-        projectId, tags=[{"id": t.id, "min_threshold": t.min_threshold, "max_threshold": t.max_threshold}
-                         for t in tags],
-        iteration_id=query.iteration_id, start_time=query.start_time, end_time=query.end_time,
-        application=query.application, order_by=order, max_count=take + 1, skip=skip)
+    token = query.model_dump(by_alias=True, exclude_none=True, mode="json")
+    res = active.query_predictions(ctx.ws, projectId, token)
     uris = ctx.uri_factory(request, "predictions")
-    token = query.model_dump(by_alias=True, mode="json")
-    token["continuation"] = _encode_continuation(skip + take) if len(found) > take else None
-    token["session"] = token.get("session") or str(uuid.uuid4())
-    return {"token": token, "results": [wire.stored_prediction(p, uris) for p in found[:take]]}
-
-
-QUERY_PAGE = 50
-
-
-def _encode_continuation(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
-
-
-def _decode_continuation(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        kind, value = base64.urlsafe_b64decode(token.encode()).decode().split(":")
-        if kind == "offset" and int(value) >= 0:
-            return int(value)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        pass
-    raise CvlabError("BadRequestPredictionInvalidQueryParameters", "The continuation token is not one this service "
-                     "returned: pass result.token back unchanged to get the next page.")
+    return {"token": res.token, "results": [wire.stored_prediction(p, uris) for p in res.results]}
 
 
 @router.delete("/projects/{projectId}/predictions", tags=["predictions"], status_code=204,
@@ -602,13 +561,14 @@ def delete_prediction(request: Request, projectId: str, ids: str = Query(...)):
     return _no_content()
 
 
-# ---- suggestions ----------------------------------------------------------------------------------------------
-def _suggested(p_id, it, img, preds, uris=None) -> dict:
-    out = {"id": img.id, "project": p_id, "iteration": it.id, "created": wire.dt(img.created),
-           "predictions": [wire.prediction(x) for x in preds], "predictionUncertainty": uncertainty(preds)}
-    if uris is not None:
-        out.update(uris(img))
-        out.update(width=img.width, height=img.height, domain=it.domain_id)
+# ---- suggestions (cvlab.active) -------------------------------------------------------------------------------
+def _suggested(sug, uris=None, domain_id=None) -> dict:
+    out = {"id": sug.id, "project": sug.project_id, "iteration": sug.iteration_id, "created": wire.dt(sug.created),
+           "predictions": [wire.prediction(x) for x in sug.predictions],
+           "predictionUncertainty": float(sug.prediction_uncertainty)}
+    if uris is not None and sug.image is not None:
+        out.update(uris(sug.image))
+        out.update(width=sug.image.width, height=sug.image.height, domain=domain_id)
     return out
 
 
@@ -616,51 +576,29 @@ def _suggested(p_id, it, img, preds, uris=None) -> dict:
              summary="suggest_tags_and_regions")
 def suggest_tags_and_regions(request: Request, projectId: str, iterationId: str = Query(...),
                              imageIds: str = Query(...)):
-    ctx = ctx_of(request)
     ids = _csv(imageIds, "imageIds", cap=rules.limit("images_per_batch")) or []
-    it = ctx.ws.get_iteration(projectId, iterationId)
-    images = [ctx.ws.get_image(projectId, i) for i in ids]
-    found = ctx.suggestions.predictions(ctx, it, images)
-    return [_suggested(projectId, it, img, found[img.id]) for img in images]
-
-
-def _untagged_suggestions(ctx, projectId, iterationId, tag_ids, threshold):
-    it = ctx.ws.get_iteration(projectId, iterationId)
-    images = list(ctx.ws.iter_images(projectId, tagging_status="Untagged"))
-    found = ctx.suggestions.predictions(ctx, it, images)
-    return it, [(img, found[img.id]) for img in images if matches(found[img.id], tag_ids, threshold)]
+    return [_suggested(s) for s in active.suggest_tags_and_regions(ctx_of(request).ws, projectId, iterationId, ids)]
 
 
 @router.post("/projects/{projectId}/images/suggested", tags=["suggestions"], summary="query_suggested_images")
 def query_suggested_images(request: Request, projectId: str, query: SuggestedTagAndRegionQueryToken,
                            iterationId: str = Query(...)):
     ctx = ctx_of(request)
-    threshold = query.threshold if query.threshold is not None else 0.0
-    _unit("threshold", threshold)
-    order = query.sort_by or "UncertaintyDescending"
-    if order not in ("UncertaintyAscending", "UncertaintyDescending"):
-        raise CvlabError("BadRequestInvalid", f"sortBy {order!r}: use UncertaintyAscending or UncertaintyDescending.")
-    it, hits = _untagged_suggestions(ctx, projectId, iterationId, query.tag_ids, threshold)
-    hits.sort(key=lambda h: uncertainty(h[1]), reverse=order == "UncertaintyDescending")
-    take = query.max_count or QUERY_PAGE
-    skip = _decode_continuation(query.continuation)
+    res = active.query_suggested_images(ctx.ws, projectId, iterationId, tag_ids=query.tag_ids,
+                                        threshold=query.threshold or 0.0,
+                                        sort_by=query.sort_by or "UncertaintyDescending",
+                                        max_count=query.max_count, continuation=query.continuation,
+                                        session=query.session)
+    domain_id = ctx.ws.get_iteration(projectId, iterationId).domain_id
     uris = ctx.uri_factory(request)
-    token = query.model_dump(by_alias=True, mode="json")
-    token["continuation"] = _encode_continuation(skip + take) if len(hits) > skip + take else None
-    token["session"] = token.get("session") or str(uuid.uuid4())
-    return {"token": token, "results": [_suggested(projectId, it, img, preds, uris)
-                                        for img, preds in hits[skip:skip + take]]}
+    return {"token": res.token, "results": [_suggested(s, uris, domain_id) for s in res.results]}
 
 
 @router.post("/projects/{projectId}/images/suggested/count", tags=["suggestions"],
              summary="query_suggested_image_count")
 def query_suggested_image_count(request: Request, projectId: str, body: TagFilter, iterationId: str = Query(...)):
-    ctx = ctx_of(request)
-    threshold = body.threshold if body.threshold is not None else 0.0
-    _unit("threshold", threshold)
-    tag_ids = body.tag_ids or [t.id for t in ctx.ws.get_tags(projectId)]
-    _, hits = _untagged_suggestions(ctx, projectId, iterationId, tag_ids, threshold)
-    return {t: sum(matches(preds, [t], threshold) for _, preds in hits) for t in tag_ids}
+    return active.query_suggested_image_count(ctx_of(request).ws, projectId, iterationId, tag_ids=body.tag_ids,
+                                              threshold=body.threshold or 0.0)
 
 
 @router.post("/projects/{projectId}/images/{imageId}/regionproposals", tags=["suggestions"],
