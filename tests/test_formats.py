@@ -114,6 +114,13 @@ def test_coco_output_loads_in_pycocotools(site, tmp_path):
     assert ann["bbox"] == pytest.approx(coords.ltwh_to_coco(r.ltwh, 160, 160), abs=1e-3)
 
 
+def test_coco_file_with_another_name_is_found(site, tmp_path):
+    formats.write(site[:2], tmp_path, "coco", tags=["helmet", "vest", "person"])
+    (tmp_path / "annotations.json").rename(tmp_path / "_annotations.coco.json")  # Roboflow's name
+    assert formats.detect_format(tmp_path) == "coco"
+    assert _labels(formats.read(tmp_path).records) == _labels(site[:2])
+
+
 def test_yolo_reads_ultralytics_layout_with_data_yaml(tmp_path, site):
     formats.write(site[:2], tmp_path, "yolo", tags=["helmet", "vest", "person"])
     (tmp_path / "classes.txt").unlink()  # names from data.yaml only

@@ -172,7 +172,7 @@ def detect_format(root: Path) -> str:
         raise FormatError(root, "not a folder (unzip it, or pass a .zip to import)")
     if (root / CVJSON_NAME).is_file():
         return "cvjson"
-    if (root / COCO_NAME).is_file():
+    if _coco_file(root) is not None:
         return "coco"
     if (root / "Annotations").is_dir() or any(root.glob("*.xml")):
         return "voc"
@@ -280,11 +280,28 @@ def _safe_dirname(tag: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------------- COCO
+def _coco_file(root: Path) -> Path | None:
+    """``annotations.json``, else the one ``*.json`` in ROOT that looks like COCO (e.g. Roboflow's
+    ``_annotations.coco.json``, ``instances_train.json``)."""
+    if (root / COCO_NAME).is_file():
+        return root / COCO_NAME
+    found = []
+    for p in sorted(root.glob("*.json")):
+        if p.name == CVJSON_NAME:
+            continue
+        with open(p, "rb") as f:
+            head = f.read(8192)
+        if b'"images"' in head:  # COCO files open with info/licenses/images; a cvjson list does not
+            found.append(p)
+    return found[0] if len(found) == 1 else None
+
+
 def read_coco(root: Path, annotations: Path | None = None) -> LabeledSet:
     root = Path(root)
-    path = Path(annotations) if annotations else root / COCO_NAME
+    path = Path(annotations) if annotations else (_coco_file(root) or root / COCO_NAME)
     if not path.is_file():
-        raise FormatError(path, "COCO annotations file not found")
+        raise FormatError(path, "COCO annotations file not found (expected annotations.json, or a single "
+                                "COCO *.json in the folder)")
     doc = _json(path)
     if not isinstance(doc, dict):
         raise FormatError(path, "expected a JSON object with 'images', 'annotations' and 'categories'")
