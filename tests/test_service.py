@@ -470,6 +470,9 @@ def test_wire_format_dates_and_json_errors(service, multiclass):
     assert too_many.status_code == 400 and too_many.json()["message"]
     not_guid = _get(service, "/customvision/v3.3/training/projects/not-a-guid")
     assert not_guid.status_code in (400, 404) and not_guid.json()["code"]
+    root = requests.get(service.endpoint, timeout=10).json()
+    assert root["training"].endswith("/customvision/v3.4-preview/training")
+    assert service.training_key not in str(root) and service.prediction_key not in str(root)
     docs = requests.get(f"{service.endpoint}/docs", timeout=10)
     assert docs.status_code == 200
     spec = requests.get(f"{service.endpoint}/openapi.json", timeout=10).json()

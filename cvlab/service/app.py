@@ -5,7 +5,7 @@ import json
 import re
 from urllib.parse import parse_qsl
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from starlette.datastructures import Headers
 
 from .auth import ServiceKeys, key_ok, presented_keys, resolve_keys
@@ -87,4 +87,12 @@ def create_app(ws, *, training_key: str | None = None, prediction_key: str | Non
     app.include_router(prediction_router, prefix=PREDICTION_PREFIX)
     app.include_router(blob_router)
     app.add_middleware(Gateway, ctx=ctx)
+
+    @app.get("/", include_in_schema=False)
+    def root(request: Request):
+        """What a browser pointed at the endpoint sees: where things are (never the keys)."""
+        base = str(request.base_url).rstrip("/")
+        return {"service": "cvlab local Custom Vision endpoint", "tier": ws.tier, "docs": f"{base}/docs",
+                "training": f"{base}{TRAINING_PREFIX}", "prediction": f"{base}{PREDICTION_PREFIX}",
+                "keys": "printed by `cvlab serve` (or handle.training_key / handle.prediction_key)"}
     return app
