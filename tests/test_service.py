@@ -157,6 +157,13 @@ def multiclass(trainer, service):
                 started_status=started_status)
 
 
+def test_handle_settings_in_both_spellings(service):
+    s = service.settings()
+    assert s["VISION_TRAINING_ENDPOINT"] == s["TrainingEndpoint"] == service.training_endpoint
+    assert s["PredictionKey"] == service.prediction_key and s["VISION_PREDICTION_RESOURCE_ID"].startswith("/subscr")
+    assert service.training_key not in repr(service)
+
+
 def test_domains_have_azure_ids_and_names(trainer):
     doms = trainer.get_domains()
     general = domain(trainer, "Classification", "General")

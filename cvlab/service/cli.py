@@ -24,14 +24,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
 
 
-def env_lines(endpoint: str, keys) -> list[str]:
+def env_settings(endpoint: str, keys) -> dict[str, str]:
     """The settings in the labs' ``.env`` spelling and the quickstarts' environment-variable spelling."""
-    values = {"TrainingEndpoint": endpoint, "TrainingKey": keys.training_key, "PredictionEndpoint": endpoint,
-              "PredictionKey": keys.prediction_key, "PredictionResourceId": keys.prediction_resource_id,
-              "VISION_TRAINING_ENDPOINT": endpoint, "VISION_TRAINING_KEY": keys.training_key,
-              "VISION_PREDICTION_ENDPOINT": endpoint, "VISION_PREDICTION_KEY": keys.prediction_key,
-              "VISION_PREDICTION_RESOURCE_ID": keys.prediction_resource_id}
-    return [f"{k}={v}" for k, v in values.items()]
+    return {"TrainingEndpoint": endpoint, "TrainingKey": keys.training_key, "PredictionEndpoint": endpoint,
+            "PredictionKey": keys.prediction_key, "PredictionResourceId": keys.prediction_resource_id,
+            "VISION_TRAINING_ENDPOINT": endpoint, "VISION_TRAINING_KEY": keys.training_key,
+            "VISION_PREDICTION_ENDPOINT": endpoint, "VISION_PREDICTION_KEY": keys.prediction_key,
+            "VISION_PREDICTION_RESOURCE_ID": keys.prediction_resource_id}
+
+
+def env_lines(endpoint: str, keys) -> list[str]:
+    return [f"{k}={v}" for k, v in env_settings(endpoint, keys).items()]
 
 
 def write_env_file(path: str | os.PathLike, endpoint: str, keys) -> Path:

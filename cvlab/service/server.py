@@ -69,6 +69,12 @@ class ServiceHandle:
     training_endpoint = endpoint
     prediction_endpoint = endpoint
 
+    def settings(self) -> dict[str, str]:
+        """Endpoint, keys and resource id under the names Microsoft's labs (``TrainingKey``...) and quickstarts
+        (``VISION_TRAINING_KEY``...) read, e.g. ``os.environ.update(handle.settings())``."""
+        from .cli import env_settings
+        return env_settings(self.endpoint, self)
+
     def stop(self, timeout: float = 10.0) -> None:
         if self._server is not None:
             self._server.should_exit = True

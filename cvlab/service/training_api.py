@@ -537,7 +537,7 @@ def quick_test_image_url(request: Request, projectId: str, body: ImageUrl, itera
                          store: bool = True):
     ctx = ctx_of(request)
     it = _quick_iteration(ctx.ws, projectId, iterationId)
-    data = fetch_image(body.url, rules.limit("max_image_bytes_training"))
+    data = fetch_image(body.url, rules.limit("max_image_bytes_prediction"))  # quick test = a stored prediction
     return predict_and_store(ctx, projectId, it, data, store, None, None)
 
 
