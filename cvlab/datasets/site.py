@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 
 from .coords import clip_ltwh, pixels_to_ltwh
 from .records import Record, Region
-from .texture import camera, fractal_noise, jitter_colour, value_noise
+from .texture import camera, fractal_noise, jitter_colour
 
 TAGS = ("helmet", "vest", "person")
 SS = 2  # supersampling for figures
