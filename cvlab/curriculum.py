@@ -33,14 +33,15 @@ class Profile:
     image_size: int            # side of generated images, px
     curve_sizes: tuple         # images per tag for the learning curve (notebook 03)
     scratch_epochs: int        # epochs for the from-scratch baseline
-    advanced_budget_hours: int
+    curve_test_per_tag: int    # test images per tag for the learning curve
+    budget_seconds: float      # lab seconds per Advanced-training budget hour (CVLAB_SECONDS_PER_BUDGET_HOUR)
 
 
 PROFILES = {
-    "fast": Profile("fast", images_per_tag=8, detection_images=16, holdout_images=6, image_size=160,
-                    curve_sizes=(5, 8), scratch_epochs=3, advanced_budget_hours=1),
+    "fast": Profile("fast", images_per_tag=8, detection_images=26, holdout_images=6, image_size=160,
+                    curve_sizes=(3, 6), scratch_epochs=6, curve_test_per_tag=4, budget_seconds=8),
     "learner": Profile("learner", images_per_tag=30, detection_images=60, holdout_images=24, image_size=256,
-                       curve_sizes=(5, 10, 20, 30), scratch_epochs=15, advanced_budget_hours=1),
+                       curve_sizes=(3, 6, 12, 24), scratch_epochs=30, curve_test_per_tag=15, budget_seconds=60),
 }
 
 
@@ -104,6 +105,136 @@ def environment_report(checks: list[Check] | None = None) -> str:
     checks = checks if checks is not None else check_environment()
     width = max(len(c.name) for c in checks)
     return "\n".join(f"{'OK ' if c.ok else 'NO '} {c.name:<{width}}  {c.detail}" for c in checks)
+
+
+def _holdout(ws, project_id: str, names: set) -> None:
+    """Mark images as held out (metadata holdout=true): training never sees them; notebook 04 scores them."""
+    ids = [im.id for im in ws.iter_images(project_id) if im.original_name in names]
+    for start in range(0, len(ids), 64):
+        ws.update_image_metadata(project_id, ids[start:start + 64], {"holdout": "true"})
+
+
+def course_project(ws, which: str = "parts", *, name: str | None = None, domain: str = "General (compact)",
+                   per_tag: int | None = None, dataset: str | None = None):
+    """The course's sample project, created and filled once (idempotent): `parts` (classification: ok /
+    cracked / rusted + Negative) or `site` (detection: helmet / vest / person), sized by the profile, with
+    `profile().holdout_images` images set aside as held out."""
+    from . import datasets
+    from .datasets.importing import import_records
+    from .domains import find_domain
+
+    if which not in ("parts", "site"):
+        raise CvlabError("BadRequest", f"which must be 'parts' or 'site', not {which!r}")
+    name = name or (PARTS_PROJECT if which == "parts" else SITE_PROJECT)
+    found = ws.find_project(name)
+    if found is not None and ws.get_image_count(found.id) > 0:
+        return found
+    p = profile()
+    dataset = dataset or which
+    info = datasets.info(dataset)
+    project = found or ws.create_project(
+        name, description=info.description, domain_id=find_domain(domain, info.project_type).id,
+        classification_type=info.classification_type if info.project_type == "Classification" else None)
+    count = (per_tag or p.images_per_tag) * len(info.tags) if which == "parts" else p.detection_images
+    records = datasets.generate(dataset, count + p.holdout_images, seed=SEED, size=p.image_size)
+    report = import_records(ws, project.id, records)
+    if report.failed:
+        raise CvlabError("BadRequest", f"importing the sample images failed: {report.failed[:3]}")
+    _holdout(ws, project.id, {r.name for r in records[count:]})
+    return ws.get_project(project.id)
+
+
+def trained_iteration(ws, project, **train_args):
+    """The project's latest Completed iteration, training one (Quick, seeded) if there is none yet."""
+    from .training import train_project
+
+    it = ws.get_project(project.id).latest_iteration()
+    if it is not None:
+        return it
+    it = train_project(ws, project.id, seed=SEED, show_progress=False, **train_args)
+    if it.status != "Completed":
+        raise CvlabError("ErrorUnknown", f"training {project.name!r} failed: {it.training_error_details}")
+    return it
+
+
+def scratch_cnn(num_classes: int, seed: int = SEED):
+    """A small CNN with random weights: what "training from scratch" means when nothing was pretrained."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    block = lambda i, o: nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(),  # noqa: E731
+                                       nn.MaxPool2d(2))
+    return nn.Sequential(block(3, 16), block(16, 32), block(32, 64), block(64, 64), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(64, num_classes))
+
+
+def train_scratch(model, x, y, epochs: int, seed: int = SEED, lr: float = 3e-3):
+    """Plain supervised training from random weights (flips as the only augmentation); x is 0..255 NCHW."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    x = x / 255.0
+    model.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(x), generator=gen).split(16):
+            batch = x[idx]
+            flip = torch.rand(len(idx), generator=gen) < 0.5
+            batch = torch.where(flip[:, None, None, None], batch.flip(-1), batch)
+            loss = torch.nn.functional.cross_entropy(model(batch), y[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return model.eval()
+
+
+def learning_curve(sizes=None, *, dataset: str = "parts", input_size: int = 224, epochs: int | None = None,
+                   seed: int = SEED):
+    """Macro-F1 on a fixed test set for growing training sets: a pretrained backbone (frozen EfficientNet-Lite0
+    features + logistic regression, i.e. Quick training) vs a small CNN trained from random weights.
+
+    Returns a pandas DataFrame (images_per_tag, pretrained_f1, scratch_f1, seconds_*).
+    """
+    import time
+
+    import numpy as np
+    import pandas as pd
+    import torch
+    from sklearn.metrics import f1_score
+
+    from . import datasets
+    from .embeddings import embed_pil
+    from .nets.classifier import fit_linear_head
+    from .nets.preprocess import Preprocessing
+
+    p = profile()
+    sizes = tuple(sizes or p.curve_sizes)
+    epochs = epochs or p.scratch_epochs
+    tags = list(datasets.info(dataset).tags)
+    n_tags = len(tags)
+    pool = datasets.generate(dataset, max(sizes) * n_tags, seed=seed, size=p.image_size)
+    test = datasets.generate(dataset, p.curve_test_per_tag * n_tags, seed=seed + 1, size=p.image_size)
+    label = lambda recs: np.array([tags.index(r.tags[0]) for r in recs])  # noqa: E731
+    pre = Preprocessing(size=input_size)
+    test_images, y_test = [r.load() for r in test], label(test)
+    test_x, test_features = pre.batch(test_images), embed_pil(test_images, "lite0", input_size)
+    rows = []
+    for n in sizes:
+        train = pool[: n * n_tags]  # the generator cycles through the tags, so this is n per tag
+        images, y = [r.load() for r in train], label(train)
+        t0 = time.perf_counter()
+        weight, bias = fit_linear_head(embed_pil(images, "lite0", input_size), y, False, n_tags, seed=seed)
+        pretrained = (test_features @ weight.T + bias).argmax(1)  # multiclass: argmax logits = argmax softmax
+        t1 = time.perf_counter()
+        model = train_scratch(scratch_cnn(n_tags, seed), pre.batch(images), torch.as_tensor(y), epochs, seed)
+        with torch.inference_mode():
+            from_scratch = model(test_x / 255.0).argmax(1).numpy()
+        rows.append({"images_per_tag": n,
+                     "pretrained_f1": round(f1_score(y_test, pretrained, average="macro", zero_division=0), 3),
+                     "scratch_f1": round(f1_score(y_test, from_scratch, average="macro", zero_division=0), 3),
+                     "seconds_pretrained": round(t1 - t0, 1), "seconds_scratch": round(time.perf_counter() - t1, 1)})
+    return pd.DataFrame(rows)
 
 
 def quiz(*question_ids: str, ws: Any = None):

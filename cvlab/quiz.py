@@ -440,14 +440,14 @@ def run_context(ws) -> dict[str, Callable]:
 
     Each function raises CvlabError (NotFound...) when the run it needs has not happened yet.
     """
-    def _latest(project_name: str):
-        from .widgets._common import latest_iteration
+    from .metrics import is_defined
 
+    def _latest(project_name: str):
         project = ws.find_project(project_name)
         if project is None:
             raise CvlabError("NotFoundProject", f"no project named {project_name!r} yet: run the notebook that "
                              "creates it first")
-        iteration = latest_iteration(ws, project.id)
+        iteration = project.latest_iteration()
         if iteration is None:
             raise CvlabError("NotFoundIteration", f"project {project_name!r} has no completed iteration: train it "
                              "first (notebook 03)")
@@ -462,7 +462,7 @@ def run_context(ws) -> dict[str, Callable]:
 
     def overall_metric(project_name: str, metric: str, threshold: float = 0.5, overlap_threshold: float = 0.5):
         value = getattr(_performance(project_name, threshold, overlap_threshold), metric)
-        if value is None:
+        if not is_defined(value):
             raise CvlabError("NotFoundIterationPerformance", f"{metric} is not reported for {project_name!r}")
         return value
 
@@ -472,7 +472,7 @@ def run_context(ws) -> dict[str, Callable]:
         for tag in perf.per_tag_performance:
             if tag.name == tag_name:
                 value = getattr(tag, metric)
-                if value is None:
+                if not is_defined(value):
                     raise CvlabError("NotFoundIterationPerformance", f"{metric} is not reported for {tag_name!r}")
                 return value
         raise CvlabError("NotFoundTag", f"project {project_name!r} has no tag {tag_name!r} in its latest iteration")

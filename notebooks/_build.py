@@ -220,6 +220,397 @@ ws.delete_project(demo.id)
     ]
 
 
+# --------------------------------------------------------------------------------------------------- 02
+@notebook("02-projects-domains-labeling")
+def _():
+    return [
+        md("""
+# 02 · Projects, domains and labeling
+
+**What you will learn:** create a project and choose its domain (and why *compact* matters), create tags
+including the special **Negative** tag, add and label images with the tagger and the box labeler, meet the
+service's rules as real errors, and convert boxes between Custom Vision, COCO, Pascal VOC and YOLO.
+"""),
+        SETUP,
+        md("""
+## 1 · Domains
+A domain chooses the pretrained starting point. Only **compact** domains can be exported to run on a device,
+so decide early if the model must ever leave the cloud. (In cvlab every domain starts from ImageNet-pretrained
+EfficientNet-Lite weights; compact domains use the smaller backbone.)
+"""),
+        code("""
+import pandas as pd
+from cvlab.domains import get_domains, find_domain
+
+pd.DataFrame([{"type": d.type, "name": d.name, "exportable (compact)": d.exportable, "id": d.id}
+              for d in get_domains()])
+"""),
+        md("""
+## 2 · A project, its tags, and the Negative tag
+**On Azure:** customvision.ai → *New project* → type + domain; SDK `trainer.create_project(name,
+domain_id=...)`, `trainer.create_tag(project.id, "cracked")`, `create_tag(..., type="Negative")`.
+"""),
+        code("""
+from cvlab.errors import CvlabError
+
+old = ws.find_project("labeling-demo")
+if old:
+    ws.delete_project(old.id)
+demo = ws.create_project("labeling-demo", domain_id=find_domain("General (compact)", "Classification").id)
+ok, cracked = ws.create_tag(demo.id, "ok"), ws.create_tag(demo.id, "cracked")
+negative = ws.create_tag(demo.id, "Negative", type="Negative")
+print(demo.project_type, demo.classification_type, [(t.name, t.type) for t in ws.get_tags(demo.id)])
+"""),
+        md("Add a few images with their tags (cvlab accepts files, folders or bytes):"),
+        code("""
+import io
+from cvlab import datasets
+
+def jpeg(rec):
+    buf = io.BytesIO(); rec.load().save(buf, "JPEG"); return buf.getvalue()
+
+records = datasets.generate("parts", 12, seed=cv.SEED, size=P.image_size)
+for tag in ("ok", "cracked", "Negative"):
+    ws.add_images(demo.id, [jpeg(r) for r in records if r.tags == [tag]], tags=[tag])
+print({t.name: t.image_count for t in ws.get_tags(demo.id)})
+"""),
+        md("""
+### Rules you will meet as errors
+A Negative image means "none of my tags", so it cannot also carry a regular tag; and a classifier needs at
+least **5** labelled images per tag before it will train (detectors: **15**; **50+** is recommended).
+"""),
+        code("""
+neg_image = ws.get_images(demo.id, tag_ids=[negative.id])[0]
+try:
+    ws.create_image_tags(demo.id, [(neg_image.id, ok.id)])
+    raise AssertionError("Negative + regular must be refused")
+except CvlabError as err:
+    print(err)
+    assert err.code == "BadRequestNegativeAndRegularTagOnSameImage"
+
+from cvlab.training import train_project
+try:
+    train_project(ws, demo.id, show_progress=False)
+    raise AssertionError("3 images per tag must not train")
+except CvlabError as err:
+    print(err)
+    assert "TrainingValidationFailed" in err.code
+"""),
+        md("""
+## 3 · Labeling with the widgets
+The **tagger** shows untagged images one by one (keys 1–9 pick tags); the **box labeler** lets you drag boxes
+for a detection project. Try them on the demo project — add a few untagged images first.
+"""),
+        code("""
+ws.add_images(demo.id, [jpeg(r) for r in datasets.generate("parts", 4, seed=99, size=P.image_size)])
+from cvlab.widgets import tagger
+tagger(demo, ws=ws)
+"""),
+        md("""
+## 4 · The course projects
+The next notebooks use two projects created here once (re-running is safe): **parts-quality**, a multiclass
+classifier (ok / cracked / rusted + Negative), and **site-safety**, a detector (helmet / vest / person). Both
+use compact domains so notebook 06 can export them. A few images of each are marked *held out*: training
+never sees them, so notebook 04 can compare Azure-style self-test numbers with truly new images.
+"""),
+        code("""
+parts = cv.course_project(ws, "parts")
+site = cv.course_project(ws, "site")
+for p in (parts, site):
+    print(f"{p.name:14s} {p.project_type:15s}", {t.name: t.image_count for t in ws.get_tags(p.id)})
+assert all(t.image_count >= 5 for t in ws.get_tags(parts.id))
+"""),
+        code("""
+from cvlab.widgets import box_labeler
+box_labeler(site, ws=ws)
+"""),
+        md("""
+## 5 · Box coordinates: four conventions
+Custom Vision stores a region as **left, top, width, height**, each a fraction (0..1) of the image size. COCO
+uses pixels from the top-left corner (x, y, w, h); Pascal VOC pixel corners (xmin, ymin, xmax, ymax); YOLO
+fractions measured from the **centre** (cx, cy, w, h). Mixing them up is a classic bug.
+"""),
+        code("""
+from cvlab.datasets import coords
+
+image = ws.get_images(site.id, take=1)[0]
+r = image.regions[0]
+box = (r.left, r.top, r.width, r.height)
+W, H = image.width, image.height
+table = pd.DataFrame({
+    "Custom Vision (fractions)": box,
+    "COCO x,y,w,h (px)": coords.ltwh_to_coco(box, W, H),
+    "VOC xmin,ymin,xmax,ymax (px)": coords.ltwh_to_voc(box, W, H),
+    "YOLO cx,cy,w,h (fractions)": coords.ltwh_to_yolo(box),
+}).T.round(4)
+assert all(abs(a - b) < 1e-9 for a, b in zip(coords.coco_to_ltwh(coords.ltwh_to_coco(box, W, H), W, H), box))
+print(r.tag_name, f"on a {W}x{H} image"); table
+"""),
+        md("""
+**On Azure:** labels uploaded with `create_images_from_files` carry `Region(tag_id, left, top, width, height)`
+in fractions; a COCO or YOLO export from another tool must be converted first (cvlab's importer does it:
+`cvlab data import`).
+
+**Exam traps**
+- Detection needs boxes; tags alone do not train a detector. Negative is for classifiers only.
+- The minimum is 5 (classification) / 15 (detection) per tag; "50" is the recommendation.
+- Only compact domains export; switching domain means retraining before export.
+"""),
+        md("## Quick check"),
+        code("""cv.quiz("label-01", "label-03", "label-05", "label-07", "label-08", "label-15", ws=ws)"""),
+    ]
+
+
+# --------------------------------------------------------------------------------------------------- 03
+@notebook("03-training")
+def _():
+    return [
+        md("""
+# 03 · Training
+
+**What you will learn:** what Quick and Advanced training do and what the budget means, what an iteration is,
+which training requests the service refuses, and — with a learning curve — why a pretrained domain needs far
+fewer labelled images than a network trained from scratch.
+"""),
+        SETUP,
+        code("""
+import os
+from cvlab.errors import CvlabError
+from cvlab.training import train_project
+
+# In cvlab one budget hour of Advanced training lasts CVLAB_SECONDS_PER_BUDGET_HOUR seconds of lab time.
+os.environ.setdefault("CVLAB_SECONDS_PER_BUDGET_HOUR", str(P.budget_seconds))
+parts = cv.course_project(ws, "parts")      # made in notebook 02; created here if you skipped it
+site = cv.course_project(ws, "site")
+print({t.name: t.image_count for t in ws.get_tags(parts.id)})
+"""),
+        md("""
+## 1 · Quick training
+**Quick** training (the API's `Regular`) keeps the pretrained backbone frozen and fits only a small head on its
+features: seconds, cheap, and often good enough. Each training run creates an **iteration** — a model of the
+project with its own performance figures.
+"""),
+        code("""
+quick = cv.trained_iteration(ws, parts)     # trains once (Quick, seeded), then reuses the iteration
+print(quick.name, quick.status, quick.training_type, f"{quick.training_time_in_minutes} min")
+assert quick.status == "Completed" and quick.training_type == "Regular"
+"""),
+        md("""
+Training again with nothing changed is refused (`BadRequestTrainingNotNeeded`); `force_train=True` overrides.
+"""),
+        code("""
+try:
+    train_project(ws, parts.id, show_progress=False)
+except CvlabError as err:
+    print(err.code, "-", err.message)
+    assert err.code == "BadRequestTrainingNotNeeded"
+"""),
+        md("""
+## 2 · Advanced training and the budget
+**Advanced** training fine-tunes the whole network with augmentation, for as long as the budget allows
+(`reserved_budget_in_hours`). You are never charged beyond the budget, and a running training cannot be
+cancelled on Azure. A budget of 0 is refused:
+"""),
+        code("""
+try:
+    train_project(ws, parts.id, training_type="Advanced", reserved_budget_in_hours=0, show_progress=False)
+except CvlabError as err:
+    print(err.code)
+    assert err.code == "BadRequestReservedBudgetInHoursNotEnoughForAdvancedTraining"
+"""),
+        code("""
+advanced = next((it for it in ws.get_iterations(parts.id) if it.training_type == "Advanced"
+                 and it.status == "Completed"), None)
+if advanced is None:
+    advanced = train_project(ws, parts.id, training_type="Advanced", reserved_budget_in_hours=1,
+                             force_train=True, seed=cv.SEED, show_progress=False)
+print(advanced.name, advanced.status, advanced.training_type, advanced.reserved_budget_in_hours, "budget hour(s)")
+assert advanced.status == "Completed"
+"""),
+        md("Every iteration keeps its own numbers (notebook 04 explains them):"),
+        code("""
+import pandas as pd
+from cvlab.performance import get_iteration_performance
+
+rows = []
+for it in ws.get_iterations(parts.id):
+    perf = get_iteration_performance(ws, parts.id, it.id)
+    rows.append({"iteration": it.name, "type": it.training_type, "precision": float(perf.precision),
+                 "recall": float(perf.recall), "AP": float(perf.average_precision)})
+pd.DataFrame(rows).set_index("iteration").round(3)
+"""),
+        md("""
+## 3 · Object detection trains the same way
+The detector (helmet / vest / person) uses a pretrained backbone too; Quick training fits its detection head.
+"""),
+        code("""
+detector = cv.trained_iteration(ws, site)
+print(detector.name, detector.status, "for", site.name)
+assert detector.status == "Completed"
+"""),
+        md("""
+## 4 · Why a pretrained domain needs fewer images
+Same images, same test set: frozen **pretrained** EfficientNet-Lite0 features with a linear head (what Quick
+training does) against a small CNN that starts from **random weights**. With a handful of images per tag the
+pretrained model is already useful; the network trained from scratch has not learned to see yet.
+"""),
+        code("""
+import matplotlib.pyplot as plt
+
+curve = cv.learning_curve()
+ax = curve.plot(x="images_per_tag", y=["pretrained_f1", "scratch_f1"], marker="o", figsize=(6, 3.5))
+ax.set_ylabel("macro-F1 on unseen images"); ax.set_ylim(0, 1); ax.grid(alpha=0.3)
+plt.show()
+curve
+"""),
+        code("""
+assert (curve.pretrained_f1 > curve.scratch_f1).all(), "pretrained features should win on small data"
+"""),
+        md("""
+**On Azure:** the **Train** button → *Quick training* or *Advanced training* (set the budget, optionally an
+e-mail when done). SDK:
+```python
+iteration = trainer.train_project(project.id)                     # Quick
+iteration = trainer.train_project(project.id, training_type="Advanced", reserved_budget_in_hours=1)
+while iteration.status not in ("Completed", "Failed"):            # the quickstart only checks "Completed"
+    time.sleep(10); iteration = trainer.get_iteration(project.id, iteration.id)
+```
+A project keeps at most 20 iterations; delete old ones to train more.
+
+**Exam traps**
+- Advanced needs a budget; Quick is the default (`Regular`).
+- More (varied) data beats more compute when the model is weak.
+- Performance numbers come from your training images (cross-validation), not from a test set you upload.
+"""),
+        md("## Quick check"),
+        code("""cv.quiz("train-01", "train-02", "train-04", "train-05", "train-07", "train-10", ws=ws)"""),
+    ]
+
+
+# --------------------------------------------------------------------------------------------------- 04
+@notebook("04-evaluating")
+def _():
+    return [
+        md("""
+# 04 · Evaluating
+
+**What you will learn:** what precision, recall, F1, AP and mAP measure, how the **probability threshold** and
+(for detectors) the **overlap threshold** change them, which one to favour when errors have different costs,
+and why Azure's self-test numbers should be checked on held-out images.
+"""),
+        SETUP,
+        code("""
+import pandas as pd
+from cvlab import metrics
+from cvlab.performance import get_iteration_performance, compare_splits, load_evaluation_dict
+
+parts, site = cv.course_project(ws, "parts"), cv.course_project(ws, "site")
+parts_it, site_it = cv.trained_iteration(ws, parts), cv.trained_iteration(ws, site)
+perf = get_iteration_performance(ws, parts.id, parts_it.id, threshold=0.5)
+perf
+"""),
+        md("""
+## 1 · The definitions, by hand
+- **Precision** = TP / (TP + FP): of what the model called *rusted*, how much was rusted.
+- **Recall** = TP / (TP + FN): of the rusted parts, how many it found.
+- **F1** = the harmonic mean of the two; **AP** = the area under a tag's precision–recall curve (all
+  thresholds at once); **mAP** = the mean AP over tags.
+
+The table's counts reproduce its percentages:
+"""),
+        code("""
+for t in perf.per_tag_performance:
+    by_hand = metrics.prf_from_counts(t.true_positives, t.false_positives, t.false_negatives)
+    print(f"{t.name:9s} TP={t.true_positives:2d} FP={t.false_positives:2d} FN={t.false_negatives:2d}  "
+          f"precision={metrics.json_number(by_hand.precision)}  recall={metrics.json_number(by_hand.recall)}")
+    assert metrics.json_number(by_hand.recall) == metrics.json_number(t.recall)
+"""),
+        md("""
+## 2 · The probability threshold
+A prediction counts as positive only at or above the threshold (Azure's default: 50%). Raise it and the
+model says "rusted" less often: fewer false alarms (precision up), more misses (recall down).
+"""),
+        code("""
+rows = []
+for thr in (0.1, 0.3, 0.5, 0.7, 0.9):
+    p = get_iteration_performance(ws, parts.id, parts_it.id, threshold=thr)
+    rows.append({"threshold": thr, "precision": metrics.json_number(p.precision),
+                 "recall": metrics.json_number(p.recall), "AP": metrics.json_number(p.average_precision)})
+sweep = pd.DataFrame(rows).set_index("threshold")
+assert sweep.recall.is_monotonic_decreasing          # recall can only fall as the threshold rises
+assert sweep.AP.nunique() == 1                       # AP summarises every threshold: it does not move
+sweep.round(3)
+"""),
+        code("""
+from cvlab import views
+evaluation = load_evaluation_dict(ws, parts.id, parts_it.id)
+views.threshold_sweep(evaluation, threshold=0.5)
+"""),
+        md("Drag the sliders: the table and curves follow, as on the portal's Performance tab."),
+        code("""
+from cvlab.widgets import ThresholdExplorer
+ThresholdExplorer(evaluation)
+"""),
+        md("""
+## 3 · Detectors: the overlap threshold
+A predicted box is a true positive only if its **IoU** (intersection over union) with a drawn box of the same
+tag reaches the overlap threshold. A stricter overlap turns sloppy boxes into false positives *and* misses.
+"""),
+        code("""
+rows = []
+for overlap in (0.3, 0.5, 0.7):
+    p = get_iteration_performance(ws, site.id, site_it.id, threshold=0.5, overlap_threshold=overlap)
+    helmet = next(t for t in p.per_tag_performance if t.name == "helmet")
+    rows.append({"overlap": overlap, "mAP": metrics.json_number(p.average_precision),
+                 "helmet recall": metrics.json_number(helmet.recall)})
+by_overlap = pd.DataFrame(rows).set_index("overlap")
+assert by_overlap["mAP"].is_monotonic_decreasing
+by_overlap.round(3)
+"""),
+        code("""
+ThresholdExplorer(load_evaluation_dict(ws, site.id, site_it.id))
+"""),
+        md("""
+## 4 · Which to favour?
+| Situation | Costly error | Favour | Threshold |
+|---|---|---|---|
+| A missed worker without a helmet | false negative | **recall** | lower |
+| A "defective" flag stops the line for an hour | false positive | **precision** | higher |
+| Screening whose false alarms trigger invasive follow-ups | false positive | **precision** | higher |
+| Rare defect that must never ship | false negative | **recall** | lower |
+
+"F1 above 0.8" is a common rule of thumb, not a rule: the costs decide.
+
+## 5 · Self-test vs held-out
+Azure computes these numbers from your own training images (cross-validation). Images the model never saw
+are the honest check; notebook 02 set some aside.
+"""),
+        code("""
+comparison = compare_splits(ws, parts.id, parts_it.id)
+assert comparison.holdout is not None and comparison.holdout.image_count == P.holdout_images
+comparison
+"""),
+        md("""
+**On Azure:** *Performance* tab → the **Probability Threshold** and (detectors) **Overlap Threshold** sliders;
+per-tag precision, recall, AP; SDK `trainer.get_iteration_performance(project.id, iteration.id, threshold=0.7,
+overlap_threshold=0.5)`. Apply the same threshold in your client code: the endpoint returns every
+prediction.
+
+**Exam traps**
+- Precision vs recall: read which error the scenario says is expensive.
+- AP/mAP do not depend on the probability threshold; precision and recall do.
+- The overlap threshold exists only for object detection.
+"""),
+        md("## Quick check (two questions are computed from *your* iterations)"),
+        code("""cv.quiz("eval-01", "eval-03", "eval-05", "eval-06", "eval-13", "eval-14", ws=ws)"""),
+        code("""
+from cvlab import quiz
+ctx = quiz.run_context(ws)
+print("your helmet recall at 0.7:", round(quiz.get_question("eval-13").expected(ctx), 3))
+"""),
+    ]
+
+
 # --------------------------------------------------------------------------------------------------- 08
 @notebook("08-exam-review")
 def _():
