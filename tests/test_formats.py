@@ -291,3 +291,33 @@ def test_writer_names_are_unique_and_safe(tmp_path):
     files = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.*"))
     assert files == ["x_y/A-2.JPG", "x_y/a-1.jpg", "x_y/a.jpg"]  # case-insensitive clash avoided
     assert Region("x", 0, 0, 1, 1).ltwh == (0, 0, 1, 1)
+
+
+@st.composite
+def labelled_boxes(draw):
+    n = draw(st.integers(1, 4))
+    out = []
+    for _ in range(n):
+        left, top = draw(st.floats(0, 0.95)), draw(st.floats(0, 0.95))
+        w = draw(st.floats(0.02, 1 - left)) if left < 0.98 else 1 - left
+        h = draw(st.floats(0.02, 1 - top)) if top < 0.98 else 1 - top
+        out.append(Region(draw(st.sampled_from(["helmet", "vest", "person"])), left, top, w, h))
+    return out
+
+
+@settings(max_examples=15, deadline=None)
+@given(labelled_boxes())
+def test_any_valid_box_survives_every_detection_format(tmp_path_factory, regions):
+    from PIL import Image
+
+    rec = Record("img.png", image=Image.new("RGB", (100, 50)), regions=regions)
+    for fmt in ("coco", "voc", "yolo", "cvjson"):
+        out = tmp_path_factory.mktemp(fmt)
+        formats.write([rec], out, fmt, tags=["helmet", "vest", "person"])
+        (got,) = formats.read(out).records
+        # each format's precision: VOC whole-pixel corners (size off by <= 1 px), COCO 0.001 px, YOLO centre+size and cvjson at 6 decimals
+        tol = {"voc": 1.0 / 50, "coco": 0.0005 / 50, "yolo": 1e-6, "cvjson": 5e-7}[fmt] + 1e-9
+        assert [g.tag for g in got.regions] == [g.tag for g in regions]
+        for a, b in zip(regions, got.regions):
+            assert b.ltwh == pytest.approx(a.ltwh, abs=tol)
+            assert b.left + b.width <= 1.0 and b.top + b.height <= 1.0
