@@ -37,6 +37,11 @@ SECONDS_PER_BUDGET_HOUR_ENV = "CVLAB_SECONDS_PER_BUDGET_HOUR"
 DEFAULT_SECONDS_PER_BUDGET_HOUR = 60.0
 VALIDATION_FRACTION = 0.2
 MAX_FOLDS = 5
+MAX_FINE_TUNE_EPOCHS = 40
+# Fine-tuning cost per training image and epoch on a 2-core laptop (forward + backward + augmentation). Advanced
+# training plans its epoch count from the budget with these fixed numbers, so the same data and seed give the
+# same model; the measured clock only cuts training short when the machine is slower than planned.
+FINE_TUNE_SECONDS_PER_IMAGE = {"lite0": 0.15, "lite1": 0.22, "lite2": 0.35}
 DETECTION_SIZE = 320
 DETECTION_EPOCHS_ENV = "CVLAB_DETECTION_EPOCHS"  # optional fixed epoch count (short demos, tests)
 ARTEFACT_FORMAT = 1
@@ -518,8 +523,10 @@ def _train_classification(ws, plan: _Plan, iteration, bar: _Progress, cancelled)
         yt = torch.from_numpy(np.asarray(y, np.int64 if not multilabel else np.float32))
         budget = plan.budget_hours * seconds_per_budget_hour()
         bar(0.02, f"fine-tuning for up to {budget:g} s")
+        epochs = planned_epochs(bb.name, len(tr), budget)
         info = fine_tune(model, x_all[tr], yt[tr], x_all[va], yt[va], time_budget_s=budget, seed=plan.seed,
-                         progress=lambda f, m: bar(0.02 + 0.9 * f, m), cancel=cancelled)
+                         max_epochs=epochs, progress=lambda f, m: bar(0.02 + 0.9 * f, m), cancel=cancelled)
+        info["planned_epochs"] = epochs
         timings["fine_tune_s"] = info["seconds"]
         extra["fine_tune"] = info
         with torch.inference_mode():
@@ -539,6 +546,12 @@ def _train_classification(ws, plan: _Plan, iteration, bar: _Progress, cancelled)
     preprocessing = Preprocessing(size=size)
     return _save(ws, plan, iteration, model, records, k, scheme, preprocessing, timings, extra,
                  head="sigmoid" if multilabel else "softmax", backbone=bb.name)
+
+
+def planned_epochs(backbone: str, n_train: int, budget_s: float) -> int:
+    """Epochs that fit the budget at the planned per-image cost (at least 1, at most MAX_FINE_TUNE_EPOCHS)."""
+    per_epoch = FINE_TUNE_SECONDS_PER_IMAGE[backbone] * max(n_train, 1)
+    return int(min(MAX_FINE_TUNE_EPOCHS, max(1, budget_s // per_epoch)))
 
 
 def _predict_pixels(model, x) -> np.ndarray:
