@@ -220,3 +220,18 @@ def test_a_bad_box_fails_only_its_image(tmp_path):
     assert report.created == 3
     assert report.failed == [("bad.jpg", "BadRequestImageRegions",
                                "region 'person': box ends outside the image (right=1.3, bottom=0.3; both must be <= 1)")]
+
+
+def test_seed_without_data_folder_draws_the_same_sets(tmp_path, monkeypatch):
+    import dataclasses
+
+    from cvlab.datasets import samples
+
+    small = tuple(dataclasses.replace(s, count=8, size=96) for s in samples.SAMPLES)
+    monkeypatch.setattr(samples, "SAMPLES", small)  # fewer, smaller images: same code path
+    ws = Workspace(tmp_path / "ws")
+    ids = seed_default_workspace(ws, data_dir=tmp_path / "no-data-here")
+    parts = ws.get_project(ids["Parts (sample)"])
+    assert {t.name: (t.type, t.image_count) for t in ws.get_tags(parts.id)} == {
+        "ok": ("Regular", 2), "cracked": ("Regular", 2), "rusted": ("Regular", 2), "Negative": ("Negative", 2)}
+    assert ws.get_image_count(ids["Site safety (sample)"]) == 8

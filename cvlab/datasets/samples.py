@@ -93,17 +93,19 @@ def seed_samples(ws, data_dir: Path) -> dict[str, str]:
             out[s.project] = existing.id
             continue
         src = Path(data_dir) / s.folder
-        if not src.is_dir():
-            raise CvlabError("ErrorUnknown", f"sample data {src} is missing; reinstall cvlab from its repository "
-                             "(or regenerate it: python -m cvlab.datasets.samples)")
-        labeled = formats.read(src, s.format)
         meta = info(s.dataset)
+        if src.is_dir():
+            records = formats.read(src, s.format).records
+        else:  # an install without data/: draw the same set (the generators are deterministic)
+            records = list(iter_generate(s.dataset, s.count, s.seed, s.size))
         dom = domains.find_domain(s.domain, meta.project_type)
         project = ws.create_project(s.project, description=s.description, domain_id=dom.id,
                                     classification_type=meta.classification_type)
-        negatives = labeled.negative_tags | ({NEGATIVE} if meta.project_type == "Classification" else set())
+        negatives = {NEGATIVE} if meta.project_type == "Classification" else set()
         ensure_tags(ws, project.id, list(meta.tags), negatives)
-        import_records(ws, project.id, labeled.records, negative_tags=negatives)
+        report = import_records(ws, project.id, records, negative_tags=negatives)
+        if report.failed:
+            raise CvlabError("ErrorUnknown", f"seeding {s.project!r} failed: {report}")
         out[s.project] = project.id
     return out
 
