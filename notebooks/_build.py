@@ -12,11 +12,13 @@ import nbformat
 
 HERE = Path(__file__).resolve().parent
 NOTEBOOKS: dict[str, list[tuple[str, str]]] = {}
+DRAFTS = {"03-training", "04-evaluating"}  # not written until they execute cleanly against the library
 
 
 def notebook(name: str):
     def register(fn):
-        NOTEBOOKS[name] = fn()
+        if name not in DRAFTS:
+            NOTEBOOKS[name] = fn()
         return fn
     return register
 
