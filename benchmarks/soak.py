@@ -1,0 +1,334 @@
+"""Soak test: mixed traffic from concurrent clients against `cvlab serve` (a subprocess, rate limits on).
+
+    python benchmarks/soak.py [--seconds 600] [--clients 16] [--seed 0] [--workspace DIR]
+
+Client 0 trains (Quick, forceTrain), exports ONNX, downloads the zip and deletes the previous iteration, in a
+loop; the others upload, list, count, predict (stored and not), quick-test, query predictions and create/delete
+tags. Prints JSON: requests and failures per route (a 429 from the tier's rate limits is expected and counted
+apart; clients then wait as the SDK would), p50/p95 latency per route, the server's RSS and open file descriptors
+after warm-up and at the end (growth must stay within 10 %), and the workspace integrity check after a clean stop.
+Exit status 0 when there were no failures, no growth beyond 10 % and the workspace checks out.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import psutil
+import requests
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+TRAIN = "/customvision/v3.4-preview/training"
+PREDICT = "/customvision/v3.1/prediction"
+COMPACT_GENERAL = "0732100f-1a38-4e49-a514-c9b44c697ab5"
+COLOURS = {"red": (200, 30, 30), "blue": (30, 40, 200)}
+_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def jpeg(rgb, seed: int, size: int = 64) -> bytes:
+    rng = np.random.default_rng(seed)
+    arr = np.empty((size, size, 3), np.uint8)
+    arr[:] = rgb
+    mask = rng.random((size, size)) < 0.08
+    arr[mask] = rng.integers(0, 256, (int(mask.sum()), 1), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+class Server:
+    """`cvlab serve --port 0` on a workspace; endpoint and keys read from its banner."""
+
+    def __init__(self, workspace: Path):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+                   PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen([sys.executable, "-c", "import sys; from cvlab.cli import main; sys.exit(main())",
+                                      "serve", "--workspace", str(workspace), "--port", "0", "--log-level", "warning"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        self.output: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        deadline = time.monotonic() + 120
+        while not any("Press Ctrl+C" in ln for ln in self.output):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                raise RuntimeError("cvlab serve did not start:\n" + "".join(self.output))
+            time.sleep(0.05)
+        text = "".join(self.output)
+        self.endpoint = re.search(r"Training endpoint:\s+(\S+)", text).group(1)
+        self.training_key = re.search(r"Training key:\s+(\S+)", text).group(1)
+        self.prediction_key = re.search(r"Prediction key:\s+(\S+)", text).group(1)
+        self.resource_id = re.search(r"Prediction resource id:\s+(\S+)", text).group(1)
+        self.ps = psutil.Process(self.proc.pid)
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.output.append(line)
+
+    def resources(self) -> dict:
+        return {"rss_mb": round(self.ps.memory_info().rss / 2**20, 1), "open_fds": self.ps.num_fds(),
+                "threads": self.ps.num_threads()}
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+class Stats:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.latency = defaultdict(list)
+        self.status = defaultdict(lambda: defaultdict(int))
+        self.failures: list[str] = []
+
+    def record(self, route: str, seconds: float, status: int | str, detail: str = "") -> None:
+        with self.lock:
+            self.latency[route].append(seconds)
+            self.status[route][status] += 1
+            if status != 429 and (not isinstance(status, int) or status >= 400):
+                if len(self.failures) < 50:
+                    self.failures.append(f"{route}: {status} {detail[:300]}")
+
+    def summary(self) -> dict:
+        out = {}
+        for route, lat in sorted(self.latency.items()):
+            arr = np.asarray(lat) * 1000
+            st = self.status[route]
+            out[route] = {"requests": len(lat), "rate_limited_429": st.get(429, 0),
+                          "failed": sum(n for s, n in st.items() if s != 429 and (not isinstance(s, int) or s >= 400)),
+                          "p50_ms": round(float(np.percentile(arr, 50)), 1),
+                          "p95_ms": round(float(np.percentile(arr, 95)), 1)}
+        return out
+
+
+class Client:
+    def __init__(self, srv: Server, stats: Stats, stop: threading.Event):
+        self.srv, self.stats, self.stop = srv, stats, stop
+        self.s = requests.Session()
+
+    def call(self, route: str, method: str, url: str, ok=(200, 201, 204), **kw) -> requests.Response | None:
+        """One request, retried after a 429 like the SDK does; every attempt is recorded."""
+        api = "prediction" if url.startswith(PREDICT) else "training"
+        headers = {"Prediction-Key" if api == "prediction" else "Training-Key":
+                   self.srv.prediction_key if api == "prediction" else self.srv.training_key, **kw.pop("headers", {})}
+        while True:
+            t0 = time.perf_counter()
+            try:
+                r = self.s.request(method, self.srv.endpoint + url, headers=headers, timeout=300, **kw)
+            except requests.RequestException as exc:
+                self.stats.record(route, time.perf_counter() - t0, type(exc).__name__, str(exc))
+                return None
+            dt = time.perf_counter() - t0
+            if r.status_code == 429:
+                self.stats.record(route, dt, 429)
+                if self.stop.is_set():
+                    return None
+                time.sleep(min(float(r.headers.get("Retry-After", "1")), 1.0) * random.random() + 0.05)
+                continue
+            self.stats.record(route, dt, r.status_code if r.status_code not in ok else 200,
+                              "" if r.status_code in ok else r.text)
+            return r if r.status_code in ok else None
+
+
+def setup(srv: Server, stats: Stats, seed: int) -> dict:
+    """A trained, published and exported model project, and a project that receives uploads."""
+    c = Client(srv, stats, threading.Event())
+    model = c.call("setup", "POST", TRAIN + "/projects", params={"name": "soak-model", "domainId": COMPACT_GENERAL}
+                   ).json()["id"]
+    tags = {}
+    for name, rgb in COLOURS.items():
+        tags[name] = c.call("setup", "POST", TRAIN + f"/projects/{model}/tags", params={"name": name}).json()["id"]
+        for i in range(6):
+            c.call("setup", "POST", TRAIN + f"/projects/{model}/images", params={"tagIds": tags[name]},
+                   data=jpeg(rgb, seed * 1000 + i + (500 if name == "blue" else 0)),
+                   headers={"Content-Type": "application/octet-stream"})
+    it = train_and_wait(c, model)
+    c.call("setup", "POST", TRAIN + f"/projects/{model}/iterations/{it}/publish",
+           params={"publishName": "live", "predictionId": srv.resource_id})
+    export_and_download(c, model, it, "setup")
+    uploads = c.call("setup", "POST", TRAIN + "/projects", params={"name": "soak-uploads"}).json()["id"]
+    up_tag = c.call("setup", "POST", TRAIN + f"/projects/{uploads}/tags", params={"name": "u"}).json()["id"]
+    return {"model": model, "tags": tags, "published": it, "uploads": uploads, "upload_tag": up_tag}
+
+
+def train_and_wait(c: Client, project: str, route: str = "setup") -> str:
+    r = c.call(route, "POST", TRAIN + f"/projects/{project}/train", params={"forceTrain": "true"})
+    if r is None:
+        raise RuntimeError("training did not start: " + "; ".join(c.stats.failures[-3:]))
+    it = r.json()["id"]
+    while True:
+        r = c.call(route + " poll", "GET", TRAIN + f"/projects/{project}/iterations/{it}")
+        if r is not None and r.json()["status"] != "Training":
+            if r.json()["status"] != "Completed":
+                c.stats.record(route, 0.0, "TrainingFailed", json.dumps(r.json()))
+            return it
+        time.sleep(0.5)
+
+
+def export_and_download(c: Client, project: str, it: str, route: str) -> None:
+    c.call(route, "POST", TRAIN + f"/projects/{project}/iterations/{it}/export", params={"platform": "ONNX"})
+    while True:
+        r = c.call(route + " poll", "GET", TRAIN + f"/projects/{project}/iterations/{it}/export")
+        if r is None:
+            return
+        done = [e for e in r.json() if e["platform"] == "ONNX" and e["status"] != "Exporting"]
+        if done:
+            if done[0]["status"] != "Done":
+                c.stats.record(route, 0.0, "ExportFailed", json.dumps(done[0]))
+                return
+            t0 = time.perf_counter()
+            z = c.s.get(done[0]["downloadUri"], timeout=120)
+            c.stats.record("GET export zip", time.perf_counter() - t0,
+                           200 if z.status_code == 200 and z.content[:2] == b"PK" else z.status_code)
+            return
+        time.sleep(0.5)
+
+
+def trainer(c: Client, ids: dict) -> None:
+    """Client 0: retrain, export, download, drop the previous (unpublished) iteration; until stopped."""
+    previous = None
+    while not c.stop.is_set():
+        it = train_and_wait(c, ids["model"], "POST train")
+        export_and_download(c, ids["model"], it, "POST export")
+        if previous:
+            c.call("DELETE iteration", "DELETE", TRAIN + f"/projects/{ids['model']}/iterations/{previous}")
+        previous = it
+
+
+def worker(c: Client, ids: dict, n: int, seed: int) -> None:
+    rnd = random.Random(seed * 100 + n)
+    m, u = ids["model"], ids["uploads"]
+    k = 0
+    ops = ["upload"] * 4 + ["upload batch"] * 2 + ["list"] * 3 + ["count"] * 2 + ["tags"] + ["classify"] * 4 + \
+        ["classify store"] * 2 + ["quicktest"] + ["query"] + ["performance"] + ["tag churn"]
+    while not c.stop.is_set():
+        op = rnd.choice(ops)
+        k += 1
+        uniq = seed * 10_000_000 + n * 100_000 + k * 10
+        if op == "upload":
+            c.call("POST images", "POST", TRAIN + f"/projects/{u}/images", params={"tagIds": ids["upload_tag"]},
+                   data=jpeg(COLOURS["red"], uniq), headers={"Content-Type": "application/octet-stream"})
+        elif op == "upload batch":
+            body = {"images": [{"name": f"{uniq + i}.jpg", "contents": base64.b64encode(jpeg(COLOURS["blue"],
+                                                                                             uniq + i)).decode()}
+                               for i in range(4)], "tagIds": [ids["upload_tag"]]}
+            c.call("POST images/files", "POST", TRAIN + f"/projects/{u}/images/files", json=body)
+        elif op == "list":
+            c.call("GET images", "GET", TRAIN + f"/projects/{u}/images", params={"take": 20,
+                                                                                 "skip": rnd.randrange(0, 100)})
+        elif op == "count":
+            c.call("GET images/count", "GET", TRAIN + f"/projects/{u}/images/count")
+        elif op == "tags":
+            c.call("GET tags", "GET", TRAIN + f"/projects/{m}/tags")
+        elif op in ("classify", "classify store"):
+            colour = rnd.choice(list(COLOURS))
+            suffix = "" if op == "classify store" else "/nostore"
+            c.call(f"POST classify{suffix}", "POST", PREDICT + f"/{m}/classify/iterations/live/image{suffix}",
+                   data=jpeg(COLOURS[colour], uniq + 7), headers={"Content-Type": "application/octet-stream"})
+        elif op == "quicktest":
+            c.call("POST quicktest", "POST", TRAIN + f"/projects/{m}/quicktest/image",
+                   params={"iterationId": ids["published"], "store": "false"},
+                   data=jpeg(COLOURS["red"], uniq + 3), headers={"Content-Type": "application/octet-stream"})
+        elif op == "query":
+            c.call("POST predictions/query", "POST", TRAIN + f"/projects/{m}/predictions/query",
+                   json={"maxCount": 10})
+        elif op == "performance":
+            c.call("GET performance", "GET", TRAIN + f"/projects/{m}/iterations/{ids['published']}/performance")
+        elif op == "tag churn":
+            r = c.call("POST tag", "POST", TRAIN + f"/projects/{u}/tags", params={"name": f"churn-{n}-{k}"})
+            if r is not None:
+                c.call("DELETE tag", "DELETE", TRAIN + f"/projects/{u}/tags/{r.json()['id']}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=600)
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workspace", default=None, help="workspace folder (default: a fresh temporary one)")
+    ap.add_argument("--warmup", type=float, default=None, help="seconds of traffic before the resource baseline "
+                    "(default: 10 %% of --seconds, at least 5)")
+    args = ap.parse_args(argv)
+    random.seed(args.seed)
+    tmp = None
+    if args.workspace is None:
+        tmp = tempfile.TemporaryDirectory(prefix="cvlab-soak-")
+        args.workspace = Path(tmp.name) / "ws"
+    stats = Stats()
+    t_setup = time.perf_counter()
+    srv = Server(Path(args.workspace))
+    try:
+        ids = setup(srv, stats, args.seed)
+        setup_s = time.perf_counter() - t_setup
+        stop = threading.Event()
+        clients = [Client(srv, stats, stop) for _ in range(args.clients)]
+        threads = [threading.Thread(target=trainer, args=(clients[0], ids), name="soak-trainer")]
+        threads += [threading.Thread(target=worker, args=(c, ids, i, args.seed), name=f"soak-{i}")
+                    for i, c in enumerate(clients[1:], 1)]
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        warmup = args.warmup if args.warmup is not None else max(5.0, 0.1 * args.seconds)
+        time.sleep(min(warmup, args.seconds))
+        start_res = srv.resources()
+        samples = [start_res]
+        while time.monotonic() - t0 < args.seconds:
+            time.sleep(min(5.0, max(0.0, args.seconds - (time.monotonic() - t0))))
+            samples.append(srv.resources())
+        end_res = srv.resources()
+        stop.set()
+        for t in threads:
+            t.join(600)
+        elapsed = time.monotonic() - t0
+    finally:
+        rc = srv.stop()
+    from cvlab.workspace import Workspace
+    ws = Workspace(args.workspace)
+    report = ws.check()
+    ws.close()
+    routes = stats.summary()
+    routes.pop("setup", None)
+    routes.pop("setup poll", None)
+    total = sum(r["requests"] for r in routes.values())
+    failed = sum(r["failed"] for r in routes.values())
+    growth = {k: round((end_res[k] - start_res[k]) / max(start_res[k], 1e-9), 3) for k in ("rss_mb", "open_fds")}
+    result = {
+        "seconds": round(elapsed, 1), "clients": args.clients, "seed": args.seed, "setup_seconds": round(setup_s, 1),
+        "requests": total, "requests_per_second": round(total / elapsed, 1), "failed": failed,
+        "rate_limited_429": sum(r["rate_limited_429"] for r in routes.values()),
+        "failures": stats.failures[:20], "routes": routes,
+        "server_start": start_res, "server_end": end_res, "growth": growth,
+        "server_rss_mb_max": max(s["rss_mb"] for s in samples), "server_exit_code": rc,
+        "integrity": {k: report[k] for k in ("ok", "sqlite_integrity", "counts", "missing_blobs", "corrupt_blobs",
+                                             "orphan_blobs", "temp_files", "export_temp_dirs")},
+    }
+    result["passed"] = bool(failed == 0 and growth["rss_mb"] <= 0.10 and growth["open_fds"] <= 0.10
+                            and report["ok"])
+    print(json.dumps(result, indent=2))
+    if tmp is not None:
+        tmp.cleanup()
+    return 0 if result["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

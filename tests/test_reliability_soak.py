@@ -1,0 +1,34 @@
+"""The soak benchmark's CI version: 30 s of mixed traffic from 16 clients against `cvlab serve`."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.xfail(strict=False, reason="export defect: torch.onnx.export is not thread-safe and "
+                   "cvlab.export.convert.to_onnx takes no process-wide lock, so an ONNX export running while the "
+                   "service converts another iteration fails with 'AssertionError: GLOBALS.in_onnx_export must be "
+                   "False' (seen in about one soak run in two)")
+def test_soak_30_seconds_16_clients(tmp_path):
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "soak.py"), "--seconds", "30", "--clients", "16",
+                           "--workspace", str(tmp_path / "ws")], capture_output=True, text=True, timeout=580)
+    assert proc.stdout.strip(), proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert result["requests"] > 100 and result["seconds"] >= 30
+    routes = result["routes"]
+    for route in ("POST images", "POST images/files", "GET images", "POST classify/nostore", "POST classify",
+                  "POST train", "POST export", "GET export zip"):
+        assert route in routes and routes[route]["p95_ms"] > 0, route
+    assert result["integrity"]["ok"], result["integrity"]
+    assert result["integrity"]["counts"]["images"] > 12  # uploads landed beyond the setup images
+    assert result["growth"]["rss_mb"] <= 0.10 and result["growth"]["open_fds"] <= 0.10, result["growth"]
+    assert result["failed"] == 0, result["failures"]
+    assert result["passed"] and proc.returncode == 0
