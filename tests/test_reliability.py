@@ -1,0 +1,66 @@
+"""Core recovery and integrity: exports left Exporting by a killed process, killed exports' build folders,
+and the CLI's report of both."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cvlab.errors import CvlabError
+from cvlab.workspace import Workspace
+
+COMPACT = "0732100f-1a38-4e49-a514-c9b44c697ab5"
+
+
+@pytest.fixture
+def completed(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    p = ws.create_project("rel", domain_id=COMPACT)
+    it = ws.create_iteration(p.id)
+    ws.update_iteration(p.id, it.id, status="Completed")
+    yield ws, p, it
+    ws.close()
+
+
+def test_recover_interrupted_exports_fails_only_the_stuck_ones(completed):
+    ws, p, it = completed
+    stuck = ws.create_export(p.id, it.id, "ONNX")
+    running = ws.create_export(p.id, it.id, "TensorFlow", "TensorFlowLite")
+    done = ws.create_export(p.id, it.id, "DockerFile", "Linux")
+    ws.update_export(done.id, status="Done", download_uri="exports/x.zip", path="exports/x.zip")
+    with pytest.raises(CvlabError) as e:  # while it looks in progress, the same export cannot start again
+        ws.create_export(p.id, it.id, "ONNX")
+    assert e.value.code == "BadRequestExportAlreadyInProgress"
+    assert ws.recover_interrupted_exports(running=[running.id]) == [stuck.id]
+    assert ws.get_export(stuck.id).status == "Failed" and "Export the iteration again" in ws.get_export(stuck.id).error
+    assert ws.get_export(running.id).status == "Exporting" and ws.get_export(done.id).status == "Done"
+    again = ws.create_export(p.id, it.id, "ONNX")  # and now it can
+    assert again.status == "Exporting"
+    assert ws.recover_interrupted_exports(running=[running.id, again.id]) == []
+
+
+def test_check_reports_a_killed_exports_build_folder_and_repair_removes_it(completed):
+    ws, p, it = completed
+    leftover = ws.path / "exports" / "tmpk1ll3d"
+    (leftover / "export").mkdir(parents=True)
+    (leftover / "export" / "model.onnx").write_bytes(b"half")
+    ex = ws.create_export(p.id, it.id, "ONNX")
+    assert ws.check()["export_temp_dirs"] == []  # an export is running: its folder may be in use
+    ws.recover_interrupted_exports()
+    report = ws.check()
+    assert report["export_temp_dirs"] == ["tmpk1ll3d"] and not report["ok"] and report["repairable"]
+    assert ws.get_export(ex.id).status == "Failed"
+    fixed = ws.check(repair=True)
+    assert fixed["ok"] and fixed["repaired"]["temp_files"] == 1 and not leftover.exists()
+    assert ws.check()["ok"]
+
+
+def test_doctor_prints_the_report_and_fails_on_leftovers(completed, capsys):
+    from cvlab.cli import main
+    ws, p, it = completed
+    (ws.path / "blobs" / "tmp" / "abc.part").write_bytes(b"x")
+    assert main(["doctor", "--workspace", str(ws.path)]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["temp_files"] == ["abc.part"] and report["repairable"]
+    assert main(["doctor", "--workspace", str(ws.path), "--repair"]) == 0
+    assert json.loads(capsys.readouterr().out)["repaired"]["temp_files"] == 1
