@@ -82,11 +82,16 @@ def quantize_onnx(src: Path, dst: Path, calibration: np.ndarray) -> Path:
         def get_next(self):
             return next(self.items, None)
 
+    import onnx
+
     prepared = dst.with_suffix(".pre.onnx")
     with _quiet():
         quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+        # Only the convolutions: the linear head's weights span a range int8 cannot hold (see to_tflite).
+        convs = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type == "Conv"]
         quantize_static(str(prepared), str(dst), Reader(), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                        nodes_to_quantize=convs)
     prepared.unlink(missing_ok=True)
     return dst
 
@@ -121,8 +126,11 @@ def _quantize_tflite(float_path, quantization, quantizer, recipe, qtyping):
                                  num_bits=16, algorithm_key="float_casting")
         result = q.quantize()
     elif quantization == "int8":
-        # Weight-only int8 keeps float I/O (drop-in for the same predict code); static int8 would change I/O.
-        q = quantizer.Quantizer(str(float_path), recipe.weight_only_wi8_afp32())
+        # Weight-only int8 on the convolutions keeps float I/O (drop-in for the same predict code); the small
+        # linear head stays float: its weights span a wide range that one int8 scale per row cannot hold.
+        q = quantizer.Quantizer(str(float_path))
+        for op in (qtyping.TFLOperationName.CONV_2D, qtyping.TFLOperationName.DEPTHWISE_CONV_2D):
+            q.add_weight_only_config(regex=".*", operation_name=op, num_bits=8)
         result = q.quantize()
     else:
         raise ValueError(f"unknown TFLite quantization {quantization!r}")
