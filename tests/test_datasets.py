@@ -140,3 +140,11 @@ def test_bad_requests_are_clear():
     with pytest.raises(CvlabError, match="count"):
         generate("site", -1)
     assert set(dataset_names()) == {"parts", "parts-multilabel", "parts-subtle", "site"}
+
+
+def test_registry_tags_match_the_generators():
+    from cvlab.datasets import parts, site
+
+    assert info("site").tags == site.TAGS
+    for name in ("parts", "parts-multilabel", "parts-subtle"):
+        assert info(name).tags == (*parts.TAGS, "Negative")

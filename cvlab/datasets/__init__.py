@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import CvlabError
-from . import parts, site
 from .records import NEGATIVE, DatasetInfo, Record, Region
 
 #: The repository's ``data/`` folder with the ready-made sample sets.
@@ -26,8 +25,17 @@ class _Entry:
 
 
 def _parts(variant: str, subtle: bool):
-    return lambda name, count, seed, size, start=0: parts.iter_records(
-        name, count, seed, size, variant=variant, subtle=subtle, start=start)
+    def make(name, count, seed, size, start=0):
+        from . import parts  # imported on use: `from cvlab.datasets import coords` stays light
+
+        return parts.iter_records(name, count, seed, size, variant=variant, subtle=subtle, start=start)
+    return make
+
+
+def _site(name, count, seed, size, start=0):
+    from . import site
+
+    return site.iter_records(name, count, seed, size, start=start)
 
 
 REGISTRY: dict[str, _Entry] = {
@@ -43,9 +51,8 @@ REGISTRY: dict[str, _Entry] = {
         "As 'parts' with small defects (hairline crack, chip, a few rust spots): where Quick training "
         "falls short."), _parts("multiclass", True)),
     "site": _Entry(DatasetInfo(
-        "site", "ObjectDetection", "Multiclass", site.TAGS,
-        "Construction-site scenes: boxes for helmet, vest and person."),
-        lambda name, count, seed, size, start=0: site.iter_records(name, count, seed, size, start=start)),
+        "site", "ObjectDetection", "Multiclass", ("helmet", "vest", "person"),
+        "Construction-site scenes: boxes for helmet, vest and person."), _site),
 }
 
 
