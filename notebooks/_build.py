@@ -12,13 +12,17 @@ import nbformat
 
 HERE = Path(__file__).resolve().parent
 NOTEBOOKS: dict[str, list[tuple[str, str]]] = {}
-DRAFTS = {"03-training", "04-evaluating"}  # not written until they execute cleanly against the library
+DRAFTS = {"03-training", "04-evaluating", "05-publish-and-consume", "06-export-and-edge", "07-improve"}  # not written until they execute cleanly against the library
+
+
+ALL: dict[str, list[tuple[str, str]]] = {}  # drafts included, for trying them out (--drafts DIR)
 
 
 def notebook(name: str):
     def register(fn):
+        ALL[name] = fn()
         if name not in DRAFTS:
-            NOTEBOOKS[name] = fn()
+            NOTEBOOKS[name] = ALL[name]
         return fn
     return register
 
@@ -613,6 +617,401 @@ print("your helmet recall at 0.7:", round(quiz.get_question("eval-13").expected(
     ]
 
 
+# --------------------------------------------------------------------------------------------------- 05
+@notebook("05-publish-and-consume")
+def _():
+    return [
+        md("""
+# 05 · Publish and consume
+
+**What you will learn:** publish an iteration to a prediction resource, start the local endpoint, and call it
+three ways — the official Azure SDK (first exactly as the study guide's snippet, then as SDK 3.x needs it),
+plain REST with `requests`, and `curl`. Then: training vs prediction keys, what happens before publishing or
+with a wrong key, and the F0 / S0 quotas.
+"""),
+        SETUP,
+        code("""
+parts = cv.course_project(ws, "parts")
+iteration = cv.trained_iteration(ws, parts)
+from cvlab.service.server import start_background
+svc = start_background(ws)              # a free port on 127.0.0.1, in a background thread
+print("endpoint:", svc.endpoint)
+print("prediction resource id:", svc.prediction_resource_id)
+"""),
+        md("""
+On Azure you would read the endpoint and keys from the resource's **Keys and Endpoint** page. A training
+resource and a prediction resource each have their own keys; the local endpoint serves both APIs, with a
+training key and a prediction key.
+
+## 1 · Before publishing
+The prediction API only serves **published** iterations, by their publish name:
+"""),
+        code("""
+from azure.cognitiveservices.vision.customvision.prediction import CustomVisionPredictionClient
+from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
+from msrest.authentication import ApiKeyCredentials
+
+holdout = [im for im in ws.iter_images(parts.id) if im.metadata.get("holdout") == "true"][0]
+test_jpg = str(ws.path / "test.jpg")     # a held-out image the model never trained on
+with open(test_jpg, "wb") as f:
+    f.write(ws.read_image_bytes(holdout))
+truth = holdout.tags[0].tag_name
+
+predictor = CustomVisionPredictionClient(svc.endpoint, ApiKeyCredentials(in_headers={"Prediction-key": svc.prediction_key}))
+try:
+    predictor.classify_image(parts.id, "not-published-yet", open(test_jpg, "rb").read())
+    raise AssertionError("an unpublished name must not answer")
+except Exception as err:
+    print(type(err).__name__, "-", err)
+    assert err.response.status_code == 404
+"""),
+        md("## 2 · Publish (Training API, training key)"),
+        code("""
+trainer = CustomVisionTrainingClient(svc.endpoint, ApiKeyCredentials(in_headers={"Training-key": svc.training_key}))
+PUBLISH_NAME = "parts-v1"
+if trainer.get_iteration(parts.id, iteration.id).publish_name != PUBLISH_NAME:
+    trainer.publish_iteration(parts.id, iteration.id, PUBLISH_NAME, svc.prediction_resource_id, overwrite=True)
+print(trainer.get_iteration(parts.id, iteration.id).publish_name)
+"""),
+        md("""
+## 3 · The study guide's snippet, as written
+It passes the key first and the endpoint second. That was the 1.x SDK's order; SDK 3.x expects
+`(endpoint, credentials)`, so the snippet fails before any request leaves your machine:
+"""),
+        code("""
+try:
+    predictor = CustomVisionPredictionClient(svc.prediction_key, svc.endpoint)   # as in the study guide
+    with open(test_jpg, "rb") as image:
+        results = predictor.classify_image(parts.id, PUBLISH_NAME, image.read())
+    print(results.predictions)
+    snippet_failed = False
+except Exception as err:
+    snippet_failed = True
+    print(type(err).__name__, "-", str(err)[:200])
+assert snippet_failed
+"""),
+        md("Fixed for SDK 3.x — endpoint first, the key inside `ApiKeyCredentials`:"),
+        code("""
+predictor = CustomVisionPredictionClient(svc.endpoint, ApiKeyCredentials(in_headers={"Prediction-key": svc.prediction_key}))
+with open(test_jpg, "rb") as image:
+    results = predictor.classify_image(parts.id, PUBLISH_NAME, image.read())
+for p in results.predictions:
+    print(f"{p.tag_name:9s} {p.probability:.2%}")
+print("truth:", truth)
+assert len(results.predictions) == len(ws.get_tags(parts.id))   # every tag comes back: filter on your side
+"""),
+        md("## 4 · Plain REST, then curl"),
+        code("""
+import requests
+url = f"{svc.endpoint}/customvision/v3.0/Prediction/{parts.id}/classify/iterations/{PUBLISH_NAME}/image"
+r = requests.post(url, headers={"Prediction-Key": svc.prediction_key, "Content-Type": "application/octet-stream"},
+                  data=open(test_jpg, "rb").read(), timeout=60)
+print(r.status_code, [(p["tagName"], round(p["probability"], 3)) for p in r.json()["predictions"]])
+assert r.status_code == 200
+"""),
+        code("""
+import shutil, subprocess
+cmd = ["curl", "-s", "-X", "POST", url, "-H", "Prediction-Key: " + svc.prediction_key,
+       "-H", "Content-Type: application/octet-stream", "--data-binary", "@" + test_jpg]
+print(" ".join(cmd).replace(svc.prediction_key, "<prediction-key>"))
+if shutil.which("curl"):
+    print(subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout[:300])
+"""),
+        md("""
+## 5 · Wrong keys
+A wrong key — or the *training* key on the prediction API — is refused with **401 Access Denied**, exactly the
+message the SDK prints against Azure:
+"""),
+        code("""
+for label, key in [("wrong key", "0" * 32), ("training key", svc.training_key)]:
+    bad = CustomVisionPredictionClient(svc.endpoint, ApiKeyCredentials(in_headers={"Prediction-key": key}))
+    try:
+        bad.classify_image(parts.id, PUBLISH_NAME, open(test_jpg, "rb").read())
+    except Exception as err:
+        print(f"{label}: {err.response.status_code} {err}")
+        assert err.response.status_code == 401
+"""),
+        md("""
+## 6 · F0 vs S0
+The workspace's tier applies Microsoft's documented limits. On F0 a third project is refused:
+"""),
+        code("""
+from cvlab import rules
+from cvlab.errors import CvlabError
+for key in ("projects", "images_per_project", "predictions_per_month", "tags_per_project"):
+    print(f"{key:22s} F0={rules.limit(key, 'F0')}  S0={rules.limit(key, 'S0') or 'unlimited'}")
+ws.set_tier("F0")
+try:
+    extra = [ws.create_project(f"f0-demo-{i}") for i in range(3)]
+    raise AssertionError("F0 allows two projects")
+except CvlabError as err:
+    print(err.code, "-", err.message)
+    assert err.code == "BadRequestExceedProjectLimit"
+finally:
+    ws.set_tier("S0")
+    for p in ws.get_projects():
+        if p.name.startswith("f0-demo-"):
+            ws.delete_project(p.id)
+"""),
+        code("""svc.stop()"""),
+        md("""
+**On Azure:** *Performance* tab → **Publish** → a name and the prediction resource; then *Prediction URL*
+shows the exact routes and the `Prediction-Key` header. SDK: `trainer.publish_iteration(project_id,
+iteration_id, publish_name, prediction_resource_id)` — the last argument is the resource's ARM id.
+
+**Exam traps**
+- Predicting before publishing fails; publishing needs the *prediction* resource's id.
+- Prediction calls use the prediction key; the training key is for the Training API.
+- Documented S0: 100 projects, 100,000 images per project, unlimited predictions (not "1M / 10M" as some
+  guides say). F0: 2 projects, 5,000 images, 10,000 predictions a month.
+"""),
+        md("## Quick check"),
+        code("""cv.quiz("pub-01", "pub-02", "pub-03", "pub-05", "pub-06", "pub-09", ws=ws)"""),
+    ]
+
+
+# --------------------------------------------------------------------------------------------------- 06
+@notebook("06-export-and-edge")
+def _():
+    return [
+        md("""
+# 06 · Export and the edge
+
+**What you will learn:** export an iteration to ONNX and TensorFlow Lite and run the files with their own
+runtimes, run the exported Docker app locally, check that every copy predicts like the cloud model (parity),
+and pick the right format for each target. Only iterations trained on a **compact** domain export.
+"""),
+        SETUP,
+        code("""
+import io, json, zipfile
+from pathlib import Path
+import numpy as np
+from PIL import Image
+from cvlab.domains import get_domain
+from cvlab.export import export_iteration, export_file
+from cvlab.export.convert import OnnxRunner, TFLiteRunner
+from cvlab.predict import Predictor
+
+parts = cv.course_project(ws, "parts")
+iteration = cv.trained_iteration(ws, parts)
+domain = get_domain(iteration.domain_id)
+print(domain.name, "| compact/exportable:", domain.exportable, "| iteration exportable:", iteration.exportable)
+assert iteration.exportable
+"""),
+        md("""
+## 1 · The compact-domain rule
+A project on a non-compact domain (General, Food, Retail, …) trains cloud-only iterations; export is refused.
+Switching the project to a compact domain is allowed, but only iterations trained *after* the switch export.
+"""),
+        code("""
+from cvlab.domains import get_domains
+print("exportable (compact) domains:", [(d.type, d.name) for d in get_domains() if d.exportable])
+"""),
+        md("## 2 · ONNX, run with onnxruntime"),
+        code("""
+def unzip(record, name):
+    assert record.status == "Done", record
+    folder = ws.path / "exports" / name
+    with zipfile.ZipFile(export_file(ws, Path(record.path).stem)) as zf:
+        zf.extractall(folder)
+    return folder
+
+onnx_dir = unzip(export_iteration(ws, parts.id, iteration.id, "ONNX"), "onnx")
+print(sorted(p.name for p in onnx_dir.iterdir()))
+print(json.loads((onnx_dir / "cvexport.manifest").read_text()))
+"""),
+        md("""
+**Parity check:** the same held-out images through the in-process model (what the endpoint uses) and through
+the exported file must give the same probabilities.
+"""),
+        code("""
+predictor = Predictor.load(ws, iteration.id, backend="torch")
+holdout = [im for im in ws.iter_images(parts.id) if im.metadata.get("holdout") == "true"]
+batch = np.stack([predictor.preprocessing.array(ws.open_image(im)) for im in holdout])
+expected = predictor.module(__import__("torch").from_numpy(batch)).detach().numpy()
+onnx_probs = OnnxRunner(onnx_dir / "model.onnx")(batch)[0]
+print("max |difference| ONNX vs model:", float(np.abs(onnx_probs - expected).max()))
+assert np.abs(onnx_probs - expected).max() < 1e-4 and (onnx_probs.argmax(1) == expected.argmax(1)).all()
+"""),
+        md("## 3 · TensorFlow Lite, run with ai-edge-litert (Android / iOS)"),
+        code("""
+tflite_dir = unzip(export_iteration(ws, parts.id, iteration.id, "TensorFlow", "TensorFlowLite"), "tflite")
+tflite_probs = TFLiteRunner(tflite_dir / "model.tflite")(batch)[0]
+print("max |difference| TFLite vs model:", float(np.abs(tflite_probs - expected).max()))
+assert (tflite_probs.argmax(1) == expected.argmax(1)).all()
+"""),
+        md("""
+TensorFlow Lite exports work for classification **and** detection; a third-party study guide says "object
+detection only", which Microsoft's export page does not.
+
+## 4 · The Docker app, run locally — no keys
+The DockerFile export is a small web service holding the model (here: the TFLite file). It answers the same
+routes as the prediction endpoint, and it needs **no Azure keys** at run time: the model is inside. (A study
+guide's `docker run -e PredictionKey=...` example is unnecessary.) We start its `app.py` directly with this
+Python, which is what `docker build` + `docker run -p 80:80` would run.
+"""),
+        code("""
+import os, socket, subprocess, sys, time, requests
+
+docker_dir = unzip(export_iteration(ws, parts.id, iteration.id, "DockerFile", "Linux"), "docker")
+print((docker_dir / "Dockerfile").read_text()[:400])
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+env = {k: v for k, v in os.environ.items() if "KEY" not in k.upper()}      # no keys at all
+server = subprocess.Popen([sys.executable, "app.py"], cwd=docker_dir / "app",
+                          env=dict(env, PORT=str(port), HOST="127.0.0.1"),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+try:
+    for _ in range(300):
+        try:
+            requests.get(f"http://127.0.0.1:{port}/", timeout=1); break
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    reply = requests.post(f"http://127.0.0.1:{port}/image", timeout=60,
+                          files={"imageData": ("x.jpg", ws.read_image_bytes(holdout[0]))}).json()
+finally:
+    server.terminate(); server.wait(10)
+best = max(reply["predictions"], key=lambda p: p["probability"])
+print("container says:", best["tagName"], round(best["probability"], 3), "| truth:", holdout[0].tags[0].tag_name)
+assert best["tagName"] == predictor.tags[int(expected[0].argmax())]["name"]
+"""),
+        md("""
+## 5 · Which format for which target?
+| Target | Export |
+|---|---|
+| Windows (Windows ML) or Linux edge devices | **ONNX** |
+| Android / iOS apps | **TensorFlow Lite** (iOS also **CoreML**) |
+| Your servers, Azure Container Instances, AKS, on-premises | **Docker** (Linux, Windows, ARM) |
+| Cameras and gateways managed from Azure | the Docker container as an **Azure IoT Edge** module |
+
+Keys: calls to the Azure prediction endpoint need a prediction key; an exported model or container runs
+without any.
+
+**On Azure:** *Performance* tab → **Export** → platform → **Download**. SDK:
+`trainer.export_iteration(project.id, iteration.id, "ONNX")`, then poll `trainer.get_exports(...)` until
+`status == "Done"` and download `download_uri`.
+
+**Exam traps**
+- Non-compact domain → no export button; retrain after switching to compact.
+- TFLite is for phones; ONNX for Windows/Linux edge; Docker for containers and IoT Edge.
+- The exported container needs no keys.
+"""),
+        md("## Quick check"),
+        code("""cv.quiz("exp-01", "exp-02", "exp-04", "exp-05", "exp-06", "exp-09", ws=ws)"""),
+    ]
+
+
+# --------------------------------------------------------------------------------------------------- 07
+@notebook("07-improve")
+def _():
+    return [
+        md("""
+# 07 · Improve: predictions, uncertainty and the smart labeler
+
+**What you will learn:** keep the images your model sees in use (stored predictions), rank unlabelled images by
+how unsure the model is, label the most informative ones first (the smart labeler's idea), retrain, and compare
+iterations fairly.
+"""),
+        SETUP,
+        code("""
+import io
+import pandas as pd
+from cvlab import active, datasets
+from cvlab.performance import get_iteration_performance
+from cvlab.predict import Predictor
+
+parts = cv.course_project(ws, "parts")
+first = cv.trained_iteration(ws, parts)
+"""),
+        md("""
+## 1 · New, unlabelled images arrive
+We add images the model has not seen, without tags — as if they came from the production line. (cvlab knows
+their true tags, so we can play the labeller below.)
+"""),
+        code("""
+def jpeg(rec):
+    buf = io.BytesIO(); rec.load().save(buf, "JPEG"); return buf.getvalue()
+
+new = list(datasets.iter_generate("parts", 2 * P.images_per_tag, seed=cv.SEED + 50, size=P.image_size))
+truth = {r.name: r.tags[0] for r in new}
+if not ws.get_image_count(parts.id, tagging_status="Untagged"):
+    ws.create_images(parts.id, [__import__("cvlab").ImageEntry(data=jpeg(r), name=r.name) for r in new])
+untagged = ws.get_images(parts.id, tagging_status="Untagged", take=256)
+print(len(untagged), "untagged images")
+"""),
+        md("""
+## 2 · Stored predictions
+Each prediction made *with storage* keeps the image for 30 days (the portal's **Predictions** tab), where you
+can tag it and add it to the training set.
+"""),
+        code("""
+predictor = Predictor.load(ws, first.id)
+for im in untagged[:3]:
+    ws.store_prediction(parts.id, first.id, ws.read_image_bytes(im), predictor.predict(ws.open_image(im)),
+                        application="line-camera")
+stored = ws.query_predictions(parts.id, application="line-camera")
+print(len(stored), "stored predictions, e.g.", stored[0].predictions[0])
+assert len(stored) >= 3
+"""),
+        md("""
+## 3 · Rank by uncertainty
+For a multiclass model, uncertainty = 1 − (p₁ − p₂): an image the model hesitates on between two tags is the
+one worth a human's time. This is what the smart labeler sorts by.
+"""),
+        code("""
+suggestions = []
+for start in range(0, len(untagged), 64):
+    ids = [im.id for im in untagged[start:start + 64]]
+    suggestions += active.suggest_tags_and_regions(ws, parts.id, first.id, ids)
+ranked = active.rank_by_uncertainty(suggestions, lambda s: s.prediction_uncertainty)
+table = pd.DataFrame([{"image": s.image.original_name, "uncertainty": round(s.prediction_uncertainty, 3),
+                       "suggested": max(s.predictions, key=lambda p: p["probability"])["tag_name"],
+                       "truth": truth.get(s.image.original_name)} for s in ranked])
+assert table.uncertainty.is_monotonic_decreasing
+table.head(8)
+"""),
+        md("""
+## 4 · Label the most uncertain half, retrain, compare
+We "label" the top half of the ranking with the true tags, then train a new iteration.
+"""),
+        code("""
+tags = {t.name: t.id for t in ws.get_tags(parts.id)}
+chosen = ranked[: len(ranked) // 2]
+ws.create_image_tags(parts.id, [(s.id, tags[truth[s.image.original_name]]) for s in chosen])
+second = parts.refresh().latest_iteration()
+if second.id == first.id:
+    from cvlab.training import train_project
+    second = train_project(ws, parts.id, seed=cv.SEED, show_progress=False)
+rows = []
+for it in (first, second):
+    p = get_iteration_performance(ws, parts.id, it.id, split="holdout")
+    rows.append({"iteration": it.name, "training images": ws.get_image_count(parts.id, tagging_status="Tagged")
+                 if it is second else None, "held-out precision": float(p.precision), "held-out recall": float(p.recall)})
+pd.DataFrame(rows).set_index("iteration").round(3)
+"""),
+        md("""
+Compare iterations on the **same** held-out images and thresholds; newer is not automatically better.
+The comparison widget puts two iterations side by side:
+"""),
+        code("""
+from cvlab.widgets import compare_iterations
+compare_iterations(parts, first, second, ws=ws)
+"""),
+        md("""
+**On Azure:** *Predictions* tab (stored images, tag them, *Save and close*); *Untagged* images → **Get
+suggested tags** (the smart labeler uses the latest iteration; only for tags it was trained on; billed like
+predictions). SDK: `suggest_tags_and_regions`, `query_suggested_images`, `create_images_from_predictions`.
+
+**Exam traps**
+- Smart labeler suggests only tags the iteration already knows.
+- Stored predictions last 30 days; `*_with_no_store` calls keep nothing.
+- Variety and balance help; duplicates do not.
+"""),
+        md("## Quick check"),
+        code("""cv.quiz("imp-01", "imp-02", "imp-03", "imp-04", "imp-05", "imp-08", ws=ws)"""),
+    ]
+
+
 # --------------------------------------------------------------------------------------------------- 08
 @notebook("08-exam-review")
 def _():
@@ -696,9 +1095,9 @@ first next time.
     ]
 
 
-def build(names=None) -> list[Path]:
+def build(names=None, out: Path = HERE, drafts: bool = False) -> list[Path]:
     written = []
-    for name, cells in NOTEBOOKS.items():
+    for name, cells in (ALL if drafts else NOTEBOOKS).items():
         if names and name not in names:
             continue
         nb = nbformat.v4.new_notebook()
@@ -709,12 +1108,17 @@ def build(names=None) -> list[Path]:
         for i, cell in enumerate(nb.cells):
             cell.id = f"{name[:2]}-{i:02d}"  # stable ids keep diffs small
         nbformat.validate(nb)
-        path = HERE / f"{name}.ipynb"
+        path = Path(out) / f"{name}.ipynb"
         nbformat.write(nb, path)
         written.append(path)
     return written
 
 
 if __name__ == "__main__":
-    for p in build(sys.argv[1:]):
-        print("wrote", p.relative_to(HERE.parent))
+    args = sys.argv[1:]
+    if args[:1] == ["--drafts"]:  # write every notebook, drafts too, into another folder to try them
+        for p in build(args[2:], out=Path(args[1]), drafts=True):
+            print("wrote", p)
+    else:
+        for p in build(args):
+            print("wrote", p.relative_to(HERE.parent))
