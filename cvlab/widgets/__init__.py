@@ -15,6 +15,7 @@ _EXPORTS = {
     "compare_iterations": "comparison", "IterationComparison": "comparison",
     "KeyShortcuts": "keys",
     "ThresholdExplorer": "explorer",  # the evaluation engineer's widget
+    "quiz_cell": "quiz", "QuizCell": "quiz", "QuizSession": "quiz",  # the curriculum engineer's widgets
 }
 
 __all__ = sorted(_EXPORTS)

@@ -15,8 +15,8 @@ from jupyter_bbox_widget import BBoxWidget
 
 from cvlab.errors import CvlabError
 
-from ._common import PALETTE, SUGGESTION_COLOUR, StatusLine, TextFallback, jpeg, latest_iteration, \
-    resolve
+from ._common import PALETTE, SUGGESTION_COLOUR, StatusLine, TextFallback, find_iteration, jpeg, \
+    latest_iteration, resolve
 
 SUFFIX = " (suggested)"
 
@@ -52,9 +52,10 @@ class BoxLabeler(TextFallback, w.VBox):
                              "project.tagger() (whole-image tags); the box labeler is for object detection.")
         self.ws, self.project = ws, project
         self._max_side = max_side
-        self._iteration = (iteration if iteration is not None else latest_iteration(ws, project.id)) \
-            if suggestions else None
-        self._predictor = None
+        self._iteration = None
+        if suggestions:
+            self._iteration = (find_iteration(ws, project.id, iteration) if iteration is not None
+                               else latest_iteration(ws, project.id))
         self._predictions: dict[str, list[dict]] = {}
         self._loading = False
         self._saved: list[tuple] | None = None
@@ -130,7 +131,7 @@ class BoxLabeler(TextFallback, w.VBox):
             boxes = [to_box(r.left, r.top, r.width, r.height, self.size, r.tag_name) for r in image.regions]
             self._saved = self._key(image.regions)
             if not boxes:
-                boxes = self._suggestions(image, picture)
+                boxes = self._suggestions(image)
             self.bbox.selected_index = -1
             self.bbox.image_bytes = data
             self.bbox.bboxes = boxes
@@ -143,16 +144,15 @@ class BoxLabeler(TextFallback, w.VBox):
             self._loading = False
 
     # ---- suggestions (smart labeler) ---------------------------------------------------------------------
-    def _suggestions(self, image, picture) -> list[dict]:
+    def _suggestions(self, image) -> list[dict]:
         if self._iteration is None:
             return []
         if image.id not in self._predictions:
-            try:
-                if self._predictor is None:
-                    from cvlab.predict import Predictor
+            try:  # the smart labeler's own API: shares its per-iteration cache with the REST service
+                from cvlab.active import suggest_tags_and_regions
 
-                    self._predictor = Predictor.load(self.ws, self._iteration.id)
-                self._predictions[image.id] = self._predictor.predict(picture)
+                found = suggest_tags_and_regions(self.ws, self.project.id, self._iteration.id, [image.id])
+                self._predictions[image.id] = found[0].predictions
             except CvlabError as err:
                 self.status.error(err)
                 self._iteration = None
@@ -174,11 +174,9 @@ class BoxLabeler(TextFallback, w.VBox):
         image = self.ws.get_image(self.project.id, self.image_id)
         if image.regions:
             return
-        picture = self.ws.open_image(image)
-        picture.thumbnail((self._max_side, self._max_side))
         real = [b for b in self.bbox.bboxes if not b["label"].endswith(SUFFIX)]
         self.bbox.selected_index = -1
-        self.bbox.bboxes = real + self._suggestions(image, picture)
+        self.bbox.bboxes = real + self._suggestions(image)
 
     def suggestions(self) -> list[dict]:
         """The boxes still waiting to be accepted or rejected."""

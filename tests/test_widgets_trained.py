@@ -1,0 +1,197 @@
+"""Widgets on real trained iterations: smart-labeler suggestions, quick test, iteration comparison.
+
+One tiny classification project (Quick training, trained twice) and one tiny detection project (2 epochs) are
+trained once per session; the predictor runs in torch so no ONNX export is paid here.
+"""
+from __future__ import annotations
+
+import io
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from cvlab import training
+from cvlab.errors import CvlabError
+from cvlab.performance import get_iteration_performance
+from cvlab.widgets import compare_iterations, box_labeler, quick_test
+from cvlab.workspace import ImageEntry, Workspace
+
+pytestmark = pytest.mark.slow
+CLS = "0732100f-1a38-4e49-a514-c9b44c697ab5"   # General (compact) classification: Lite0 at 224 px
+OD = "a27d5ca5-bb19-49d8-a70a-fec086c47f5b"    # General (compact) object detection
+
+
+def _jpeg(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def shape(kind: str, seed: int, size: int = 96) -> bytes:
+    """A red disc or blue stripes on noise: two classes an ImageNet trunk separates at once."""
+    rng = np.random.default_rng(seed)
+    img = Image.fromarray(rng.integers(90, 160, (size, size, 3), dtype=np.uint8))
+    d = ImageDraw.Draw(img)
+    if kind == "disc":
+        d.ellipse([20, 20, 76, 76], fill=(220, 30, 30))
+    else:
+        for x in range(0, size, 16):
+            d.rectangle([x, 0, x + 7, size], fill=(30, 40, 220))
+    return _jpeg(img)
+
+
+def disc_scene(seed: int, size: int = 128):
+    rng = np.random.default_rng(seed)
+    img = Image.fromarray(rng.integers(90, 160, (size, size, 3), dtype=np.uint8))
+    s = int(rng.integers(36, 64))
+    x, y = int(rng.integers(0, size - s)), int(rng.integers(0, size - s))
+    ImageDraw.Draw(img).ellipse([x, y, x + s, y + s], fill=(220, 30, 30))
+    return _jpeg(img), (x / size, y / size, s / size, s / size)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv(training.DETECTION_EPOCHS_ENV, "2")
+    mp.setenv("CVLAB_PREDICTOR_BACKEND", "torch")
+    ws = Workspace(tmp_path_factory.mktemp("widgets_trained") / "ws")
+    cls = ws.create_project("shapes", domain_id=CLS)
+    tags = {k: ws.create_tag(cls.id, k).id for k in ("disc", "stripes")}
+    ws.create_images(cls.id, [ImageEntry(data=shape(k, i), name=f"{k}{i}.jpg", tag_ids=(tags[k],))
+                              for k in tags for i in range(6)])
+    it1 = training.train_project(ws, cls.id, seed=0, show_progress=False)
+    ws.create_images(cls.id, [ImageEntry(data=shape(k, 50 + i), name=f"{k}{50 + i}.jpg", tag_ids=(tags[k],))
+                              for k in tags for i in range(3)])
+    it2 = training.train_project(ws, cls.id, seed=0, show_progress=False)
+    od = ws.create_project("discs", domain_id=OD)
+    disc = ws.create_tag(od.id, "disc")
+    entries = []
+    for i in range(16):
+        data, (l, t, w, h) = disc_scene(i)
+        entries.append(ImageEntry(data=data, name=f"d{i}.jpg",
+                                  regions=[{"tag_id": disc.id, "left": l, "top": t, "width": w, "height": h}]))
+    assert ws.create_images(od.id, entries).is_batch_successful
+    it_od = training.train_project(ws, od.id, seed=0, show_progress=False)
+    for it in (it1, it2, it_od):
+        assert it.status == "Completed", it.training_error_details
+    new = ws.create_images(od.id, [ImageEntry(data=disc_scene(99)[0], name="new.jpg")]).images[0].image
+    yield dict(ws=ws, cls=ws.get_project(cls.id), tags=tags, its=(it1, it2), od=ws.get_project(od.id),
+               disc=disc, it_od=it_od, new=new)
+    mp.undo()
+    ws.close()
+
+
+# ---- smart labeler ---------------------------------------------------------------------------------------------
+def test_box_labeler_shows_suggestions_in_grey_until_accepted(trained):
+    ws, od, new = trained["ws"], trained["od"], trained["new"]
+    bl = box_labeler(od, threshold=0.05)
+    assert bl.image_id == new.id                       # the image without boxes comes first
+    sug = bl.suggestions()
+    assert sug and all(b["label"] == "disc (suggested)" for b in sug)
+    assert bl.bbox.colors[bl.bbox.classes.index("disc (suggested)")] == "#9e9e9e"   # grey, not the tag's colour
+    assert bl.bbox.colors[bl.bbox.classes.index("disc")] != "#9e9e9e"
+    assert ws.get_image(od.id, new.id).regions == []   # suggestions are not labels
+    first = dict(sug[0])
+    bl.accept(0)
+    regions = ws.get_image(od.id, new.id).regions
+    assert len(regions) == 1 and regions[0].tag_name == "disc"
+    assert regions[0].left == pytest.approx(first["x"] / bl.size[0], abs=1e-3)
+    assert regions[0].width == pytest.approx(first["width"] / bl.size[0], abs=1e-3)
+    bl.reject_all()                                    # the rest go; the accepted box stays
+    assert bl.suggestions() == [] and len(bl.bbox.bboxes) == 1
+    assert len(ws.get_image(od.id, new.id).regions) == 1
+    bl.bbox.bboxes = []                                # leave the image unlabelled for the other tests
+    assert ws.get_image(od.id, new.id).regions == []
+
+
+def test_suggestion_threshold_and_reject_one(trained):
+    ws, od = trained["ws"], trained["od"]
+    bl = box_labeler(od, threshold=0.05)
+    low = len(bl.suggestions())
+    bl.threshold.value = 0.95
+    assert len(bl.suggestions()) <= low
+    bl.threshold.value = 0.05
+    assert len(bl.suggestions()) == low
+    bl.reject(0)
+    assert len(bl.suggestions()) == low - 1 and ws.get_image(od.id, bl.image_id).regions == []
+    bl.accept(-1)                                      # nothing selected: a hint, nothing saved
+    assert "Select a grey suggested box" in bl.status.text
+    off = box_labeler(od, suggestions=False)
+    assert off.suggestions() == [] and off.suggest_bar.layout.display == "none"
+
+
+# ---- quick test ------------------------------------------------------------------------------------------------
+def test_quick_test_classification_bars_threshold_and_storage(trained):
+    ws, cls = trained["ws"], trained["cls"]
+    qt = quick_test(cls)
+    assert qt.iteration.value == trained["its"][1].id  # the latest trained iteration by default
+    preds = qt.test(shape("disc", 777), "mine.jpg")
+    assert [p["tag_name"] for p in preds][0] == "disc"
+    assert sum(p["probability"] for p in preds) == pytest.approx(1.0, abs=1e-3)
+    assert len(qt.bars.children) == 2 and qt.picture.value
+    qt.threshold.value = 0.0
+    assert len(qt.shown()) == 2
+    qt.threshold.value = 1.0
+    assert qt.shown() == [] and all(row.children[1].bar_style == "" for row in qt.bars.children)
+    stored = ws.query_predictions(cls.id, application="QuickTest")
+    assert len(stored) == 1 and stored[0].iteration_id == qt.iteration.value
+    qt.iteration.value = trained["its"][0].id          # another iteration re-runs the same image
+    assert len(ws.query_predictions(cls.id, application="QuickTest")) == 2
+
+
+def test_quick_test_upload_sample_and_bad_image(trained):
+    ws, cls = trained["ws"], trained["cls"]
+    before = len(ws.query_predictions(cls.id))
+    qt = quick_test(cls.id, ws=ws, store=False)
+    qt.upload.value = ({"name": "up.jpg", "type": "image/jpeg", "size": 10, "content": memoryview(shape("stripes", 5)),
+                        "last_modified": datetime(2026, 1, 1, tzinfo=timezone.utc)},)
+    assert qt.result[0]["tag_name"] == "stripes"
+    sample = next(k for k in qt.sample.options if k[1] is not None)[1]
+    qt.sample.value = sample
+    assert len(qt.result) == 2 and sample in qt.status.text
+    qt.test(b"not an image", "broken.jpg")
+    assert "BadRequestImageFormat" in qt.status.text and qt.result == []
+    assert len(ws.query_predictions(cls.id)) == before   # store=False keeps them out of Predictions
+
+
+def test_quick_test_detection_draws_boxes(trained):
+    qt = quick_test(trained["od"], store=False, threshold=0.05)
+    preds = qt.test(disc_scene(123)[0], "scene.jpg")
+    assert preds and all(p["bounding_box"] for p in preds)
+    shown_low = len(qt.shown())
+    assert f"{shown_low} of {len(preds)} boxes" in qt.bars.children[0].value
+    img = Image.open(io.BytesIO(qt.picture.value))
+    assert img.size[0] <= 600 and img.size[1] <= 400
+    qt.threshold.value = 1.0
+    assert "0 of" in qt.bars.children[0].value
+
+
+def test_quick_test_without_iteration_says_train_first(ws):
+    p = ws.create_project("empty", domain_id=CLS)
+    qt = quick_test(p)
+    assert "NotFoundIteration" in qt.status.text and "train" in qt.status.text
+    assert "make lab" in qt._repr_mimebundle_()["text/plain"]
+
+
+# ---- comparison ------------------------------------------------------------------------------------------------
+def test_compare_iterations_side_by_side(trained):
+    ws, cls = trained["ws"], trained["cls"]
+    it1, it2 = trained["its"]
+    cmp = compare_iterations(cls)
+    assert (cmp.a.value, cmp.b.value) == (it1.id, it2.id)
+    pa, pb = cmp.performances
+    assert pa.to_dict() == get_iteration_performance(ws, cls.id, it1.id).to_dict()
+    assert pb.to_dict() == get_iteration_performance(ws, cls.id, it2.id).to_dict()
+    table = cmp.table.value
+    assert it1.name in table and it2.name in table and "disc · recall" in table and "stripes · AP" in table
+    cmp.threshold.value = 0.9
+    assert cmp.performances[0].threshold == 0.9
+    assert "threshold 90%" in cmp.table.value
+
+
+def test_compare_needs_two_iterations(trained):
+    with pytest.raises(CvlabError) as e:
+        compare_iterations(trained["od"])
+    assert e.value.code == "NotFoundIteration" and "two" in e.value.message
