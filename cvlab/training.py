@@ -17,6 +17,7 @@ Evaluation (``evaluation.json``, read by ``cvlab.performance``):
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -51,6 +52,9 @@ _project_locks: dict[str, threading.Lock] = {}
 _registry_lock = threading.Lock()
 _running: dict[str, threading.Thread | None] = {}   # iteration id -> thread (None while running in the caller)
 _cancel_events: dict[str, threading.Event] = {}
+#: Workshop mode installs a fair FIFO queue here (``cvlab.workshop.TrainingQueue``): ``enqueue(ws, project_id,
+#: iteration_id)`` returns None or a ticket whose ``with`` block waits for the iteration's turn (status Queued).
+admission = None
 
 
 def seconds_per_budget_hour() -> float:
@@ -350,26 +354,27 @@ def train_project(ws, project_id: str, training_type: str = "Regular", reserved_
             classification_type=plan.classification_type if plan.project_type == "Classification" else None,
             training_type=plan.training_type, reserved_budget_in_hours=plan.budget_hours,
             exportable=bool(plan.domain.exportable), seed=plan.seed)
+        ticket = admission.enqueue(ws, project.id, iteration.id) if admission is not None else None
         event = threading.Event()
         with _registry_lock:
             _cancel_events[iteration.id] = event
             _running[iteration.id] = None
-    job = lambda: _run(ws, plan, iteration, progress, _CancelFlag(event, cancel), show_progress)  # noqa: E731
+    job = lambda: _run(ws, plan, iteration, progress, _CancelFlag(event, cancel), show_progress, ticket)  # noqa: E731
     if background:
         thread = threading.Thread(target=job, name=f"cvlab-train-{iteration.id[:8]}", daemon=True)
         with _registry_lock:
             _running[iteration.id] = thread
         thread.start()
-        return iteration
+        return iteration if ticket is None else ws.get_iteration(project.id, iteration.id)  # maybe Queued
     job()
     return ws.get_iteration(project.id, iteration.id)
 
 
-def _run(ws, plan: _Plan, iteration, callback, cancelled, show_progress) -> None:
+def _run(ws, plan: _Plan, iteration, callback, cancelled, show_progress, ticket=None) -> None:
     started = time.monotonic()
     bar = _Progress(f"{plan.project.name} / {iteration.name}", callback, show_progress)
     try:
-        with _train_lock:
+        with ticket or contextlib.nullcontext(), _train_lock:
             _seed_everything(plan.seed)
             if plan.project_type == "ObjectDetection":
                 info = _train_detection(ws, plan, iteration, bar, cancelled)
