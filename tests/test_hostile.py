@@ -329,3 +329,10 @@ def test_a_good_prediction_still_works_after_all_that(env):
     r = _predict(env, colour_jpeg(RED, seed=77))
     assert r.status_code == 200, r.text
     assert r.json()["predictions"][0]["tagName"] == "red"
+
+
+def test_oversized_bodies_are_refused(env, unchanged):
+    """A 40 MB upload: BadRequestImageSizeBytes for a prediction, ErrorImageSize inside an upload batch."""
+    big = colour_jpeg(RED, seed=31337) + b"\x00" * (40 * 2**20)
+    assert_azure_error(_predict(env, big), code="BadRequestImageSizeBytes")
+    _one_failed(_upload(env, big), "ErrorImageSize")
