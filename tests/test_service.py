@@ -249,6 +249,10 @@ def test_publish_classify_quicktest_query(multiclass, trainer, predictor, servic
     confident_red = trainer.query_predictions(p.id, PredictionQueryToken(
         tags=[PredictionQueryTag(id=red_tag, min_threshold=0.5, max_threshold=1.0)]))
     assert {r.id for r in confident_red.results} == {res.id, quick.id}
+    from datetime import datetime, timedelta, timezone
+    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    assert trainer.query_predictions(p.id, PredictionQueryToken(start_time=later)).results == []
+    assert len(trainer.query_predictions(p.id, PredictionQueryToken(end_time=later)).results) == 4
     page = trainer.query_predictions(p.id, PredictionQueryToken(order_by="Oldest", max_count=3))
     assert len(page.results) == 3 and page.token.continuation
     rest = trainer.query_predictions(p.id, page.token)
@@ -453,6 +457,13 @@ def test_every_version_and_segment_case(service, multiclass):
         for seg in ("training", "Training"):
             r = _get(service, f"/customvision/{version}/{seg}/projects/{pid}")
             assert r.status_code == 200 and r.json()["id"] == pid
+    for version, seg in (("v3.0", "Prediction"), ("v3.1", "prediction")):
+        r = requests.post(f"{service.endpoint}/customvision/{version}/{seg}/{pid}/classify/iterations/colours/"
+                          "image/nostore", data=colour_image(BLUE, 8), timeout=30,
+                          headers={"prediction-key": service.prediction_key, "Content-Type": "image/jpeg"})
+        assert r.status_code == 200 and r.json()["predictions"][0]["tagName"] == "blue"
+    assert requests.post(f"{service.endpoint}/customvision/v3.3/prediction/{pid}/classify/iterations/colours/image",
+                         data=b"x", headers={"Prediction-Key": service.prediction_key}, timeout=10).status_code == 404
     old = _get(service, "/customvision/v2.0/training/projects")
     assert old.status_code == 404 and old.json()["code"] == "NotFound"
     r = requests.get(f"{service.endpoint}/customvision/v3.3/training/projects",

@@ -52,20 +52,27 @@ class Gateway:
         scope["raw_path"] = scope["path"].encode()
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         expected = self.ctx.keys.training_key if api == "training" else self.ctx.keys.prediction_key
-        if not key_ok(presented_keys(Headers(scope=scope), query, api), expected):
-            return await _send_json(send, 401, ACCESS_DENIED_BODY)
+        presented = presented_keys(Headers(scope=scope), query, api)
+        if not key_ok(presented, expected):
+            seats = getattr(self.ctx, "seats", None)  # workshop mode (cvlab.service.workshop): a learner's key
+            if seats is None or not seats.admit(scope, api, presented):
+                return await _send_json(send, 401, ACCESS_DENIED_BODY)
+        limiter = scope.get("cvlab.ctx", self.ctx).limiter
         op = classify_request(api, scope["method"], rest)
-        wait = self.ctx.limiter.acquire(op)
+        wait = limiter.acquire(op)
         if wait is not None:
-            msg = self.ctx.limiter.message(op, api, wait)
+            msg = limiter.message(op, api, wait)
             return await _send_json(send, 429, {"error": {"code": "429", "message": msg}},
                                     [(b"retry-after", str(wait).encode())])
         return await self.app(scope, receive, send)
 
 
 def create_app(ws, *, training_key: str | None = None, prediction_key: str | None = None,
-               tier: str | None = None, rate_limits: bool = True) -> FastAPI:
-    """The local Custom Vision endpoint for workspace ``ws`` (keys: argument, env var, or the workspace's own)."""
+               tier: str | None = None, rate_limits: bool = True, workshop: bool | None = None) -> FastAPI:
+    """The local Custom Vision endpoint for workspace ``ws`` (keys: argument, env var, or the workspace's own).
+
+    ``workshop`` (default: when the workspace has workshop seats) also serves every seat's keys, each on its own
+    isolated seat workspace, plus the ``/cvlab/workshop`` routes (``cvlab.service.workshop``)."""
     from .blobs import router as blob_router
     from .prediction_api import router as prediction_router
     from .training_api import router as training_router
@@ -73,6 +80,9 @@ def create_app(ws, *, training_key: str | None = None, prediction_key: str | Non
     if tier is not None:
         ws.set_tier(tier)
     keys: ServiceKeys = resolve_keys(ws, training_key, prediction_key)
+    if workshop is None:
+        from cvlab.workshop import is_workshop
+        workshop = is_workshop(ws)
     ctx = ServiceContext(ws, keys, RateLimiter(ws, enabled=rate_limits))
     app = FastAPI(
         title="cvlab — local Custom Vision endpoint",
@@ -87,6 +97,9 @@ def create_app(ws, *, training_key: str | None = None, prediction_key: str | Non
     app.include_router(prediction_router, prefix=PREDICTION_PREFIX)
     app.include_router(blob_router)
     app.add_middleware(Gateway, ctx=ctx)
+    if workshop:
+        from .workshop import install
+        install(app, ctx)
 
     @app.get("/", include_in_schema=False)
     def root(request: Request):

@@ -56,4 +56,5 @@ class ServiceContext:
 
 
 def ctx_of(request: Request) -> ServiceContext:
-    return request.app.state.ctx
+    """The context of the caller: a workshop seat's own (set by the gateway from its key) or the endpoint's."""
+    return request.scope.get("cvlab.ctx") or request.app.state.ctx

@@ -65,6 +65,7 @@ def _regions(regions) -> list[dict]:
 
 
 def _check_batch(n: int) -> None:
+    """Batch-size check before work the core cannot see (fetching URLs, reading stored predictions)."""
     if n == 0:
         raise CvlabError("BadRequestImageBatch", "The batch has no images: add at least one entry to 'images'.")
     rules.check_limit("images_per_batch", "S0", n, 0, "images per batch")
@@ -201,7 +202,6 @@ def _entries_from_bytes(payloads, tag_ids):
 async def create_images_from_data(request: Request, projectId: str, tagIds: str | None = None):
     tags = _csv(tagIds, cap=rules.limit("tags_per_batch"))
     payloads = await image_payloads(request)
-    _check_batch(len(payloads))
     ws = ctx_of(request).ws
     summary = await run_in_threadpool(ws.create_images, projectId, _entries_from_bytes(payloads, None), tags)
     return _summary_response(summary, request)
@@ -217,7 +217,6 @@ def _b64(contents: str, name: str | None) -> bytes:
 @router.post("/projects/{projectId}/images/files", tags=["images"], summary="create_images_from_files")
 def create_images_from_files(request: Request, projectId: str, batch: ImageFileCreateBatch):
     from cvlab.workspace import ImageEntry
-    _check_batch(len(batch.images))
     entries = [ImageEntry(data=_b64(e.contents, e.name), name=e.name, tag_ids=tuple(e.tag_ids or ()),
                           regions=tuple(_regions(e.regions)), source_url=f'"{e.name}"' if e.name else None)
                for e in batch.images]
@@ -255,7 +254,6 @@ def create_images_from_predictions(request: Request, projectId: str, batch: Imag
 def _list(request, projectId, *, tagging_status="All", tagIds=None, image_ids=None, orderBy=None, take=TAKE_DEFAULT,
           skip=0, iterationId=None, filter=None):
     ws = ctx_of(request).ws
-    _take_skip(take, skip)
     if iterationId:
         ws.get_iteration(projectId, iterationId)
     imgs = ws.get_images(projectId, tagging_status=tagging_status or "All",
