@@ -1,0 +1,199 @@
+"""The labeling widgets in a real browser: JupyterLab on 127.0.0.1, Debian's Chromium driven by playwright.
+
+Runs two notebook cells (tagger, box labeler), clicks a tag button, uses a key shortcut and drags a box on the
+box labeler's canvas, then reads the workspace from Python: the tags and a region where the box was drawn.
+Screenshots are saved on failure (the path is printed). Without /usr/bin/chromium (or $CVLAB_CHROMIUM) the
+test skips, except under CI=true where it fails.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from cvlab.domains import find_domain
+from cvlab.workspace import Workspace
+
+from conftest import make_image_bytes
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+CHROMIUM = os.environ.get("CVLAB_CHROMIUM", "/usr/bin/chromium")  # Debian's package; never `playwright install`
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+CELLS = [
+    "import cvlab\nws = cvlab.open_workspace()\nt = ws.find_project('parts').tagger()\nt",
+    "b = ws.find_project('site').box_labeler()\nb",
+]
+IMAGE_SIZE = (300, 200)  # the box labeler's picture; shown at its natural size or scaled, the test measures it
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until(check, timeout: float, what: str, poll: float = 0.25):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = check()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing: apt-get install -y chromium"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A workspace with a classification and a detection project, and JupyterLab serving a notebook on it."""
+    root = tmp_path_factory.mktemp("lab")
+    ws = Workspace(root / "ws")
+    parts = ws.create_project("parts", classification_type="Multiclass")
+    for name in ("bolt", "gear"):
+        ws.create_tag(parts.id, name)
+    for i in range(3):
+        ws.add_images(parts.id, [make_image_bytes(96, 64, seed=i)])
+    site = ws.create_project("site", domain_id=find_domain("General (compact)", "ObjectDetection").id)
+    for name in ("helmet", "vest"):
+        ws.create_tag(site.id, name)
+    ws.add_images(site.id, [make_image_bytes(*IMAGE_SIZE, color=(200, 220, 240))])
+    ids = dict(parts=parts.id, site=site.id,
+               parts_images=[im.id for im in ws.get_images(parts.id, order_by="Oldest")])
+    ws.close()
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in CELLS]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, root / "label.ipynb")
+    config = root / "config"
+    (config / "labconfig").mkdir(parents=True)
+    (config / "labconfig" / "page_config.json").write_text(json.dumps(
+        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))  # no news toast
+    port, token = _free_port(), secrets.token_hex(16)
+    env = dict(os.environ, CVLAB_WORKSPACE=str(root / "ws"), JUPYTER_CONFIG_DIR=str(config),
+               JUPYTER_RUNTIME_DIR=str(root / "runtime"), JUPYTERLAB_SETTINGS_DIR=str(root / "settings"),
+               JUPYTERLAB_WORKSPACES_DIR=str(root / "lab-workspaces"))
+    log = open(root / "lab.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
+         f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+         f"--ServerApp.root_dir={root}", "--LabApp.extension_manager=readonly",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+
+    def up():
+        assert server.poll() is None, f"JupyterLab exited; see {root / 'lab.log'}"
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=2)
+            return True
+        except OSError:
+            return False
+
+    try:
+        _wait_until(up, 60, "JupyterLab to answer")
+        yield dict(root=root, url=f"http://127.0.0.1:{port}/lab/tree/label.ipynb?token={token}", **ids)
+    finally:
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+def _run_cell(page, i: int) -> None:
+    """Click into cell i's editor (focus), Shift+Enter, and wait until it has an execution count."""
+    cell = page.locator(".jp-Notebook .jp-CodeCell").nth(i)
+    cell.locator(".cm-content").click()
+    page.keyboard.press("Shift+Enter")
+    prompt = cell.locator(".jp-InputPrompt").first
+    _wait_until(lambda: any(ch.isdigit() for ch in prompt.inner_text()), 60, f"cell {i} to run")
+
+
+def test_label_in_a_real_browser(chromium, lab, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    shots = lab["root"] / "screenshots"
+    shots.mkdir(exist_ok=True)
+    page = None
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=chromium, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 1000})
+        try:
+            page = context.new_page()
+            page.goto(lab["url"])
+            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)  # first kernel start
+
+            # -- tagger: a tag button, then a key shortcut ---------------------------------------------------
+            _run_cell(page, 0)
+            tagger = page.locator(".cvlab-tagger")
+            tagger.wait_for(timeout=30_000)
+            tagger.get_by_role("button", name="1 bolt").click()
+            tagger.get_by_text("image 2 of 3").wait_for(timeout=15_000)  # multiclass: moved on to image 2
+            tagger.locator(".cvlab-keys").click()
+            page.keyboard.press("2")
+            tagger.get_by_text("image 3 of 3").wait_for(timeout=15_000)
+
+            # -- box labeler: pick "vest", drag a box on the picture ----------------------------------------
+            _run_cell(page, 1)
+            labeler = page.locator(".cvlab-box-labeler")
+            labeler.wait_for(timeout=30_000)
+            labeler.locator(".class-label", has_text="vest").first.click()
+            img = labeler.locator("img").first
+            img.wait_for(timeout=15_000)
+            _wait_until(lambda: (img.bounding_box() or {}).get("width", 0) > 10, 15, "the picture to load")
+            box = img.bounding_box()
+            x0, y0, x1, y1 = 0.2, 0.25, 0.7, 0.8  # fractions of the shown picture
+            page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y0 * box["height"])
+            page.mouse.down()
+            page.mouse.move(box["x"] + x1 * box["width"], box["y"] + y1 * box["height"], steps=10)
+            page.mouse.up()
+            labeler.get_by_text("Saved 1 box").wait_for(timeout=15_000)
+        except Exception:
+            if page is not None:
+                path = shots / f"failure-{int(time.time())}.png"
+                page.screenshot(path=str(path), full_page=True)
+                print(f"screenshot: {path}  (JupyterLab log: {lab['root'] / 'lab.log'})")
+            raise
+        finally:
+            context.close()
+
+    # -- what the workspace holds, read from Python ---------------------------------------------------------
+    ws = Workspace(lab["root"] / "ws")
+    try:
+        first, second, third = lab["parts_images"]
+        assert [t.tag_name for t in ws.get_image(lab["parts"], first).tags] == ["bolt"]
+        assert [t.tag_name for t in ws.get_image(lab["parts"], second).tags] == ["gear"]
+        assert ws.get_image(lab["parts"], third).tags == []
+        (image,) = ws.get_images(lab["site"])
+        (region,) = image.regions
+        assert region.tag_name == "vest"
+        w, h = IMAGE_SIZE
+        tolerance = 3  # pixels of the image
+        assert abs(region.left * w - x0 * w) <= tolerance and abs(region.top * h - y0 * h) <= tolerance
+        assert abs(region.width * w - (x1 - x0) * w) <= tolerance
+        assert abs(region.height * h - (y1 - y0) * h) <= tolerance
+    finally:
+        ws.close()
+    shutil.rmtree(shots, ignore_errors=True)
