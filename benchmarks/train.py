@@ -47,6 +47,12 @@ def _macro_f1(ws, project_id, iteration_id) -> dict:
             "heldout_accuracy": round(float(accuracy_score(truth, pred)), 4)}
 
 
+def _cpu() -> float:
+    """CPU seconds of this process (all threads): on a shared machine a steadier cost than wall time."""
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
+
+
 def run_scenario(name: str, budget: int, domain: str | None, seed: int) -> dict:
     import cvlab
     from cvlab import datasets, training
@@ -64,15 +70,16 @@ def run_scenario(name: str, budget: int, domain: str | None, seed: int) -> dict:
     before = {im.id for im in ws.iter_images(p.id)}
     import_records(ws, p.id, records[spec["train"]:])
     held = [im.id for im in ws.iter_images(p.id) if im.id not in before]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     it = training.train_project(ws, p.id, training_type=spec["training_type"],
                                 reserved_budget_in_hours=budget if spec["training_type"] == "Advanced" else 0,
                                 seed=seed, holdout=held, show_progress=False)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, _cpu() - c0
     info = json.loads((ws.iteration_dir(it.id) / "iteration.json").read_text()) if it.status == "Completed" else {}
     out = {"scenario": name, "dataset": spec["dataset"], "domain": f"{dom.name} ({dom.type})",
            "backbone": info.get("backbone"), "training_type": spec["training_type"], "status": it.status,
            "error": it.training_error_details, "train_images": spec["train"], "wall_s": round(wall, 1),
+           "cpu_s": round(cpu, 1),
            "timings": info.get("timings")}
     if spec["training_type"] == "Advanced":
         out["budget_hours"] = budget
