@@ -53,6 +53,31 @@ def _cpu() -> float:
     return u.ru_utime + u.ru_stime
 
 
+def _latency(ws, iteration_id, image, n: int = 30) -> dict:
+    """Predictor latency for a 640 px JPEG (decode + preprocess + model), as the REST endpoint pays it."""
+    import io
+
+    import numpy as np
+
+    from cvlab.predict import Predictor
+
+    buf = io.BytesIO()
+    image.convert("RGB").resize((640, 480)).save(buf, "JPEG", quality=90)
+    data = buf.getvalue()
+    t0 = time.perf_counter()
+    pred = Predictor.load(ws, iteration_id)
+    load_s = time.perf_counter() - t0
+    pred.predict(data)
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        pred.predict(data)
+        times.append(time.perf_counter() - t)
+    return {"predictor_backend": pred.backend, "predictor_load_s": round(load_s, 2),
+            "predict_640px_jpeg_p50_ms": round(1000 * float(np.median(times)), 1),
+            "predict_640px_jpeg_p90_ms": round(1000 * float(np.percentile(times, 90)), 1)}
+
+
 def run_scenario(name: str, budget: int, domain: str | None, seed: int) -> dict:
     import cvlab
     from cvlab import datasets, training
@@ -96,6 +121,8 @@ def run_scenario(name: str, budget: int, domain: str | None, seed: int) -> dict:
         out["heldout_AP" if meta.project_type == "Classification" else "heldout_mAP@0.5"] = fmt(
             perf.average_precision)
         out["per_tag_AP"] = {t.name: fmt(t.average_precision) for t in perf.per_tag_performance}
+    if it.status == "Completed":
+        out.update(_latency(ws, it.id, records[0].load()))
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     try:
         out["load_avg_1m"] = round(os.getloadavg()[0], 2)
