@@ -191,19 +191,27 @@ def test_training_is_queued_fairly(room, seat_a):
     submitted = []
     for trainer, pid in jobs:  # one after the other, so the FIFO order is known
         submitted.append(trainer.train_project(pid, force_train=True))
-    raw = requests.get(f"{handle.endpoint}{TRAINING_PREFIX}/projects/{jobs[2][1]}/iterations/{submitted[2].id}",
-                       headers={"Training-Key": seats["seat-03"].training_key}, timeout=30).json()
     assert [s.status for s in submitted[1:]] == ["Queued", "Queued"]
-    assert raw["status"] in ("Queued", "Training", "Completed")
+    # the stored Iteration carries its place in line (the SDK's model has no field for it; progress shows it)
+    sw = workshop.open_seat(ws, "seat-03")
+    stored = sw.get_iteration(jobs[2][1], submitted[2].id)
+    sw.close()
+    assert stored.status in ("Queued", "Training", "Completed")
+    if stored.status == "Queued":
+        assert stored.queue_position in (1, 2)
     r = requests.get(f"{handle.endpoint}/cvlab/workshop/progress", headers={"Training-Key": handle.training_key},
                      timeout=30).json()
     positions = {w["iteration_id"]: w["queue_position"] for w in r["queue"]["waiting"]}
     if submitted[2].id in positions:
         assert positions[submitted[2].id] > positions.get(submitted[1].id, 0)
+        seat3 = next(s for s in r["seats"] if s["seat"] == "seat-03")
+        listed = [i for p in seat3["projects"] for i in p["iterations"] if i["id"] == submitted[2].id]
+        assert listed and listed[0]["status"] in ("Queued", "Training", "Completed")
     done = [wait_done(t, pid, it.id) for (t, pid), it in zip(jobs, submitted)]
     assert [d.status for d in done] == ["Completed"] * 3
     assert done[0].trained_at <= done[1].trained_at <= done[2].trained_at  # first come, first served
-    assert all(d.queue_position is None for d in done)
+    for (t, pid), d in zip(jobs, submitted):
+        assert t.get_iteration(pid, d.id).status == "Completed"
 
 
 def test_progress_quiz_and_reset(room, seat_a):
