@@ -93,6 +93,8 @@ def test_box_labeler_shows_suggestions_in_grey_until_accepted(trained):
     assert bl.bbox.colors[bl.bbox.classes.index("disc (suggested)")] == "#9e9e9e"   # grey, not the tag's colour
     assert bl.bbox.colors[bl.bbox.classes.index("disc")] != "#9e9e9e"
     assert ws.get_image(od.id, new.id).regions == []   # suggestions are not labels
+    bl.bbox.label = "disc (suggested)"                 # picking a grey class in the widget draws with the tag
+    assert bl.bbox.label == "disc"
     first = dict(sug[0])
     bl.accept(0)
     regions = ws.get_image(od.id, new.id).regions

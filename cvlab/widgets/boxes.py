@@ -112,9 +112,9 @@ class BoxLabeler(TextFallback, w.VBox):
         self._loading = True
         try:
             names = [t.name for t in tags]
-            self.bbox.classes = names + [n + SUFFIX for n in names]
-            self.bbox.colors = [PALETTE[i % len(PALETTE)] for i in range(len(names))] + \
-                [SUGGESTION_COLOUR] * len(names)
+            grey = [n + SUFFIX for n in names] if self._iteration is not None else []  # only with suggestions
+            self.bbox.classes = names + grey
+            self.bbox.colors = [PALETTE[i % len(PALETTE)] for i in range(len(names))] + [SUGGESTION_COLOUR] * len(grey)
             if not self.order:
                 self.progress.value = "No images yet: add some with project.add_images(...)."
                 self.bbox.bboxes = []

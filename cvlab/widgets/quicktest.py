@@ -45,6 +45,7 @@ class QuickTest(TextFallback, w.VBox):
                                        readout_format=".0%")
         self.picture = w.Image(format="jpeg", layout=w.Layout(max_width=f"{size[0]}px", max_height=f"{size[1]}px",
                                                               object_fit="contain"))
+        self.picture.layout.display = "none"  # until there is something to show (no broken-image icon)
         self.bars = w.VBox()
         self.status = StatusLine()
         self.upload.observe(self._on_upload, names=["value"])
@@ -91,6 +92,7 @@ class QuickTest(TextFallback, w.VBox):
         except CvlabError as err:
             self.result, self._picture = [], None
             self.picture.value = b""
+            self.picture.layout.display = "none"
             self.bars.children = ()
             self.status.error(err)
             return []
@@ -129,6 +131,7 @@ class QuickTest(TextFallback, w.VBox):
     def _render(self) -> None:
         if self._picture is None:
             return
+        self.picture.layout.display = None
         if self.project.project_type == "ObjectDetection":
             self._render_boxes()
         else:
