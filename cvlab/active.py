@@ -528,7 +528,8 @@ def _upload(ws, project_id, indices, data, records, tag_ids, labelled: bool, met
 def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 10, start_per_tag: int | None = None,
                    pool_size: int = 100, test_size: int = 100, seeds: Sequence[int] = (0,), data_seed: int = 0,
                    image_size: int | None = None, detection_epochs: int | None = None, workspace=None,
-                   backend: str | None = None, progress: bool = True) -> dict:
+                   backend: str | None = None, progress: bool = True,
+                   on_seed: Callable[[int, dict], None] | None = None) -> dict:
     """Label ``per_round`` more images per round, chosen by uncertainty (the smart labeler's order) or at
     random, retrain (Quick training) and score each model on a held-out test set (metadata holdout=true):
     micro F1 at threshold 0.5 for classification, mAP@0.5 for detection.
@@ -538,6 +539,7 @@ def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 
     ``{"curves": {strategy: {"labelled", "mean", "std", "runs"}}, "settings", "seconds", ...}`` (JSON-ready).
     ``workspace`` (a Workspace or folder) keeps the projects; default: a temporary folder, deleted after.
     ``detection_epochs`` fixes the detector's epochs (``CVLAB_DETECTION_EPOCHS``) to keep rounds short.
+    ``on_seed(seed, {strategy: scores per round})`` is called as each seed finishes (for partial results).
     """
     from tqdm.auto import tqdm
 
@@ -568,7 +570,7 @@ def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 
     if detection_epochs is not None:
         os.environ[DETECTION_EPOCHS_ENV] = str(int(detection_epochs))
     metric = "mAP@0.5" if ptype == "ObjectDetection" else "F1@0.5"
-    count = test_size + pool_size + 3 * start_per_tag * len(meta.tags)
+    count = test_size + pool_size + 2 * start_per_tag * len(meta.tags)
     records = datasets.generate(dataset, count, seed=data_seed, size=image_size)
     data = [_png(r) for r in records]
     runs: dict[str, list[list[float | None]]] = {s: [] for s in STRATEGIES}
@@ -626,6 +628,8 @@ def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 
                     curves[strategy].append(score)
             for s in STRATEGIES:
                 runs[s].append(curves[s])
+            if on_seed is not None:
+                on_seed(seed, {"labelled": labelled_counts, **curves})
     finally:
         bar.close()
         if detection_epochs is not None:

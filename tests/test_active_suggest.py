@@ -125,3 +125,30 @@ def test_suggestion_errors_say_what_to_fix(trained):
         active.suggest_tags_and_regions(ws, p.id, training.id, sorted(pool)[:1])
     assert e.value.code == "BadRequestIterationIsNotTrained"
     ws.delete_iteration(p.id, training.id)
+
+
+def test_learning_curve_tiny_runs_both_strategies(tmp_path):
+    """The notebook-07 call at toy size: one seed, one round; curves are well-formed and the projects real."""
+    from cvlab.workspace import Workspace
+
+    ws = Workspace(tmp_path / "ws")
+    out = active.learning_curve("parts", rounds=1, per_round=4, pool_size=6, test_size=8, seeds=(0,),
+                                image_size=96, workspace=ws, backend="torch", progress=False)
+    assert out["metric"] == "F1@0.5" and out["settings"]["start_per_tag"] == 5
+    for strategy in ("uncertainty", "random"):
+        curve = out["curves"][strategy]
+        assert curve["labelled"] == [20, 24]
+        assert len(curve["runs"]) == 1 and len(curve["mean"]) == 2
+        assert all(v is None or 0.0 <= v <= 1.0 for v in curve["mean"])
+    # both strategies share round 0
+    assert out["curves"]["uncertainty"]["mean"][0] == out["curves"]["random"]["mean"][0]
+    projects = ws.get_projects()
+    assert len(projects) == 2
+    for p in projects:
+        assert ws.get_image_count(p.id, tagging_status="Untagged") == 2  # 6 in the pool, 4 labelled
+        assert ws.get_image_count(p.id, tagging_status="Tagged") == 20 + 8 + 4
+    json_ready = __import__("json").dumps(out)
+    assert "uncertainty_minus_random" in json_ready
+    with pytest.raises(CvlabError, match="pool"):
+        active.learning_curve("parts", rounds=2, per_round=4, pool_size=6, workspace=ws, progress=False)
+    ws.close()
