@@ -36,3 +36,46 @@ def jpeg_bytes():
     def make(w: int = 320, h: int = 240, color=None, seed: int | None = 0) -> bytes:
         return make_image_bytes(w, h, color, seed, "JPEG")
     return make
+
+
+@pytest.fixture(scope="session")
+def trained_colours(tmp_path_factory):
+    """Factory: a copy of one workspace holding project "colours" (General (compact), tags red/blue, 5 small
+    images each, one Completed Quick iteration). Trained once per session; each call copies the folder, so tests
+    may change or kill servers on their copy. Returns (path, {"project_id", "iteration_id", "tags", "hashes"})."""
+    import hashlib
+    import shutil
+
+    from cvlab import Workspace
+    from cvlab.training import train_project
+    from cvlab.workspace import ImageEntry
+
+    src = tmp_path_factory.mktemp("trained-colours") / "ws"
+    ws = Workspace(src)
+    p = ws.create_project("colours", domain_id="0732100f-1a38-4e49-a514-c9b44c697ab5")
+    tags, hashes = {}, {}
+    for name, rgb, offset in (("red", (200, 30, 30), 0), ("blue", (30, 40, 200), 100)):
+        tags[name] = ws.create_tag(p.id, name).id
+        entries = []
+        for i in range(5):
+            rng = np.random.default_rng(i + offset)
+            arr = np.empty((64, 64, 3), np.uint8)
+            arr[:] = rgb
+            mask = rng.random((64, 64)) < 0.08
+            arr[mask] = rng.integers(0, 256, (int(mask.sum()), 1), dtype=np.uint8)
+            buf = io.BytesIO()
+            Image.fromarray(arr).save(buf, "JPEG", quality=90)
+            entries.append(ImageEntry(buf.getvalue(), f"{name}{i}.jpg", [tags[name]]))
+        for r in ws.create_images(p.id, entries).images:
+            hashes[r.image.id] = (hashlib.sha256(ws.read_image_bytes(r.image)).hexdigest(), tags[name])
+    it = train_project(ws, p.id, show_progress=False)
+    assert it.status == "Completed", it.training_error_details
+    ws.close()
+    info = {"project_id": p.id, "iteration_id": it.id, "tags": tags, "hashes": hashes}
+    copies = iter(range(10_000))
+
+    def copy():
+        dst = tmp_path_factory.mktemp(f"colours-copy{next(copies)}") / "ws"
+        shutil.copytree(src, dst)
+        return dst, dict(info)
+    return copy

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from cvlab.workspace import Workspace
-from test_reliability_support import TRAIN, Api, colour_jpeg, png, snapshot
+from test_reliability_support import Api, png, snapshot
 
 pytestmark = pytest.mark.timeout(400)
 REPO = Path(__file__).resolve().parents[1]
@@ -161,29 +161,16 @@ def test_sigkill_during_upload_batches_loses_nothing_confirmed(tmp_path):
 
 # ---- training and export ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def interrupted(tmp_path_factory):
-    """A workspace whose server was SIGKILLed once while exporting and once while training."""
-    path = tmp_path_factory.mktemp("faults") / "ws"
+def interrupted(trained_colours):
+    """A copy of the trained colours workspace whose server was SIGKILLed once while exporting its iteration
+    and once while training a new one."""
+    path, info = trained_colours()
+    pid, first = info["project_id"], info["iteration_id"]
     srv = ServeProcess(path)
-    api = srv.api
-    pid = api.t("POST", "/projects", params={"name": "faults", "domainId": "0732100f-1a38-4e49-a514-c9b44c697ab5"}
-                ).json()["id"]  # General (compact): exportable
-    confirmed = {}
-    for name, rgb in (("red", (200, 30, 30)), ("blue", (30, 40, 200))):
-        tag = api.t("POST", f"/projects/{pid}/tags", params={"name": name}).json()["id"]
-        for i in range(5):
-            data = colour_jpeg(rgb, seed=i + (50 if name == "blue" else 0))
-            r = api.t("POST", f"/projects/{pid}/images", params={"tagIds": tag}, data=data,
-                      headers={"Content-Type": "application/octet-stream"})
-            assert r.status_code == 200, r.text
-            confirmed[r.json()["images"][0]["image"]["id"]] = (_hash(data), tag)
-    first = api.t("POST", f"/projects/{pid}/train").json()
-    first = api.wait_trained(pid, first["id"])
-    assert first["status"] == "Completed", first
-    r = api.t("POST", f"/projects/{pid}/iterations/{first['id']}/export", params={"platform": "ONNX"})
+    r = srv.api.t("POST", f"/projects/{pid}/iterations/{first}/export", params={"platform": "ONNX"})
     assert r.status_code == 200 and r.json()["status"] == "Exporting", r.text
     time.sleep(0.3)
-    exports = api.t("GET", f"/projects/{pid}/iterations/{first['id']}/export").json()
+    exports = srv.api.t("GET", f"/projects/{pid}/iterations/{first}/export").json()
     srv.kill()
     assert exports[0]["status"] == "Exporting", "the export finished before the kill; nothing to test"
 
@@ -192,7 +179,7 @@ def interrupted(tmp_path_factory):
     assert second["status"] == "Training", second
     time.sleep(0.5)
     srv.kill()
-    return {"path": path, "pid": pid, "confirmed": confirmed, "exported": first["id"], "killed": second["id"]}
+    return {"path": path, "pid": pid, "confirmed": info["hashes"], "exported": first, "killed": second["id"]}
 
 
 def test_images_and_labels_survive_kills_during_training_and_export(interrupted):

@@ -10,7 +10,6 @@ import threading
 import zipfile
 
 import pytest
-from PIL import Image
 
 from cvlab.errors import CvlabError
 from cvlab.service import start_background
@@ -44,31 +43,21 @@ class _HostileHost(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    """One server, one trained and published classification project, one hostile web host."""
-    root = tmp_path_factory.mktemp("hostile")
-    ws = Workspace(root / "ws")
+def env(trained_colours):
+    """One server on a copy of the trained colours workspace (iteration published), one hostile web host."""
+    path, info = trained_colours()
+    ws = Workspace(path)
     handle = start_background(ws, rate_limits=False)
     api = Api(handle.endpoint, handle.training_key, handle.prediction_key)
-    pid = api.t("POST", "/projects", params={"name": "hostile"}).json()["id"]
-    tags = {n: api.t("POST", f"/projects/{pid}/tags", params={"name": n}).json()["id"] for n in ("red", "blue")}
-    for name, rgb in (("red", RED), ("blue", BLUE)):
-        for i in range(5):
-            r = api.t("POST", f"/projects/{pid}/images", params={"tagIds": tags[name]},
-                      data=colour_jpeg(rgb, seed=i + (100 if name == "blue" else 0)),
-                      headers={"Content-Type": "application/octet-stream"})
-            assert r.status_code == 200, r.text
-    it = api.t("POST", f"/projects/{pid}/train").json()
-    it = api.wait_trained(pid, it["id"])
-    assert it["status"] == "Completed", it
-    r = api.t("POST", f"/projects/{pid}/iterations/{it['id']}/publish",
+    pid = info["project_id"]
+    r = api.t("POST", f"/projects/{pid}/iterations/{info['iteration_id']}/publish",
               params={"publishName": "live", "predictionId": handle.prediction_resource_id})
     assert r.status_code == 200, r.text
     host = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HostileHost)
     host.daemon_threads = True
     threading.Thread(target=host.serve_forever, daemon=True).start()
-    yield {"ws": ws, "api": api, "pid": pid, "tags": tags, "iteration": it["id"], "root": root,
-           "host": f"http://127.0.0.1:{host.server_address[1]}"}
+    yield {"ws": ws, "api": api, "pid": pid, "tags": info["tags"], "iteration": info["iteration_id"],
+           "root": path.parent, "host": f"http://127.0.0.1:{host.server_address[1]}"}
     _HostileHost.release.set()
     host.shutdown()
     handle.stop()
