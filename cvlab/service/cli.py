@@ -21,6 +21,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "quickstarts use (TrainingKey=..., VISION_TRAINING_KEY=...)")
     parser.add_argument("--no-rate-limit", action="store_true",
                         help="do not enforce the tier's requests-per-second limits")
+    parser.add_argument("--workshop", type=int, default=None, metavar="N",
+                        help="classroom mode: N learner seats, each with its own keys and isolated projects "
+                             "(see `cvlab workshop --help`: handout, progress, reset)")
     parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
 
 
@@ -57,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
     from .server import bind_socket, serve_forever, warn_if_exposed
 
     ws = open_workspace(args.workspace)
+    if args.workshop:
+        from cvlab.workshop import create_seats
+        create_seats(ws, args.workshop)
     app = create_app(ws, training_key=args.training_key, prediction_key=args.prediction_key, tier=args.tier,
                      rate_limits=not args.no_rate_limit)
     keys = app.state.ctx.keys
@@ -74,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"  API docs:                {endpoint}/docs")
     if warning:
         print(warning)
+    if getattr(app.state.ctx, "seats", None) is not None:
+        print(f"  Workshop:                {len(app.state.ctx.seats.seats())} seats; the keys above are the "
+              "instructor's. Learner pages: `cvlab workshop handout --endpoint URL`")
     if args.env_file:
         print(f"  Settings written to:     {write_env_file(args.env_file, endpoint, keys)}")
     print("Press Ctrl+C to stop.", flush=True)
