@@ -108,6 +108,15 @@ def test_resume_and_skip_after_restart(ws):
     assert len(again.filmstrip.children) == 3          # itself and two neighbours at the start
 
 
+def test_images_deleted_elsewhere_are_skipped(ws):
+    p = _classification(ws)
+    t = tagger(p)
+    ws.delete_images(p.id, [t.order[1]])               # e.g. from another notebook or the REST API
+    t.shortcuts.press("1")                             # tags image 0, moves on: image 1 is gone
+    assert len(t.order) == 3 and t.index == 1 and "deleted meanwhile" in t.status.text
+    assert "of 3 images tagged" in t.progress.value
+
+
 def test_tagger_refuses_detection_and_explains(ws):
     od = ws.create_project("site", domain_id=find_domain("General (compact)", "ObjectDetection").id)
     with pytest.raises(CvlabError, match="box_labeler"):
@@ -174,6 +183,21 @@ def test_box_labeler_reloads_saved_boxes_and_navigates(ws):
     again = box_labeler(_reopen(ws).get_project(p.id))
     assert again.image_id != first                     # the image without boxes comes first
     assert "1</b> of 2 images have boxes" in again.progress.value
+
+
+def test_box_labeler_skips_deleted_image_and_reports_core_errors(ws):
+    p = _detection(ws, n=3)
+    bl = box_labeler(p)
+    ws.delete_images(p.id, [bl.order[1]])
+    bl.next_button.click()
+    assert len(bl.order) == 2 and "deleted meanwhile" in bl.status.text
+    from cvlab import rules
+
+    cap = rules.limit("regions_per_image_training")    # one box too many: the core refuses, nothing is lost
+    bl.bbox.bboxes = [{"x": 20, "y": 10, "width": 50, "height": 40, "label": "helmet"}]
+    bl.bbox.bboxes = [{"x": i % 199, "y": i // 199, "width": 1, "height": 1, "label": "vest"} for i in range(cap + 1)]
+    assert "BadRequestImageRegions" in bl.status.text
+    assert [r.tag_name for r in ws.get_image(p.id, bl.image_id).regions] == ["helmet"]
 
 
 def test_box_labeler_refuses_classification(ws):

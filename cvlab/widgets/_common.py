@@ -4,8 +4,10 @@ Widgets stay thin: every rule lives in the Workspace; here we only turn its `Cvl
 """
 from __future__ import annotations
 
+import functools
 import html
 import io
+from collections import OrderedDict
 from typing import Any
 
 import ipywidgets as w
@@ -73,6 +75,34 @@ def jpeg(img: PILImage.Image, max_size: tuple[int, int]) -> bytes:
     buf = io.BytesIO()
     small.save(buf, format="JPEG", quality=85)
     return buf.getvalue()
+
+
+def guarded(handler):
+    """A button/key/trait handler whose CvlabError lands on the widget's status line, not in a hidden log."""
+    @functools.wraps(handler)
+    def run(self, *args, **kwargs):
+        try:
+            return handler(self, *args, **kwargs)
+        except CvlabError as err:
+            self.status.error(err)
+    return run
+
+
+class Thumbnails:
+    """Display copies of images, the most recent `size` kept (a long labeling session stays small)."""
+
+    def __init__(self, ws, size: int = 64):
+        self.ws, self.size, self._cache = ws, size, OrderedDict()
+
+    def get(self, image, max_size: tuple[int, int]) -> bytes:
+        key = (image.sha256, max_size)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+        else:
+            self._cache[key] = jpeg(self.ws.open_image(image), max_size)
+            while len(self._cache) > self.size:
+                self._cache.popitem(last=False)
+        return self._cache[key]
 
 
 class StatusLine(w.HTML):

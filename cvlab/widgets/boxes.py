@@ -15,7 +15,7 @@ from jupyter_bbox_widget import BBoxWidget
 
 from cvlab.errors import CvlabError
 
-from ._common import PALETTE, SUGGESTION_COLOUR, StatusLine, TextFallback, find_iteration, jpeg, \
+from ._common import PALETTE, SUGGESTION_COLOUR, StatusLine, TextFallback, find_iteration, guarded, jpeg, \
     latest_iteration, resolve
 
 SUFFIX = " (suggested)"
@@ -106,6 +106,7 @@ class BoxLabeler(TextFallback, w.VBox):
     def _tags(self):
         return [t for t in self.ws.get_tags(self.project.id) if t.type == "Regular"]
 
+    @guarded
     def go(self, index: int) -> None:
         """Show the image at `index` (clamped) with its saved regions, or suggestions when it has none."""
         tags = self._tags()
@@ -123,7 +124,15 @@ class BoxLabeler(TextFallback, w.VBox):
                 self.status.error(CvlabError("NotFoundTag", "This project has no tags: create one first, e.g. "
                                              "project.create_tag('helmet'), then run this cell again."))
             self.index = max(0, min(index, len(self.order) - 1))
-            image = self.ws.get_image(self.project.id, self.image_id)
+            try:
+                image = self.ws.get_image(self.project.id, self.image_id)
+            except CvlabError as err:
+                if err.code != "NotFoundImage":
+                    raise
+                self.order.pop(self.index)  # deleted elsewhere: skip it
+                self.status.info("That image was deleted meanwhile; showing the next one.")
+                self._loading = False
+                return self.go(self.index)
             picture = self.ws.open_image(image)
             data = jpeg(picture, (self._max_side, self._max_side))
             picture.thumbnail((self._max_side, self._max_side))
@@ -167,6 +176,7 @@ class BoxLabeler(TextFallback, w.VBox):
                 out.append(box)
         return out
 
+    @guarded
     def _resuggest(self) -> None:
         """New threshold: keep the real boxes, redo the suggestions."""
         if self.image_id is None or self._iteration is None:
@@ -182,6 +192,7 @@ class BoxLabeler(TextFallback, w.VBox):
         """The boxes still waiting to be accepted or rejected."""
         return [b for b in self.bbox.bboxes if b["label"].endswith(SUFFIX)]
 
+    @guarded
     def accept(self, index: int) -> None:
         """Turn the suggestion at `index` into a real box of its tag (saved at once)."""
         boxes = [dict(b) for b in self.bbox.bboxes]
@@ -192,6 +203,7 @@ class BoxLabeler(TextFallback, w.VBox):
         boxes[index].pop("probability", None)
         self.bbox.bboxes = boxes
 
+    @guarded
     def reject(self, index: int) -> None:
         boxes = list(self.bbox.bboxes)
         if not 0 <= index < len(boxes) or not boxes[index]["label"].endswith(SUFFIX):
@@ -200,6 +212,7 @@ class BoxLabeler(TextFallback, w.VBox):
         self.bbox.selected_index = -1
         self.bbox.bboxes = boxes[:index] + boxes[index + 1:]
 
+    @guarded
     def accept_all(self) -> None:
         boxes = []
         for b in self.bbox.bboxes:
@@ -210,6 +223,7 @@ class BoxLabeler(TextFallback, w.VBox):
             boxes.append(b)
         self.bbox.bboxes = boxes
 
+    @guarded
     def reject_all(self) -> None:
         self.bbox.selected_index = -1
         self.bbox.bboxes = [b for b in self.bbox.bboxes if not b["label"].endswith(SUFFIX)]

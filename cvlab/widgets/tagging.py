@@ -12,7 +12,7 @@ import ipywidgets as w
 
 from cvlab.errors import CvlabError
 
-from ._common import StatusLine, TextFallback, jpeg, resolve
+from ._common import StatusLine, TextFallback, Thumbnails, guarded, resolve
 from .keys import KeyShortcuts
 
 NEGATIVE_NAME = "Negative"  # the name Azure's portal gives the Negative tag it creates
@@ -41,7 +41,7 @@ class Tagger(TextFallback, w.VBox):
         self.multiclass = project.classification_type == "Multiclass"
         self.auto_advance = self.multiclass if auto_advance is None else auto_advance
         self._size, self._neighbours = size, neighbours
-        self._thumbs: dict[str, bytes] = {}
+        self._thumbs = Thumbnails(ws)
         self._undo: list[_Undo] = []
         # Untagged images first (oldest first, the upload order), then the tagged ones to review.
         untagged = list(ws.iter_images(project.id, tagging_status="Untagged"))
@@ -88,6 +88,7 @@ class Tagger(TextFallback, w.VBox):
         negative = next((t for t in all_tags if t.type == "Negative"), None)
         return regular, negative
 
+    @guarded
     def press(self, tag_name: str) -> None:
         """Apply (or, if already applied, remove) a tag on the current image — a tag button's click."""
         if self.image_id is None:
@@ -120,23 +121,27 @@ class Tagger(TextFallback, w.VBox):
                 return
         self._render()
 
+    @guarded
     def go(self, index: int) -> None:
         """Show the image at `index` of the order (clamped)."""
         if self.order:
             self.index = max(0, min(index, len(self.order) - 1))
         self._render()
 
+    @guarded
     def skip(self) -> None:
         """Go to the next untagged image after this one (wrapping round), leaving this one as it is."""
         n = len(self.order)
+        untagged = {im.id for im in self.ws.iter_images(self.project.id, tagging_status="Untagged")}
         for step in range(1, n + 1):
             i = (self.index + step) % n
-            if not self.ws.get_image(self.project.id, self.order[i]).tags:
+            if self.order[i] in untagged:
                 self.go(i)
                 return
         self.status.info("Every image is tagged.")
         self.go(self.index + 1)
 
+    @guarded
     def undo(self) -> None:
         """Put back the labels of the last change and show that image."""
         if not self._undo:
@@ -151,6 +156,7 @@ class Tagger(TextFallback, w.VBox):
         self.status.info("Undone.")
         self.go(last.index)
 
+    @guarded
     def _on_key(self, key: str) -> None:
         if key.isdigit():
             regular, _negative = self.tags()
@@ -180,12 +186,6 @@ class Tagger(TextFallback, w.VBox):
         self._undo.append(_Undo(self.image_id, old, self.index))
         return True
 
-    def _thumb(self, image, size) -> bytes:
-        key = f"{image.id}:{size}"
-        if key not in self._thumbs:
-            self._thumbs[key] = jpeg(self.ws.open_image(image), size)
-        return self._thumbs[key]
-
     def _render(self) -> None:
         total = len(self.order)
         done = self.ws.get_image_count(self.project.id, tagging_status="Tagged")
@@ -194,11 +194,20 @@ class Tagger(TextFallback, w.VBox):
             self.progress.value = "No images yet: add some with ws.create_images_from_files(...)."
             self.tag_bar.children = ()
             return
-        image = self.ws.get_image(self.project.id, self.image_id)
+        try:
+            image = self.ws.get_image(self.project.id, self.image_id)
+        except CvlabError as err:
+            if err.code != "NotFoundImage":
+                raise
+            self.order.pop(self.index)  # deleted elsewhere (another notebook, the REST API): skip it
+            self._undo = [u for u in self._undo if u.image_id in self.order]
+            self.status.info("That image was deleted meanwhile; showing the next one.")
+            self.index = min(self.index, max(0, len(self.order) - 1))
+            return self._render()
         applied = {t.tag_id for t in image.tags}
         self.progress.value = (f"<b>{done}</b> of {total} images tagged · image {self.index + 1} of {total}"
                                f"{'' if applied else ' (untagged)'}")
-        self.picture.value = self._thumb(image, self._size)
+        self.picture.value = self._thumbs.get(image, self._size)
         names = ", ".join(t.tag_name for t in image.tags) or "untagged"
         self.caption.value = f"<small>{image.original_name or image.id} — {names}</small>"
         buttons = []
@@ -226,12 +235,15 @@ class Tagger(TextFallback, w.VBox):
     def _render_filmstrip(self) -> None:
         lo = max(0, self.index - self._neighbours)
         hi = min(len(self.order), self.index + self._neighbours + 1)
+        found = {im.id: im for im in self.ws.get_images(self.project.id, image_ids=self.order[lo:hi], take=hi - lo)}
         cells = []
         for i in range(lo, hi):
-            image = self.ws.get_image(self.project.id, self.order[i])
+            image = found.get(self.order[i])
+            if image is None:
+                continue
             border = "3px solid #1f77b4" if i == self.index else "1px solid #ddd"
             names = ", ".join(t.tag_name for t in image.tags) or "—"
-            cells.append(w.VBox([w.Image(value=self._thumb(image, (96, 64)), format="jpeg",
+            cells.append(w.VBox([w.Image(value=self._thumbs.get(image, (96, 64)), format="jpeg",
                                          layout=w.Layout(width="96px", height="64px", object_fit="contain")),
                                  w.HTML(f"<small>{i + 1}: {names}</small>")],
                                 layout=w.Layout(border=border, padding="2px", width="104px")))
