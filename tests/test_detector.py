@@ -72,7 +72,9 @@ def state(model):
 
 
 def test_eval_forward_contract():
+    rng_state = torch.get_rng_state()
     model = build_detector(3, seed=0)
+    assert torch.equal(rng_state, torch.get_rng_state()), "seeding the head leaves the caller's RNG alone"
     assert isinstance(model, Detector) and not model.training
     x = torch.rand(2, 3, 320, 320) * 255
     with torch.no_grad():
@@ -159,6 +161,10 @@ def test_progress_cancel_and_time_budget(data):
     cancel.set()
     stats = fit_detector(model, images[:2], targets[:2], advanced=False, epochs=5, time_budget_s=None, seed=0,
                          cancel=cancel)
+    assert stats["cancelled"] and stats["epochs"] == 0
+    assert all(torch.equal(before[k], v) for k, v in state(model).items())
+    stats = fit_detector(model, images[:2], targets[:2], advanced=True, epochs=5, time_budget_s=None, seed=0,
+                         cancel=lambda: True)  # a plain callable works too
     assert stats["cancelled"] and stats["epochs"] == 0
     assert all(torch.equal(before[k], v) for k, v in state(model).items())
 

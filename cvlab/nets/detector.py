@@ -147,8 +147,9 @@ def build_detector(num_classes: int, size: int = 320, seed: int = 0, *, backbone
     if size % max(STRIDES) != 0 or size < 2 * max(STRIDES):
         raise CvlabError("BadRequest", f"Detector input size must be a multiple of {max(STRIDES)} "
                          f"(at least {2 * max(STRIDES)}); got {size}.")
-    torch.manual_seed(seed)
-    return Detector(num_classes, size=size, backbone=backbone).eval()
+    with torch.random.fork_rng():  # seed the head's initialisation without touching the caller's RNG
+        torch.manual_seed(seed)
+        return Detector(num_classes, size=size, backbone=backbone).eval()
 
 
 # --- training ----------------------------------------------------------------------------------------------
@@ -215,7 +216,7 @@ class _Schedule:
         self.base = [g["lr"] for g in optimizer.param_groups]
 
     def set(self, step: int) -> None:
-        warm = min(1.0, (step + 1) / WARMUP_STEPS)
+        warm = min(1.0, (step + 1) / min(WARMUP_STEPS, max(1, self.planned // 5)))
         p = min(1.0, step / self.planned)
         factor = warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
         for g, base in zip(self.optimizer.param_groups, self.base):
@@ -228,6 +229,13 @@ def fit_detector(model: Detector, images: list[Image.Image], targets: list[list[
     """Train in place. Quick: frozen trunk, cached features, train neck + head. Advanced: fine-tune everything
     with box-aware augmentation. Stops at `epochs`, at `time_budget_s` (after at least one full epoch: an
     untrained head is useless), or when `cancel` is set; the model is left in eval mode either way."""
+    with torch.random.fork_rng():  # seeded shuffles and augmentations, the caller's RNG left as it was
+        torch.manual_seed(seed)
+        return _fit(model, images, targets, advanced=advanced, time_budget_s=time_budget_s, epochs=epochs,
+                    seed=seed, progress=progress, cancel=cancel)
+
+
+def _fit(model, images, targets, *, advanced, time_budget_s, epochs, seed, progress, cancel) -> dict:
     _validate(model, images, targets)
     if epochs is not None and epochs < 1:
         raise CvlabError("BadRequest", f"epochs must be at least 1, got {epochs}.")
@@ -236,7 +244,6 @@ def fit_detector(model: Detector, images: list[Image.Image], targets: list[list[
     if epochs is None and time_budget_s is None:
         epochs = DEFAULT_EPOCHS[bool(advanced)]
     start = time.perf_counter()
-    torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     report = progress or (lambda fraction, message: None)
     size = model.size
@@ -277,7 +284,7 @@ def fit_detector(model: Detector, images: list[Image.Image], targets: list[list[
             epoch_start, epoch_losses = time.perf_counter(), []
             order = rng.permutation(n)
             for b in range(steps_per_epoch):
-                if cancel is not None and cancel.is_set():
+                if _is_set(cancel):
                     cancelled = True
                     break
                 if time_budget_s is not None and epoch >= 1 and time.perf_counter() - start > time_budget_s:
@@ -328,6 +335,13 @@ def fit_detector(model: Detector, images: list[Image.Image], targets: list[list[
             "cancelled": cancelled, "stopped_by_time_budget": out_of_time}
 
 
+def _is_set(cancel) -> bool:
+    """`cancel` may be a threading.Event (or anything with is_set) or a plain callable."""
+    if cancel is None:
+        return False
+    return bool(cancel.is_set() if hasattr(cancel, "is_set") else cancel())
+
+
 def _fraction(step, planned_epochs, steps_per_epoch, start, budget) -> float:
     parts = []
     if planned_epochs:
@@ -344,7 +358,7 @@ def _cache_features(model: Detector, pixels: Tensor, report, cancel) -> list[lis
     per_level: list[list[list[Tensor]]] | None = None
     n = len(pixels)
     for b in range(0, n, BATCH_SIZE):
-        if cancel is not None and cancel.is_set():
+        if _is_set(cancel):
             break
         x = pixels[b:b + BATCH_SIZE].float()
         both = [model.trunk_features(x), model.trunk_features(x.flip(-1))]
