@@ -260,10 +260,20 @@ class Workspace:
             raise
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError) and _disk_full(exc):
+                raise self._storage_error(exc) from None
             raise
-        conn.execute("COMMIT")
+
+    def _storage_error(self, exc: BaseException) -> CvlabError:
+        """The disk holding the workspace is full (or refuses writes): 507, nothing of the step was stored."""
+        return CvlabError("ErrorUnknown", f"Could not write to the workspace at {self.path} ({exc}): the disk is "
+                                          "full or read-only. Free some space and try again; nothing of this step "
+                                          "was stored.", status=507)
 
     def _q(self, sql: str, args: Sequence = ()) -> list[sqlite3.Row]:
         return self._conn().execute(sql, tuple(args)).fetchall()
@@ -798,6 +808,37 @@ class Workspace:
                                                f"Could not store the image ({why}); free disk space and add it again.")
         todo = [t for t in todo if t[5].sha256 not in failed]
 
+        try:
+            created_ids, dup_of, limit_hit = self._insert_images(p, todo, meta)
+        except CvlabError as err:
+            if err.status != 507:
+                raise
+            with contextlib.suppress(Exception):  # the blobs just written belong to no row now
+                self._gc_blobs(t[5].sha256 for t in todo)
+            for i, e, label, *_ in todo:
+                results[i] = ImageCreateResult(label, "ErrorStorage", None, err.message)
+            return ImageCreateSummary(False, results)
+
+        wanted = list(dict.fromkeys(list(created_ids.values()) + list(dup_of.values())))
+        by_id = {}
+        for s in range(0, len(wanted), 256):
+            by_id.update({im.id: im for im in self.get_images(p.id, image_ids=wanted[s:s + 256], take=256)})
+        for i, e, label, *_ in todo:
+            if i in created_ids:
+                results[i] = ImageCreateResult(label, "OK", by_id[created_ids[i]])
+            elif i in dup_of:
+                results[i] = ImageCreateResult(label, "OKDuplicate", by_id.get(dup_of[i]),
+                                               "The same image (by content) is already in the project; the "
+                                               "existing image is returned and its labels are unchanged.")
+            else:
+                results[i] = ImageCreateResult(label, "ErrorLimitExceed", None,
+                                               f"The project holds at most {rules.limit('images_per_project', self.tier):,} "
+                                               f"images on tier {self.tier}: delete some first.")
+        return ImageCreateSummary(all(r.status == "OK" for r in results), results)
+
+    def _insert_images(self, p: Project, todo: list, meta: dict) -> tuple[dict, dict, set]:
+        """Rows for validated, stored images, in one transaction: {index: new id}, {index: id of the existing
+        duplicate}, {indexes refused by the project image limit}."""
         created_ids: dict[int, str] = {}
         dup_of: dict[int, str] = {}
         limit_hit: set[int] = set()
@@ -832,23 +873,7 @@ class Workspace:
                 count += 1
             if created_ids:
                 c.execute("UPDATE projects SET last_modified = ? WHERE id = ?", (_ts(_now()), p.id))
-
-        wanted = list(dict.fromkeys(list(created_ids.values()) + list(dup_of.values())))
-        by_id = {}
-        for s in range(0, len(wanted), 256):
-            by_id.update({im.id: im for im in self.get_images(p.id, image_ids=wanted[s:s + 256], take=256)})
-        for i, e, label, *_ in todo:
-            if i in created_ids:
-                results[i] = ImageCreateResult(label, "OK", by_id[created_ids[i]])
-            elif i in dup_of:
-                results[i] = ImageCreateResult(label, "OKDuplicate", by_id.get(dup_of[i]),
-                                               "The same image (by content) is already in the project; the "
-                                               "existing image is returned and its labels are unchanged.")
-            else:
-                results[i] = ImageCreateResult(label, "ErrorLimitExceed", None,
-                                               f"The project holds at most {rules.limit('images_per_project', self.tier):,} "
-                                               f"images on tier {self.tier}: delete some first.")
-        return ImageCreateSummary(all(r.status == "OK" for r in results), results)
+        return created_ids, dup_of, limit_hit
 
     def _read_source(self, item: Any) -> ImageEntry | ImageCreateResult:
         if isinstance(item, ImageEntry):
@@ -1573,6 +1598,13 @@ def parse_metadata_filter(expr: str | None) -> list[tuple[str, str, str]]:
                              "key ne 'value', joined with 'and'.")
         terms.append((m.group(1), m.group(2).lower(), m.group(3).replace("''", "'")))
     return terms
+
+
+def _disk_full(exc: sqlite3.Error) -> bool:
+    """SQLITE_FULL (disk, or max_page_count), or an I/O error on write (how ENOSPC can surface in WAL mode)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (code is not None and code & 0xFF in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)) or \
+        "disk is full" in str(exc)
 
 
 def _file_sha256(path: Path) -> str:

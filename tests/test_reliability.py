@@ -64,3 +64,41 @@ def test_doctor_prints_the_report_and_fails_on_leftovers(completed, capsys):
     assert report["temp_files"] == ["abc.part"] and report["repairable"]
     assert main(["doctor", "--workspace", str(ws.path), "--repair"]) == 0
     assert json.loads(capsys.readouterr().out)["repaired"]["temp_files"] == 1
+
+
+def _fill_db_to_its_page_limit(ws):
+    """SQLite's own limit as a full disk: the database may not grow by a single page any more."""
+    conn = ws._conn()
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+
+
+def test_full_database_fails_each_image_with_error_storage_and_keeps_the_workspace_consistent(tmp_path):
+    import hashlib
+
+    from cvlab.workspace import ImageEntry
+    from test_reliability_support import png
+    ws = Workspace(tmp_path / "ws")
+    p = ws.create_project("full")
+    tag = ws.create_tag(p.id, "t")
+    kept = ws.create_images(p.id, [ImageEntry(png(24, 24, seed=i), f"{i}.png", [tag.id]) for i in range(3)])
+    before = {im.id: im.sha256 for im in ws.iter_images(p.id)}
+    _fill_db_to_its_page_limit(ws)
+    batch = [ImageEntry(png(24, 24, seed=100 + i), "x" * 200 + f"{i}.png", [tag.id]) for i in range(64)]
+    s = ws.create_images(p.id, batch)
+    assert not s.is_batch_successful and {r.status for r in s.images} == {"ErrorStorage"}
+    assert "full" in s.images[0].message and "Free some space" in s.images[0].message
+    with pytest.raises(CvlabError) as e:  # any other write: a clear 507, nothing half-done
+        for n in range(200):
+            ws.create_tag(p.id, f"tag-{n}-" + "y" * 200)
+    assert e.value.status == 507 and "disk is full" in e.value.message
+    report = ws.check()
+    assert report["ok"], report  # no row without its blob, no orphan blob of the refused batch
+    assert {im.id: im.sha256 for im in ws.iter_images(p.id)} == before
+    for im in ws.iter_images(p.id):
+        assert hashlib.sha256(ws.image_path(im).read_bytes()).hexdigest() == im.sha256
+    ws._conn().execute("PRAGMA max_page_count = 1073741823")  # space is back
+    s = ws.create_images(p.id, batch)
+    assert s.is_batch_successful and ws.get_image_count(p.id) == 3 + 64
+    assert len(kept.images) == 3 and ws.check()["ok"]
+    ws.close()
