@@ -28,12 +28,16 @@ RED, BLUE = (200, 30, 30), (30, 40, 200)
 
 @pytest.fixture(scope="module")
 def room(tmp_path_factory):
+    # the torch predictor backend skips an ONNX conversion per iteration (the ONNX path is covered elsewhere)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CVLAB_PREDICTOR_BACKEND", "torch")
     ws = Workspace(tmp_path_factory.mktemp("workshop") / "ws")
     seats = workshop.create_seats(ws, 3)
     handle = start_background(ws, rate_limits=False)
     yield handle, ws, {s.name: s for s in seats}
     handle.stop()
     ws.close()
+    mp.undo()
 
 
 def clients(handle, seat):
