@@ -150,19 +150,36 @@ class Client:
             return r if r.status_code in ok else None
 
 
+def _trained(c: Client) -> tuple[str, dict, str] | None:
+    """A project of the workspace with tags red and blue and a Completed iteration, when there is one."""
+    for p in c.call("setup", "GET", TRAIN + "/projects").json():
+        tags = {t["name"]: t["id"] for t in c.call("setup", "GET", TRAIN + f"/projects/{p['id']}/tags").json()}
+        done = [i for i in c.call("setup", "GET", TRAIN + f"/projects/{p['id']}/iterations").json()
+                if i["status"] == "Completed" and i["exportable"]]
+        if set(COLOURS) <= set(tags) and done:
+            return p["id"], tags, done[-1]["id"]
+    return None
+
+
 def setup(srv: Server, stats: Stats, seed: int) -> dict:
-    """A trained, published and exported model project, and a project that receives uploads."""
+    """A trained, published and exported model project (reused when the workspace has one), and a project that
+    receives uploads."""
     c = Client(srv, stats, threading.Event())
-    model = c.call("setup", "POST", TRAIN + "/projects", params={"name": "soak-model", "domainId": COMPACT_GENERAL}
-                   ).json()["id"]
-    tags = {}
-    for name, rgb in COLOURS.items():
-        tags[name] = c.call("setup", "POST", TRAIN + f"/projects/{model}/tags", params={"name": name}).json()["id"]
-        for i in range(6):
-            c.call("setup", "POST", TRAIN + f"/projects/{model}/images", params={"tagIds": tags[name]},
-                   data=jpeg(rgb, seed * 1000 + i + (500 if name == "blue" else 0)),
-                   headers={"Content-Type": "application/octet-stream"})
-    it = train_and_wait(c, model)
+    found = _trained(c)
+    if found:
+        model, tags, it = found
+    else:
+        model = c.call("setup", "POST", TRAIN + "/projects", params={"name": "soak-model",
+                                                                     "domainId": COMPACT_GENERAL}).json()["id"]
+        tags = {}
+        for name, rgb in COLOURS.items():
+            tags[name] = c.call("setup", "POST", TRAIN + f"/projects/{model}/tags", params={"name": name}
+                                ).json()["id"]
+            for i in range(6):
+                c.call("setup", "POST", TRAIN + f"/projects/{model}/images", params={"tagIds": tags[name]},
+                       data=jpeg(rgb, seed * 1000 + i + (500 if name == "blue" else 0)),
+                       headers={"Content-Type": "application/octet-stream"})
+        it = train_and_wait(c, model)
     c.call("setup", "POST", TRAIN + f"/projects/{model}/iterations/{it}/publish",
            params={"publishName": "live", "predictionId": srv.resource_id})
     export_and_download(c, model, it, "setup")
@@ -265,7 +282,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=600)
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--workspace", default=None, help="workspace folder (default: a fresh temporary one)")
+    ap.add_argument("--workspace", default=None, help="workspace folder (default: a fresh temporary one); a project "
+                    "in it with tags red and blue and a Completed compact iteration is reused instead of training")
     ap.add_argument("--warmup", type=float, default=None, help="seconds of traffic before the resource baseline "
                     "(default: 10 %% of --seconds, at least 5)")
     args = ap.parse_args(argv)

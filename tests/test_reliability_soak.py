@@ -17,9 +17,10 @@ REPO = Path(__file__).resolve().parents[1]
                    "cvlab.export.convert.to_onnx takes no process-wide lock, so an ONNX export running while the "
                    "service converts another iteration fails with 'AssertionError: GLOBALS.in_onnx_export must be "
                    "False' (seen in about one soak run in two)")
-def test_soak_30_seconds_16_clients(tmp_path):
+def test_soak_30_seconds_16_clients(trained_colours):
+    path, _ = trained_colours()  # the soak reuses its trained project instead of training one
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "soak.py"), "--seconds", "30", "--clients", "16",
-                           "--workspace", str(tmp_path / "ws")], capture_output=True, text=True, timeout=580)
+                           "--workspace", str(path)], capture_output=True, text=True, timeout=580)
     assert proc.stdout.strip(), proc.stderr[-3000:]
     result = json.loads(proc.stdout)
     assert result["requests"] > 100 and result["seconds"] >= 30
@@ -28,7 +29,7 @@ def test_soak_30_seconds_16_clients(tmp_path):
                   "POST train", "POST export", "GET export zip"):
         assert route in routes and routes[route]["p95_ms"] > 0, route
     assert result["integrity"]["ok"], result["integrity"]
-    assert result["integrity"]["counts"]["images"] > 12  # uploads landed beyond the setup images
+    assert result["integrity"]["counts"]["images"] > 10  # uploads landed beyond the setup images
     assert result["growth"]["rss_mb"] <= 0.10 and result["growth"]["open_fds"] <= 0.10, result["growth"]
     assert result["failed"] == 0, result["failures"]
     assert result["passed"] and proc.returncode == 0
