@@ -62,20 +62,6 @@ def percentile(values, q):
     return float(np.percentile(np.asarray(values) * 1000.0, q))
 
 
-def direct(ws, it, images, n):
-    from cvlab.predict import Predictor
-
-    pred = Predictor.load(ws, it.id)
-    for im in images[:5]:
-        pred.predict(im)  # warm-up
-    times = []
-    for i in range(n):
-        t = time.perf_counter()
-        pred.predict(images[i % len(images)])
-        times.append(time.perf_counter() - t)
-    return times, pred.backend
-
-
 def start_server(folder: Path, keys: dict):
     code = ("import sys, argparse; from cvlab.service import cli; p = argparse.ArgumentParser(); cli.configure(p); "
             "sys.exit(cli.run(p.parse_args(sys.argv[1:])))")
@@ -106,7 +92,11 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="cvlab-bench-")) / "ws"
     ws, project, it = prepare(folder)
     images = [photo(1000 + i, (220, 30, 30) if i % 2 else (30, 30, 220)) for i in range(20)]
-    direct_times, backend = direct(ws, it, images, n_lat)
+    from cvlab.predict import Predictor
+    local = Predictor.load(ws, it.id)
+    backend = local.backend
+    for im in images[:5]:
+        local.predict(im)  # warm-up
 
     keys = {"CVLAB_TRAINING_KEY": "bench-training-key", "CVLAB_PREDICTION_KEY": "bench-prediction-key"}
     proc, endpoint = start_server(folder, keys)
@@ -127,13 +117,22 @@ def main() -> None:
             errors.append(f"{type(e).__name__}: {e}")
         return time.perf_counter() - t
 
+    def direct(i):
+        t = time.perf_counter()
+        local.predict(images[i % len(images)])
+        return time.perf_counter() - t
+
     try:
         c = client()
         for i in range(10):
             call(c, i)  # warm-up: loads the predictor in the server
         rss_start = server.memory_info().rss
-        single = [call(c, i) for i in range(n_lat)]
-        single_nostore = [call(c, i, store=False) for i in range(n_lat)]
+        # Interleaved, so a busy machine slows all three alike and the ratio stays meaningful.
+        direct_times, single, single_nostore = [], [], []
+        for i in range(n_lat):
+            direct_times.append(direct(i))
+            single.append(call(c, i))
+            single_nostore.append(call(c, i, store=False))
 
         clients = [client() for _ in range(8)]
         t0 = time.perf_counter()
@@ -167,6 +166,7 @@ def main() -> None:
         "http_8_clients_ms": {"p50": round(percentile(conc, 50), 2), "p95": round(percentile(conc, 95), 2),
                               "throughput_rps": round(len(conc) / conc_wall, 1), "errors": errors_8},
         "http_over_direct_p50": round(h50 / d50, 2),
+        "http_nostore_over_direct_p50": round(percentile(single_nostore, 50) / d50, 2),
         "requests_total": done + remaining, "errors_total": len(errors), "error_samples": errors[:3],
         "bulk_throughput_rps": round(remaining / bulk_wall, 1) if remaining else None,
         "server_rss_mb": {"after_warmup": round(rss_start / 2**20, 1),

@@ -312,7 +312,7 @@ def test_multilabel_with_negative_tag(trainer, predictor, service, monkeypatch):
 
 
 # ---- object detection -----------------------------------------------------------------------------------------
-def test_object_detection_flow(trainer, predictor, service, image_host, monkeypatch):
+def test_object_detection_flow(trainer, predictor, service, image_host, monkeypatch, tmp_path):
     # Advanced training with a 1-hour budget, where a lab "hour" is 4 s: a cheap, time-bounded detector.
     monkeypatch.setenv("CVLAB_SECONDS_PER_BUDGET_HOUR", "4")
     monkeypatch.setenv("CVLAB_PREDICTOR_BACKEND", "torch")  # the ONNX path is covered by the multiclass flow
@@ -342,7 +342,10 @@ def test_object_detection_flow(trainer, predictor, service, image_host, monkeypa
     assert p10.recall >= p50.recall
     trainer.publish_iteration(project.id, it.id, "parts", service.prediction_resource_id)
     data, _ = box_image(321)
-    res = predictor.detect_image(project.id, "parts", data)
+    path = tmp_path / "test_image.jpg"
+    path.write_bytes(data)
+    with open(path, mode="rb") as test_data:  # as the quickstart does: a file object (multipart with filename)
+        res = predictor.detect_image(project.id, "parts", test_data)
     assert res.predictions, "a detector answers with boxes"
     box = res.predictions[0].bounding_box
     assert 0.0 <= box.left <= 1.0 and 0.0 < box.width <= 1.0 and res.predictions[0].tag_name == "part"
