@@ -319,7 +319,7 @@ def test_object_detection_flow(trainer, predictor, service, image_host, monkeypa
     d = domain(trainer, "ObjectDetection", "General (compact)")
     project = trainer.create_project("Parts", domain_id=d.id)
     part = trainer.create_tag(project.id, "part")
-    entries, boxes = [], {}
+    entries = []
     for i in range(15):
         data, (l, t, w, h) = box_image(i)
         entries.append(ImageFileCreateEntry(name=f"p{i}.jpg", contents=data,

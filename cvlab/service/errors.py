@@ -26,19 +26,9 @@ ACCESS_DENIED_BODY = {"error": {"code": "401", "message": (
 
 
 def error_response(code: str, message: str, status: int, headers: dict | None = None) -> JSONResponse:
-    """The one way an error leaves the service."""
+    """How a route error leaves the service (the Gateway answers 401/429/unknown versions itself)."""
     return JSONResponse({"code": code, "message": message}, status_code=status, headers=headers,
                         media_type=JSON_TYPE)
-
-
-def access_denied_response() -> JSONResponse:
-    return JSONResponse(ACCESS_DENIED_BODY, status_code=401, media_type=JSON_TYPE)
-
-
-def rate_limited_response(message: str, retry_after: int) -> JSONResponse:
-    """429 in API Management's shape, with ``Retry-After`` so GET/DELETE retries in urllib3 wait politely."""
-    return JSONResponse({"error": {"code": "429", "message": message}}, status_code=429,
-                        headers={"Retry-After": str(retry_after)}, media_type=JSON_TYPE)
 
 
 def _field(loc) -> str:
