@@ -35,13 +35,16 @@ class Profile:
     scratch_epochs: int        # epochs for the from-scratch baseline
     curve_test_per_tag: int    # test images per tag for the learning curve
     budget_seconds: float      # lab seconds per Advanced-training budget hour (CVLAB_SECONDS_PER_BUDGET_HOUR)
+    detection_training: tuple  # train_project arguments for the detector (fast: a short time-boxed run)
 
 
 PROFILES = {
     "fast": Profile("fast", images_per_tag=8, detection_images=26, holdout_images=6, image_size=160,
-                    curve_sizes=(3, 6), scratch_epochs=6, curve_test_per_tag=4, budget_seconds=8),
+                    curve_sizes=(3, 6), scratch_epochs=6, curve_test_per_tag=4, budget_seconds=8,
+                    detection_training=(("training_type", "Advanced"), ("reserved_budget_in_hours", 1))),
     "learner": Profile("learner", images_per_tag=30, detection_images=60, holdout_images=24, image_size=256,
-                       curve_sizes=(3, 6, 12, 24), scratch_epochs=30, curve_test_per_tag=15, budget_seconds=60),
+                       curve_sizes=(3, 6, 12, 24), scratch_epochs=30, curve_test_per_tag=15, budget_seconds=60,
+                       detection_training=()),
 }
 
 
@@ -145,12 +148,24 @@ def course_project(ws, which: str = "parts", *, name: str | None = None, domain:
 
 
 def trained_iteration(ws, project, **train_args):
-    """The project's latest Completed iteration, training one (Quick, seeded) if there is none yet."""
+    """The project's latest Completed iteration, training one (seeded) if there is none yet.
+
+    Classification trains Quick. Detection trains Quick in the learner profile; the fast (CI) profile trains it
+    Advanced with a one-hour budget, which lasts `budget_seconds` of lab time: Quick detection fits its head
+    for 40 epochs, too long for CI on 2 cores, and CI only needs a real, small detector.
+    """
+    import os
+
     from .training import train_project
 
-    it = ws.get_project(project.id).latest_iteration()
+    project = ws.get_project(project.id)
+    it = project.latest_iteration()
     if it is not None:
         return it
+    if project.project_type == "ObjectDetection" and not train_args:
+        train_args = dict(profile().detection_training)
+    if train_args.get("training_type") == "Advanced":
+        os.environ.setdefault("CVLAB_SECONDS_PER_BUDGET_HOUR", str(profile().budget_seconds))
     it = train_project(ws, project.id, seed=SEED, show_progress=False, **train_args)
     if it.status != "Completed":
         raise CvlabError("ErrorUnknown", f"training {project.name!r} failed: {it.training_error_details}")

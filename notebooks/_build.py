@@ -436,22 +436,25 @@ assert advanced.status == "Completed"
         md("Every iteration keeps its own numbers (notebook 04 explains them):"),
         code("""
 import pandas as pd
+from cvlab.metrics import json_number          # a metric can be undefined (e.g. no predictions): None
 from cvlab.performance import get_iteration_performance
 
 rows = []
 for it in ws.get_iterations(parts.id):
     perf = get_iteration_performance(ws, parts.id, it.id)
-    rows.append({"iteration": it.name, "type": it.training_type, "precision": float(perf.precision),
-                 "recall": float(perf.recall), "AP": float(perf.average_precision)})
+    rows.append({"iteration": it.name, "type": it.training_type, "precision": json_number(perf.precision),
+                 "recall": json_number(perf.recall), "AP": json_number(perf.average_precision)})
 pd.DataFrame(rows).set_index("iteration").round(3)
 """),
         md("""
 ## 3 · Object detection trains the same way
 The detector (helmet / vest / person) uses a pretrained backbone too; Quick training fits its detection head.
+(The fast CI profile trains it with a short Advanced run instead, to stay within CI's time; see
+`cv.trained_iteration`.)
 """),
         code("""
 detector = cv.trained_iteration(ws, site)
-print(detector.name, detector.status, "for", site.name)
+print(detector.name, detector.status, detector.training_type, "for", site.name)
 assert detector.status == "Completed"
 """),
         md("""
@@ -917,6 +920,7 @@ iterations fairly.
 import io
 import pandas as pd
 from cvlab import active, datasets
+from cvlab.metrics import json_number
 from cvlab.performance import get_iteration_performance
 from cvlab.predict import Predictor
 
@@ -986,7 +990,8 @@ rows = []
 for it in (first, second):
     p = get_iteration_performance(ws, parts.id, it.id, split="holdout")
     rows.append({"iteration": it.name, "training images": ws.get_image_count(parts.id, tagging_status="Tagged")
-                 if it is second else None, "held-out precision": float(p.precision), "held-out recall": float(p.recall)})
+                 if it is second else None, "held-out precision": json_number(p.precision),
+                 "held-out recall": json_number(p.recall)})
 pd.DataFrame(rows).set_index("iteration").round(3)
 """),
         md("""
