@@ -106,6 +106,8 @@ def test_resume_and_skip_after_restart(ws):
     assert again.order[-2:] == [first, t.order[1]]     # the tagged ones come last, for review
     assert "2</b> of 5 images tagged" in again.progress.value
     assert len(again.filmstrip.children) == 3          # itself and two neighbours at the start
+    again.filmstrip.children[2].children[1].click()    # a filmstrip caption jumps to that image
+    assert again.index == 2
 
 
 def test_images_deleted_elsewhere_are_skipped(ws):

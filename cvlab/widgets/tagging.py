@@ -245,9 +245,16 @@ class Tagger(TextFallback, w.VBox):
             names = ", ".join(t.tag_name for t in image.tags) or "—"
             cells.append(w.VBox([w.Image(value=self._thumbs.get(image, (96, 64)), format="jpeg",
                                          layout=w.Layout(width="96px", height="64px", object_fit="contain")),
-                                 w.HTML(f"<small>{i + 1}: {names}</small>")],
+                                 self._jump_button(i, names)],
                                 layout=w.Layout(border=border, padding="2px", width="104px")))
         self.filmstrip.children = cells
+
+    def _jump_button(self, i: int, names: str) -> w.Button:
+        """The caption under a filmstrip picture; clicking it shows that image."""
+        b = w.Button(description=f"{i + 1}: {names}", tooltip=f"Show image {i + 1}",
+                     layout=w.Layout(width="96px", height="24px"))
+        b.on_click(lambda _b: self.go(i))
+        return b
 
     def fallback_text(self) -> str:
         total = len(self.order)
