@@ -8,6 +8,7 @@ iteration's boxes as grey *suggestions*: accept them (they take the tag's colour
 """
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import ipywidgets as w
@@ -88,12 +89,12 @@ class BoxLabeler(TextFallback, w.VBox):
         self.threshold = w.FloatSlider(value=threshold, min=0.05, max=0.95, step=0.05, description="Suggest ≥",
                                        readout_format=".0%", continuous_update=False)
         self.threshold.observe(lambda _c: self._resuggest(), names=["value"])
-        source = (f"suggestions from iteration <b>{self._iteration.name}</b> in grey"
+        source = (f"suggestions from iteration <b>{html.escape(self._iteration.name)}</b> in grey"
                   if self._iteration is not None else "no trained iteration yet: no suggestions")
         self.suggest_bar = w.HBox([self.accept_button, self.reject_button, self.accept_all_button,
                                    self.reject_all_button, self.threshold])
         self.suggest_bar.layout.display = None if self._iteration is not None else "none"
-        super().__init__([w.HTML(f"<b>Box labeling</b> {project.name} <small>({source})</small>"), self.progress,
+        super().__init__([w.HTML(f"<b>Box labeling</b> {html.escape(project.name)} <small>({source})</small>"), self.progress,
                           self.bbox, w.HBox([self.prev_button, self.next_button]), self.suggest_bar, self.status])
         self.add_class("cvlab-box-labeler")
         self.go(0)
@@ -146,7 +147,7 @@ class BoxLabeler(TextFallback, w.VBox):
             self.bbox.bboxes = boxes
             done = self.ws.get_image_count(self.project.id, tagging_status="Tagged")
             self.progress.value = (f"<b>{done}</b> of {len(self.order)} images have boxes · image "
-                                   f"{self.index + 1} of {len(self.order)} · {image.original_name or image.id}")
+                                   f"{self.index + 1} of {len(self.order)} · {html.escape(image.original_name or image.id)}")
             self.prev_button.disabled = self.index == 0
             self.next_button.disabled = self.index >= len(self.order) - 1
         finally:

@@ -56,7 +56,7 @@ class QuickTest(TextFallback, w.VBox):
         if chosen is None:
             self.status.error(CvlabError("NotFoundIteration", "This project has no trained iteration yet: train "
                                          "one (project.train()) and run this cell again."))
-        super().__init__([w.HTML(f"<b>Quick test</b> {project.name}"), self.iteration,
+        super().__init__([w.HTML(f"<b>Quick test</b> {html.escape(project.name)}"), self.iteration,
                           w.HBox([self.upload, self.sample]), self.threshold, self.picture, self.bars, self.status])
         self.add_class("cvlab-quick-test")
 

@@ -6,6 +6,7 @@ status line shows. Closing the notebook loses nothing; a new tagger starts again
 """
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
 import ipywidgets as w
@@ -69,7 +70,7 @@ class Tagger(TextFallback, w.VBox):
         self.undo_button.on_click(lambda _b: self.undo())
         self.shortcuts.on_key(self._on_key)
         nav = w.HBox([self.prev_button, self.next_button, self.skip_button, self.undo_button])
-        super().__init__([w.HTML(f"<b>Tagging</b> {project.name} <small>({project.classification_type})</small>"),
+        super().__init__([w.HTML(f"<b>Tagging</b> {html.escape(project.name)} <small>({project.classification_type})</small>"),
                           self.progress, self.picture, self.caption, self.tag_bar, nav, self.filmstrip,
                           self.shortcuts, self.status])
         self.add_class("cvlab-tagger")
@@ -95,13 +96,8 @@ class Tagger(TextFallback, w.VBox):
             return
         regular, negative = self.tags()
         if (negative is not None and tag_name == negative.name) or (negative is None and tag_name == NEGATIVE_NAME):
-            tag = negative
-            if tag is None:
-                try:  # the first Negative press creates Azure's special tag, as the portal does
-                    tag = self.ws.create_tag(self.project.id, NEGATIVE_NAME, type="Negative")
-                except CvlabError as err:
-                    self.status.error(err)
-                    return
+            # the first Negative press creates Azure's special tag, as the portal does
+            tag = negative or self.ws.create_tag(self.project.id, NEGATIVE_NAME, type="Negative")
         else:
             tag = next((t for t in regular if t.name == tag_name), None)
             if tag is None:
@@ -114,9 +110,9 @@ class Tagger(TextFallback, w.VBox):
             new = [tag.id]  # Multiclass: exactly one tag, so a press chooses instead of adding
         else:
             new = current + [tag.id]
-        if self._save(current, new) and tag.id in new:
-            self.status.info(f"Saved: {tag.name}")
-            if self.auto_advance:
+        if self._save(current, new):
+            self.status.info(f"Saved: {tag.name}" if tag.id in new else f"Removed: {tag.name}")
+            if self.auto_advance and tag.id in new:
                 self.go(self.index + 1)
                 return
         self._render()
@@ -209,7 +205,7 @@ class Tagger(TextFallback, w.VBox):
                                f"{'' if applied else ' (untagged)'}")
         self.picture.value = self._thumbs.get(image, self._size)
         names = ", ".join(t.tag_name for t in image.tags) or "untagged"
-        self.caption.value = f"<small>{image.original_name or image.id} — {names}</small>"
+        self.caption.value = f"<small>{html.escape(image.original_name or image.id)} — {html.escape(names)}</small>"
         buttons = []
         for i, tag in enumerate(regular):
             label = f"{i + 1} {tag.name}" if i < 9 else tag.name
