@@ -51,7 +51,7 @@ def test_multiclass_press_replaces_and_keys_work(ws):
     t.shortcuts.press("3")                                  # multiclass: exactly one tag, the last chosen
     assert _tag_ids(ws, p, img) == ["nut"]
     t.shortcuts.press("3")                                  # pressing the applied tag removes it
-    assert _tag_ids(ws, p, img) == []
+    assert _tag_ids(ws, p, img) == [] and "Removed: nut" in t.status.text
     t.shortcuts.press("ArrowRight")
     assert t.index == 1
     t.shortcuts.press("ArrowLeft")
