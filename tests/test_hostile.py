@@ -322,3 +322,27 @@ def test_oversized_bodies_are_refused(env, unchanged):
     big = colour_jpeg(RED, seed=31337) + b"\x00" * (40 * 2**20)
     assert_azure_error(_predict(env, big), code="BadRequestImageSizeBytes")
     _one_failed(_upload(env, big), "ErrorImageSize")
+
+
+def test_the_azure_sdk_sees_azure_errors_for_hostile_input(env, unchanged):
+    """The official SDK raises CustomVisionErrorException carrying the code, as against Azure."""
+    from azure.cognitiveservices.vision.customvision.prediction import CustomVisionPredictionClient
+    from azure.cognitiveservices.vision.customvision.prediction.models import \
+        CustomVisionErrorException as PredictionError
+    from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
+    from azure.cognitiveservices.vision.customvision.training.models import CustomVisionErrorException
+    from msrest.authentication import ApiKeyCredentials
+    api = env["api"]
+    trainer = CustomVisionTrainingClient(api.base, ApiKeyCredentials(in_headers={"Training-key": api.tk}))
+    predictor = CustomVisionPredictionClient(api.base, ApiKeyCredentials(in_headers={"Prediction-key": api.pk}))
+    with pytest.raises(CustomVisionErrorException) as e:
+        trainer.create_tag(env["pid"], "x" * 10_000)
+    assert e.value.error.code.startswith("BadRequest")
+    with pytest.raises(PredictionError) as e:
+        predictor.classify_image_url_with_no_store(env["pid"], "live", url="file:///etc/passwd")
+    assert e.value.error.code == "BadRequestImageUrl"
+    with pytest.raises(PredictionError) as e:
+        predictor.classify_image_with_no_store(env["pid"], "live", png_with_declared_size(20_000, 20_000))
+    assert e.value.error.code == "BadRequestImageDimensions"
+    summary = trainer.create_images_from_data(env["pid"], b"GIF89a<script>alert(1)</script>")
+    assert not summary.is_batch_successful and summary.images[0].status == "ErrorImageFormat"
