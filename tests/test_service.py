@@ -24,7 +24,7 @@ from msrest.authentication import ApiKeyCredentials
 from cvlab.service import start_background
 from cvlab.workspace import Workspace
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # trains real (tiny) models
 
 
 # ---- images --------------------------------------------------------------------------------------------------
