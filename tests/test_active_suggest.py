@@ -1,6 +1,8 @@
 """Smart-labeler suggestions on a tiny trained project (Quick training on `parts`), and the learning curve."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from cvlab import active
@@ -127,13 +129,12 @@ def test_suggestion_errors_say_what_to_fix(trained):
     ws.delete_iteration(p.id, training.id)
 
 
-def test_learning_curve_tiny_runs_both_strategies(tmp_path):
-    """The notebook-07 call at toy size: one seed, one round; curves are well-formed and the projects real."""
-    from cvlab.workspace import Workspace
-
-    ws = Workspace(tmp_path / "ws")
+def test_learning_curve_tiny_runs_both_strategies(trained):
+    """The notebook-07 call at toy size: one seed, one round; curves are well-formed and the projects real.
+    Same data seed and size as the fixture, so most embeddings are already cached in its workspace."""
+    ws = trained[0]
     out = active.learning_curve("parts", rounds=1, per_round=4, pool_size=6, test_size=8, seeds=(0,),
-                                image_size=96, workspace=ws, backend="torch", progress=False)
+                                data_seed=3, image_size=96, workspace=ws, backend="torch", progress=False)
     assert out["metric"] == "F1@0.5" and out["settings"]["start_per_tag"] == 5
     for strategy in ("uncertainty", "random"):
         curve = out["curves"][strategy]
@@ -142,13 +143,12 @@ def test_learning_curve_tiny_runs_both_strategies(tmp_path):
         assert all(v is None or 0.0 <= v <= 1.0 for v in curve["mean"])
     # both strategies share round 0
     assert out["curves"]["uncertainty"]["mean"][0] == out["curves"]["random"]["mean"][0]
-    projects = ws.get_projects()
+    projects = [p for p in ws.get_projects() if p.name.startswith("al parts seed 0")]
     assert len(projects) == 2
     for p in projects:
         assert ws.get_image_count(p.id, tagging_status="Untagged") == 2  # 6 in the pool, 4 labelled
         assert ws.get_image_count(p.id, tagging_status="Tagged") == 20 + 8 + 4
-    json_ready = __import__("json").dumps(out)
-    assert "uncertainty_minus_random" in json_ready
+        assert len(ws.get_images(p.id, filter="holdout eq 'true'", take=50)) == 8
+    assert "uncertainty_minus_random" in json.dumps(out)
     with pytest.raises(CvlabError, match="pool"):
         active.learning_curve("parts", rounds=2, per_round=4, pool_size=6, workspace=ws, progress=False)
-    ws.close()
