@@ -4,8 +4,8 @@
 
 Client 0 trains (Quick, forceTrain), exports ONNX, downloads the zip and deletes the previous iteration, in a
 loop; the others upload, list, count, predict (stored and not), quick-test, query predictions and create/delete
-tags. Prints JSON: requests and failures per route (a 429 from the tier's rate limits is expected and counted
-apart; clients then wait as the SDK would), p50/p95 latency per route, the server's RSS and open file descriptors
+tags. Prints JSON: answered requests and failures per route (a 429 from the tier's rate limits is expected,
+counted apart and not timed; clients then wait as the SDK would), p50/p95 latency per route, the server's RSS and open file descriptors
 after warm-up and at the end (growth must stay within 10 %), and the workspace integrity check after a clean stop.
 Exit status 0 when there were no failures, no growth beyond 10 % and the workspace checks out.
 """
@@ -100,21 +100,33 @@ class Stats:
         self.latency = defaultdict(list)
         self.status = defaultdict(lambda: defaultdict(int))
         self.failures: list[str] = []
+        self.warmup_failures: list[str] = []
 
     def record(self, route: str, seconds: float, status: int | str, detail: str = "") -> None:
+        """Latency is kept for answered requests only: a 429 is counted, not timed (it is cheap by design)."""
         with self.lock:
-            self.latency[route].append(seconds)
+            if status != 429:
+                self.latency[route].append(seconds)
             self.status[route][status] += 1
             if status != 429 and (not isinstance(status, int) or status >= 400):
                 if len(self.failures) < 50:
                     self.failures.append(f"{route}: {status} {detail[:300]}")
 
+    def reset(self) -> int:
+        """Start the measured window: forget timings and counts, keep failures; returns requests so far."""
+        with self.lock:
+            n = sum(len(v) for v in self.latency.values())
+            self.latency.clear()
+            self.status.clear()
+            self.warmup_failures = list(self.failures)
+            return n
+
     def summary(self) -> dict:
         out = {}
-        for route, lat in sorted(self.latency.items()):
-            arr = np.asarray(lat) * 1000
+        for route in sorted(self.status):
+            arr = np.asarray(self.latency.get(route) or [0.0]) * 1000
             st = self.status[route]
-            out[route] = {"requests": len(lat), "rate_limited_429": st.get(429, 0),
+            out[route] = {"requests": len(self.latency.get(route, [])), "rate_limited_429": st.get(429, 0),
                           "failed": sum(n for s, n in st.items() if s != 429 and (not isinstance(s, int) or s >= 400)),
                           "p50_ms": round(float(np.percentile(arr, 50)), 1),
                           "p95_ms": round(float(np.percentile(arr, 95)), 1)}
@@ -157,6 +169,7 @@ def _trained(c: Client) -> tuple[str, dict, str] | None:
         done = [i for i in c.call("setup", "GET", TRAIN + f"/projects/{p['id']}/iterations").json()
                 if i["status"] == "Completed" and i["exportable"]]
         if set(COLOURS) <= set(tags) and done:
+            done.sort(key=lambda i: bool(i.get("publishName")))  # a published one if there is one
             return p["id"], tags, done[-1]["id"]
     return None
 
@@ -180,12 +193,20 @@ def setup(srv: Server, stats: Stats, seed: int) -> dict:
                        data=jpeg(rgb, seed * 1000 + i + (500 if name == "blue" else 0)),
                        headers={"Content-Type": "application/octet-stream"})
         it = train_and_wait(c, model)
-    c.call("setup", "POST", TRAIN + f"/projects/{model}/iterations/{it}/publish",
-           params={"publishName": "live", "predictionId": srv.resource_id})
+    published = c.call("setup", "GET", TRAIN + f"/projects/{model}/iterations/{it}").json().get("publishName")
+    if not published:
+        published = "live"
+        c.call("setup", "POST", TRAIN + f"/projects/{model}/iterations/{it}/publish",
+               params={"publishName": published, "predictionId": srv.resource_id})
     export_and_download(c, model, it, "setup")
-    uploads = c.call("setup", "POST", TRAIN + "/projects", params={"name": "soak-uploads"}).json()["id"]
-    up_tag = c.call("setup", "POST", TRAIN + f"/projects/{uploads}/tags", params={"name": "u"}).json()["id"]
-    return {"model": model, "tags": tags, "published": it, "uploads": uploads, "upload_tag": up_tag}
+    known = {p["name"]: p["id"] for p in c.call("setup", "GET", TRAIN + "/projects").json()}
+    uploads = known.get("soak-uploads") or c.call("setup", "POST", TRAIN + "/projects",
+                                                  params={"name": "soak-uploads"}).json()["id"]
+    up_tags = {t["name"]: t["id"] for t in c.call("setup", "GET", TRAIN + f"/projects/{uploads}/tags").json()}
+    up_tag = up_tags.get("u") or c.call("setup", "POST", TRAIN + f"/projects/{uploads}/tags",
+                                        params={"name": "u"}).json()["id"]
+    return {"model": model, "tags": tags, "published": it, "publish_name": published, "uploads": uploads,
+            "upload_tag": up_tag}
 
 
 def train_and_wait(c: Client, project: str, route: str = "setup") -> str:
@@ -221,7 +242,7 @@ def export_and_download(c: Client, project: str, it: str, route: str) -> None:
         time.sleep(0.5)
 
 
-def trainer(c: Client, ids: dict) -> None:
+def trainer(c: Client, ids: dict, cycled: threading.Event) -> None:
     """Client 0: retrain, export, download, drop the previous (unpublished) iteration; until stopped."""
     previous = None
     while not c.stop.is_set():
@@ -230,6 +251,7 @@ def trainer(c: Client, ids: dict) -> None:
         if previous:
             c.call("DELETE iteration", "DELETE", TRAIN + f"/projects/{ids['model']}/iterations/{previous}")
         previous = it
+        cycled.set()
 
 
 def worker(c: Client, ids: dict, n: int, seed: int) -> None:
@@ -260,7 +282,7 @@ def worker(c: Client, ids: dict, n: int, seed: int) -> None:
         elif op in ("classify", "classify store"):
             colour = rnd.choice(list(COLOURS))
             suffix = "" if op == "classify store" else "/nostore"
-            c.call(f"POST classify{suffix}", "POST", PREDICT + f"/{m}/classify/iterations/live/image{suffix}",
+            c.call(f"POST classify{suffix}", "POST", PREDICT + f"/{m}/classify/iterations/{ids['publish_name']}/image{suffix}",
                    data=jpeg(COLOURS[colour], uniq + 7), headers={"Content-Type": "application/octet-stream"})
         elif op == "quicktest":
             c.call("POST quicktest", "POST", TRAIN + f"/projects/{m}/quicktest/image",
@@ -284,8 +306,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workspace", default=None, help="workspace folder (default: a fresh temporary one); a project "
                     "in it with tags red and blue and a Completed compact iteration is reused instead of training")
-    ap.add_argument("--warmup", type=float, default=None, help="seconds of traffic before the resource baseline "
-                    "(default: 10 %% of --seconds, at least 5)")
+    ap.add_argument("--warmup", type=float, default=None, help="seconds of traffic before the measured window and "
+                    "its resource baseline, at least one train+export cycle (default: 10 %% of --seconds, min 5)")
     args = ap.parse_args(argv)
     random.seed(args.seed)
     tmp = None
@@ -300,24 +322,30 @@ def main(argv=None) -> int:
         setup_s = time.perf_counter() - t_setup
         stop = threading.Event()
         clients = [Client(srv, stats, stop) for _ in range(args.clients)]
-        threads = [threading.Thread(target=trainer, args=(clients[0], ids), name="soak-trainer")]
+        cycled = threading.Event()
+        threads = [threading.Thread(target=trainer, args=(clients[0], ids, cycled), name="soak-trainer")]
         threads += [threading.Thread(target=worker, args=(c, ids, i, args.seed), name=f"soak-{i}")
                     for i, c in enumerate(clients[1:], 1)]
-        t0 = time.monotonic()
         for t in threads:
             t.start()
+        # warm-up: every code path (training, export, both predictor backends) has run once before the baseline
         warmup = args.warmup if args.warmup is not None else max(5.0, 0.1 * args.seconds)
-        time.sleep(min(warmup, args.seconds))
+        w0 = time.monotonic()
+        time.sleep(warmup)
+        cycled.wait(600)
+        warmup_s = time.monotonic() - w0
+        warmup_requests = stats.reset()
+        t0 = time.monotonic()
         start_res = srv.resources()
         samples = [start_res]
         while time.monotonic() - t0 < args.seconds:
             time.sleep(min(5.0, max(0.0, args.seconds - (time.monotonic() - t0))))
             samples.append(srv.resources())
         end_res = srv.resources()
-        stop.set()
+        elapsed = time.monotonic() - t0
+        stop.set()  # clients finish what they started (the trainer its cycle), so the server stops idle
         for t in threads:
             t.join(600)
-        elapsed = time.monotonic() - t0
     finally:
         rc = srv.stop()
     from cvlab.workspace import Workspace
@@ -328,12 +356,13 @@ def main(argv=None) -> int:
     routes.pop("setup", None)
     routes.pop("setup poll", None)
     total = sum(r["requests"] for r in routes.values())
-    failed = sum(r["failed"] for r in routes.values())
+    failed = sum(r["failed"] for r in routes.values()) + len(stats.warmup_failures)
     growth = {k: round((end_res[k] - start_res[k]) / max(start_res[k], 1e-9), 3) for k in ("rss_mb", "open_fds")}
     result = {
         "seconds": round(elapsed, 1), "clients": args.clients, "seed": args.seed, "setup_seconds": round(setup_s, 1),
         "requests": total, "requests_per_second": round(total / elapsed, 1), "failed": failed,
         "rate_limited_429": sum(r["rate_limited_429"] for r in routes.values()),
+        "warmup_seconds": round(warmup_s, 1), "warmup_requests": warmup_requests,
         "failures": stats.failures[:20], "routes": routes,
         "server_start": start_res, "server_end": end_res, "growth": growth,
         "server_rss_mb_max": max(s["rss_mb"] for s in samples), "server_exit_code": rc,
