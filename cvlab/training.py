@@ -2,8 +2,8 @@
 
 Quick (`Regular`) classification: frozen ImageNet embeddings (cached per image, see ``cvlab.embeddings``) and a
 logistic-regression head; the iteration's model is the pretrained network with that head.  Advanced: the whole
-network is fine-tuned with augmentation and early stopping inside a time budget (one budget hour =
-``CVLAB_SECONDS_PER_BUDGET_HOUR`` seconds of lab time, default 60).  Object detection goes through
+network, starting from the Quick head (LP-FT), is fine-tuned with augmentation and early stopping inside a time
+budget (one budget hour = ``CVLAB_SECONDS_PER_BUDGET_HOUR`` seconds of lab time, default 60).  Object detection goes through
 ``cvlab.nets.detector``.
 
 Evaluation (``evaluation.json``, read by ``cvlab.performance``):
@@ -528,6 +528,11 @@ def _train_classification(ws, plan: _Plan, iteration, bar: _Progress, cancelled)
         yt = torch.from_numpy(np.asarray(y, np.int64 if not multilabel else np.float32))
         budget = plan.budget_hours * seconds_per_budget_hour()
         bar(0.02, f"fine-tuning for up to {budget:g} s")
+        # LP-FT: start from the linear probe of the training part (cached embeddings), not from a blank head
+        feats = embeddings.embed_images(ws, [plan.train[i] for i in tr], bb.name, size,
+                                        progress=lambda d, n: bar(0.02 * d / max(n, 1), f"embedding {d}/{n}"),
+                                        cancel=cancelled)
+        set_head(model, *fit_linear_head(feats, y[tr], multilabel, model.head.out_features, plan.seed))
         epochs = planned_epochs(bb.name, len(tr), budget)
         info = fine_tune(model, x_all[tr], yt[tr], x_all[va], yt[va], time_budget_s=budget, seed=plan.seed,
                          max_epochs=epochs, progress=lambda f, m: bar(0.02 + 0.9 * f, m), cancel=cancelled)

@@ -236,12 +236,15 @@ def test_advanced_training_fine_tunes_within_budget(tmp_path, monkeypatch):
     ev = json.loads((ws.iteration_dir(it.id) / "evaluation.json").read_text())
     assert ev["k_folds"] == 1 and len(ev["records"]) == 2  # the 20 % validation split
     assert {r["image_id"] for r in ev["records"]} == set(info["validation_image_ids"])
-    # the fine-tuned weights differ from the pretrained trunk
+    # LP-FT: the head starts as the linear probe (epoch 0 is a candidate); a later best epoch moved the trunk
     import torch
     from cvlab.nets.backbones import imagenet_model
 
+    assert ft["history"][0]["epoch"] == 0 and ft["planned_epochs"] == training.planned_epochs("lite0", 8, 4)
     sd = torch.load(ws.iteration_dir(it.id) / "model.pt", weights_only=True)
-    assert not torch.equal(sd["trunk.conv_stem.weight"], imagenet_model("lite0").conv_stem.weight)
+    assert float(sd["head.weight"].abs().sum()) > 0
+    moved = not torch.equal(sd["trunk.conv_stem.weight"], imagenet_model("lite0").conv_stem.weight)
+    assert moved == (ft["best_epoch"] > 0)
 
 
 def test_cli_trains_and_prints(trained, capsys):

@@ -123,8 +123,12 @@ def _freeze_batchnorm(model: nn.Module) -> None:
 
 def fine_tune(model: Classifier, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor | None,
               val_y: torch.Tensor | None, *, time_budget_s: float, seed: int = 0, lr: float = 5e-4,
-              max_epochs: int = 40, patience: int = 5, batch_size: int = 16, progress=None, cancel=None) -> dict:
+              max_epochs: int = 40, patience: int = 5, batch_size: int = 8, progress=None, cancel=None) -> dict:
     """Advanced training: fine-tune the whole network with augmentation, early stopping on the validation split.
+
+    Start from a linear-probe head (LP-FT: the Quick head fitted on the training part's cached embeddings) or a
+    zero head; timm's random head init made fine-tuning fail (feasibility.md).  Batches of 8 keep Lite2 at
+    260 px under ~3 GB.
 
     ``train_x``/``val_x`` are uint8 [N, 3, S, S] pixels (already stretched to S); targets are class indices
     (multiclass) or 0/1 float rows over the head's outputs (multilabel).  Stops at ``max_epochs``, after
@@ -157,6 +161,10 @@ def fine_tune(model: Classifier, train_x: torch.Tensor, train_y: torch.Tensor, v
                         for i in range(0, len(val_x), 32))
         return total / len(val_x)
 
+    has_val = val_x is not None and len(val_x) > 0
+    if has_val:  # epoch 0: the starting head (a linear probe) is a candidate too, so fine-tuning never ends worse
+        best = (val_loss(), best[1], 0)
+        history.append({"epoch": 0, "train_loss": None, "val_loss": round(best[0], 5), "seconds": 0.0})
     for epoch in range(1, max_epochs + 1):
         if epoch > 1 and time.monotonic() - start + epoch_time > time_budget_s:
             reason = "time_budget"
@@ -182,7 +190,7 @@ def fine_tune(model: Classifier, train_x: torch.Tensor, train_y: torch.Tensor, v
             seen += len(idx)
         epoch_time = time.monotonic() - t0
         train_loss = running / seen
-        current = val_loss() if val_x is not None and len(val_x) else train_loss
+        current = val_loss() if has_val else train_loss
         history.append({"epoch": epoch, "train_loss": round(train_loss, 5), "val_loss": round(current, 5),
                         "seconds": round(epoch_time, 2)})
         if current < best[0] - 1e-6:
@@ -201,5 +209,5 @@ def fine_tune(model: Classifier, train_x: torch.Tensor, train_y: torch.Tensor, v
             break
     model.load_state_dict(best[1])
     model.eval()
-    return {"epochs": len(history), "best_epoch": best[2], "best_val_loss": round(best[0], 5),
+    return {"epochs": sum(h["epoch"] > 0 for h in history), "best_epoch": best[2], "best_val_loss": round(best[0], 5),
             "stopped": reason, "seconds": round(time.monotonic() - start, 2), "history": history}
