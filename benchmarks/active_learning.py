@@ -13,6 +13,12 @@ same generated images afresh (initial set, test set, pool) and seeds training.
 Settings that keep it short: classification reuses the cached embeddings across rounds and seeds (one
 workspace); detection trains ``--det-epochs`` epochs (``CVLAB_DETECTION_EPOCHS``) on cached trunk features,
 with a small pool and test set.  Wall and CPU seconds are reported, as the machine is shared.
+
+Measured 2026-11-26 (classification, defaults, seeds 0-2; 279 CPU-s, 33 min wall on a 2-core machine at load
+15-28): held-out F1 at 20/30/40/50 labelled images, uncertainty 0.577/0.595/0.688/0.702 vs random
+0.577/0.642/0.704/0.770 -- margin sampling from 5 images per tag did *not* beat random here (cold start: the
+20-image linear probe's most uncertain images are mostly ok-vs-cracked look-alikes).  Detection could not be
+measured on that loaded machine: one Quick detector training (16 images, 5 epochs) took 630 s wall.
 """
 from __future__ import annotations
 

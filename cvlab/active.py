@@ -393,7 +393,8 @@ def query_predictions(ws, project_id: str, token: dict | None = None) -> Predict
     raw = dict(token or {})
     unknown = sorted(k for k in raw if k not in _TOKEN_KEYS)
     if unknown:
-        raise CvlabError(_QUERY, f"Unknown query field(s) {unknown}: use {sorted(k for k in _TOKEN_KEYS if '_' not in k)}.")
+        known = sorted(k for k in _TOKEN_KEYS if "_" not in k)
+        raise CvlabError(_QUERY, f"Unknown query field(s) {unknown}: use {known}.")
     q = {_TOKEN_KEYS[k]: v for k, v in raw.items()}
     p = ws.get_project(project_id)
     order = q.get("order_by") or "Newest"
