@@ -16,8 +16,8 @@ with a small pool and test set.  Wall and CPU seconds are reported, as the machi
 
 Measured 2026-11-26 (classification, defaults, seeds 0-2; 279 CPU-s, 33 min wall on a 2-core machine at load
 15-28): held-out F1 at 20/30/40/50 labelled images, uncertainty 0.577/0.595/0.688/0.702 vs random
-0.577/0.642/0.704/0.770 -- margin sampling from 5 images per tag did *not* beat random here (cold start: the
-20-image linear probe's most uncertain images are mostly ok-vs-cracked look-alikes).  Detection could not be
+0.577/0.642/0.704/0.770 -- margin sampling from 5 images per tag did *not* beat random here (a cold start:
+its picks leaned to `cracked`, 16-17 of the 50 labelled images vs 11-12 at random, and away from the rest).  Detection could not be
 measured on that loaded machine: one Quick detector training (16 images, 5 epochs) took 630 s wall.
 """
 from __future__ import annotations
