@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -107,6 +108,16 @@ def learner(endpoint: str, seat, k: int, n_images: int, n_predictions: int, stat
     return out
 
 
+def _rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--learners", type=int, default=30)
@@ -143,9 +154,12 @@ def main(argv=None) -> int:
         total = time.monotonic() - t0
         prog = requests.get(f"{endpoint}/cvlab/workshop/progress", headers={"Training-Key": instructor_key},
                             timeout=300).json()
+        rss_mb = _rss_mb(server.pid)
     finally:
         server.terminate()
         server.wait(30)
+        if not args.workspace:
+            shutil.rmtree(root, ignore_errors=True)
     lat = np.array(stats.prediction_s + stats.first_prediction_s or [float("nan")])
     warm = np.array(stats.prediction_s or [float("nan")])
     trains = [r["train_wall_s"] for r in results if "train_wall_s" in r]
@@ -164,6 +178,7 @@ def main(argv=None) -> int:
         "trainings_admitted": prog["queue"]["admitted"],
         "queued_at_submit": sum(r.get("status_at_submit") == "Queued" for r in results),
         "train_submit_to_completed_s": {"min": min(trains, default=None), "max": max(trains, default=None)},
+        "server_rss_mb": rss_mb,
         "mean_accuracy": round(float(np.mean([r.get("accuracy", 0) for r in results])), 3),
     }
     print(json.dumps(report, indent=1))

@@ -170,6 +170,9 @@ def quiz_payload(ws, topic: str | None = None) -> dict:
     """What ``submit_quiz`` wants, from the learner's own quiz progress (``cvlab.quiz``)."""
     from cvlab import quiz
     s = quiz.summary(ws, topic)
+    if not s.answered:
+        raise CvlabError("BadRequestInvalid", "No quiz answers in this workspace yet: take a quiz first (`cvlab quiz` "
+                         "or a notebook's quiz cell), then submit.")
     return {"quiz": topic or "all", "answered": s.answered, "correct": s.correct_last}
 
 

@@ -228,6 +228,16 @@ def test_progress_quiz_and_reset(room, seat_a):
     bad = requests.post(f"{url}/quiz", headers={"Training-Key": seats["seat-02"].training_key}, timeout=30,
                         json={"quiz": "x", "answered": 3, "correct": 5})
     assert bad.status_code == 400 and "cannot exceed" in bad.json()["message"]
+    # the helper a learner calls from a notebook: their own quiz progress, sent only when they choose to
+    from cvlab import quiz
+    mine = Workspace(ws.path.parent / "learner-laptop")
+    with pytest.raises(workshop.CvlabError):
+        workshop.submit_quiz_scores(handle.endpoint, seats["seat-03"].training_key, ws=mine)
+    for q, right in zip(quiz.questions()[:4], (True, True, False, True)):
+        quiz.record(mine, quiz.Grade(q.id, right, "", ""))
+    sent = workshop.submit_quiz_scores(handle.endpoint, seats["seat-03"].training_key, ws=mine)
+    assert (sent["seat"], sent["answered"], sent["correct"], sent["score"]) == ("seat-03", 4, 3, 0.75)
+    mine.close()
     # learners' keys do not open the instructor's view
     assert requests.get(f"{url}/progress", headers={"Training-Key": seats["seat-01"].training_key},
                         timeout=30).status_code == 401
@@ -237,6 +247,7 @@ def test_progress_quiz_and_reset(room, seat_a):
     a_project = next(p for p in by_seat["seat-01"]["projects"] if p["id"] == seat_a["project"].id)
     assert a_project["images"] == 10 and a_project["iterations"][0]["metrics"]["precision"] is not None
     assert by_seat["seat-02"]["quiz"][0]["score"] == 0.7
+    assert by_seat["seat-03"]["quiz"][0]["score"] == 0.75
     assert prog["queue"]["slots"] == 1 and "longest_wait_s" in prog["queue"]
     # reset seat-02 only (over HTTP, as the instructor)
     r = requests.post(f"{url}/seats/seat-02/reset", headers={"Training-Key": handle.training_key}, timeout=120)
