@@ -122,6 +122,8 @@ def reset_seat(ws, name: str, *, new_keys: bool = False) -> dict:
         for p in sw.get_projects():
             for it in sw.get_iterations(p.id):
                 if it.status in ("Training", "Queued"):
+                    if isinstance(training.admission, TrainingQueue):
+                        training.admission.cancel(it.id)  # leaves the line at once instead of waiting its turn
                     training.cancel_training(sw, it.id)
                     training.wait(sw, p.id, it.id, timeout=60)
                 if it.publish_name:
@@ -304,6 +306,7 @@ class _Ticket:
         self.project_id, self.iteration_id = project_id, iteration_id
         self.enqueued = time.monotonic()
         self.admitted_at: float | None = None
+        self.cancelled = False
 
     def __enter__(self):
         self.queue._wait_turn(self)
@@ -371,7 +374,20 @@ class TrainingQueue:
     def _wait_turn(self, t: _Ticket) -> None:
         with self._cond:
             while t not in self._running:
+                if t.cancelled:
+                    raise InterruptedError("cancelled while queued")  # training marks it Failed: Cancelled
                 self._cond.wait()
+
+    def cancel(self, iteration_id: str) -> bool:
+        """Take a waiting iteration out of the line (its training then ends Cancelled without running)."""
+        with self._cond:
+            for t in self._waiting:
+                if t.iteration_id == iteration_id:
+                    t.cancelled = True
+                    self._waiting.remove(t)
+                    self._advance()
+                    return True
+        return False
 
     def _release(self, t: _Ticket) -> None:
         with self._cond:

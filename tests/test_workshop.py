@@ -310,6 +310,17 @@ def test_queue_orders_and_renumbers(tmp_path):
     for t in threads:
         t.join(10)
     assert order == [0, 1, 2, 3]
+    # a cancelled waiter leaves the line at once; the ones behind move up
+    more = [ws.create_iteration(p.id, name=f"Iteration {i}", status="Training") for i in range(4, 7)]
+    held = [q.enqueue(ws, p.id, it.id) for it in more]
+    held[0].__enter__()
+    assert q.cancel(more[1].id) and not q.cancel(more[0].id)
+    assert ws.get_iteration(p.id, more[2].id).queue_position == 1
+    with pytest.raises(InterruptedError):
+        held[1].__enter__()
+    held[0].__exit__(None, None, None)
+    with held[2]:
+        assert ws.get_iteration(p.id, more[2].id).status == "Training"
     snap = q.snapshot()
-    assert snap["admitted"] == 4 and snap["waiting"] == [] and snap["longest_wait_s"] > 0
+    assert snap["admitted"] == 6 and snap["waiting"] == [] and snap["longest_wait_s"] > 0
     ws.close()
