@@ -139,7 +139,7 @@ def test_label_in_a_real_browser(chromium, lab, tmp_path):
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"), executable_path=chromium, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 1000})
+            viewport={"width": 1280, "height": 1400})
         try:
             page = context.new_page()
             page.goto(lab["url"])
@@ -162,6 +162,7 @@ def test_label_in_a_real_browser(chromium, lab, tmp_path):
             labeler.locator(".class-label", has_text="vest").first.click()
             img = labeler.locator("img").first
             img.wait_for(timeout=15_000)
+            img.scroll_into_view_if_needed()
             _wait_until(lambda: (img.bounding_box() or {}).get("width", 0) > 10, 15, "the picture to load")
             box = img.bounding_box()
             x0, y0, x1, y1 = 0.2, 0.25, 0.7, 0.8  # fractions of the shown picture

@@ -155,7 +155,11 @@ def _detection(ws, n=2, size=(200, 100)):
 def test_box_labeler_saves_normalised_regions(ws):
     p = _detection(ws)
     bl = box_labeler(p)
-    assert isinstance(bl, BoxLabeler) and bl.size == (200, 100)
+    assert isinstance(bl, BoxLabeler) and bl.size == (600, 300)   # 200x100 scaled to fit 600x400
+    bl.bbox.bboxes = [{"x": 60, "y": 30, "width": 150, "height": 120, "label": "vest"}]   # as the browser sends it
+    r = ws.get_image(p.id, bl.image_id).regions
+    assert (r[0].left, r[0].top, r[0].width, r[0].height) == pytest.approx((0.1, 0.1, 0.25, 0.4))
+    bl = box_labeler(p, size=(200, 100))
     assert bl.bbox.classes == ["helmet", "vest"]       # no trained iteration: no grey suggestion classes
     img = bl.image_id
     bl.bbox.bboxes = [{"x": 20, "y": 10, "width": 50, "height": 40, "label": "vest"}]   # as the browser sends it

@@ -13,6 +13,8 @@ from typing import Any
 
 import ipywidgets as w
 from jupyter_bbox_widget import BBoxWidget
+from PIL import Image as PILImage
+from PIL import ImageOps
 
 from cvlab.errors import CvlabError
 
@@ -41,18 +43,18 @@ def to_box(left: float, top: float, width: float, height: float, size: tuple[int
 
 class BoxLabeler(TextFallback, w.VBox):
     """Label a detection project's images with boxes; regionless images first, suggestions from the latest
-    trained iteration (unless `suggestions=False`)."""
+    trained iteration (unless `suggestions=False`). Pictures are shown scaled to fit `size` (600x400)."""
 
     _needs = "This box labeler"
 
     def __init__(self, ws, project, *, iteration: Any = None, suggestions: bool = True, threshold: float = 0.5,
-                 max_side: int = 1024):
+                 size: tuple[int, int] = (600, 400)):
         if project.project_type != "ObjectDetection":
             raise CvlabError("BadRequestOperationNotSupported",
                              f"Project {project.name!r} is a classification project: label it with "
                              "project.tagger() (whole-image tags); the box labeler is for object detection.")
         self.ws, self.project = ws, project
-        self._max_side = max_side
+        self._display = size
         self._iteration = None
         if suggestions:
             self._iteration = (find_iteration(ws, project.id, iteration) if iteration is not None
@@ -135,8 +137,9 @@ class BoxLabeler(TextFallback, w.VBox):
                 self._loading = False
                 return self.go(self.index)
             picture = self.ws.open_image(image)
-            data = jpeg(picture, (self._max_side, self._max_side))
-            picture.thumbnail((self._max_side, self._max_side))
+            # Scaled (up or down) to fit the display box: boxes are drawn in these pixels, then normalised by them.
+            picture = ImageOps.contain(picture, self._display, PILImage.Resampling.BILINEAR)
+            data = jpeg(picture, picture.size)
             self.size = picture.size
             boxes = [to_box(r.left, r.top, r.width, r.height, self.size, r.tag_name) for r in image.regions]
             self._saved = self._key(image.regions)
