@@ -12,7 +12,7 @@ import nbformat
 
 HERE = Path(__file__).resolve().parent
 NOTEBOOKS: dict[str, list[tuple[str, str]]] = {}
-DRAFTS = {"04-evaluating"}  # not written until they execute cleanly against the library
+DRAFTS = set()  # not written until they execute cleanly against the library
 
 
 ALL: dict[str, list[tuple[str, str]]] = {}  # drafts included, for trying them out (--drafts DIR)
@@ -514,7 +514,10 @@ from cvlab import metrics
 from cvlab.performance import get_iteration_performance, compare_splits, load_evaluation_dict
 
 parts, site = cv.course_project(ws, "parts"), cv.course_project(ws, "site")
-parts_it, site_it = cv.trained_iteration(ws, parts), cv.trained_iteration(ws, site)
+# the Quick iteration: its numbers come from k-fold cross-validation over every training image
+parts_it = next((it for it in ws.get_iterations(parts.id) if it.training_type == "Regular"
+                 and it.status == "Completed"), None) or cv.trained_iteration(ws, parts)
+site_it = cv.trained_iteration(ws, site)
 perf = get_iteration_performance(ws, parts.id, parts_it.id, threshold=0.5)
 perf
 """),
