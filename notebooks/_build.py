@@ -1082,7 +1082,7 @@ projects.
 from cvlab import quiz
 from cvlab.widgets.quiz import QuizSession
 
-session = QuizSession(ws, count=10, seed=P.scratch_epochs, context=quiz.run_context(ws))
+session = QuizSession(ws, count=10, seed=cv.SEED, context=quiz.run_context(ws))
 session
 """),
         md("Answer all ten (press **Next question** after each), then run the review:"),
