@@ -324,3 +324,17 @@ def test_queue_orders_and_renumbers(tmp_path):
     snap = q.snapshot()
     assert snap["admitted"] == 6 and snap["waiting"] == [] and snap["longest_wait_s"] > 0
     ws.close()
+
+
+def test_a_seat_left_training_by_a_stopped_server_can_train_again(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    seat = workshop.create_seats(ws, 1)[0]
+    sw = workshop.open_seat(ws, seat.name)
+    p = sw.create_project("left over")
+    stuck = sw.create_iteration(p.id, name="Iteration 1", status="Queued", queue_position=3)
+    sw.close()
+    with start_background(ws, rate_limits=False) as handle:
+        trainer, _ = clients(handle, seat)
+        it = trainer.get_iteration(p.id, stuck.id)
+        assert it.status == "Failed" and it.training_error_details == "interrupted"
+    ws.close()

@@ -39,6 +39,7 @@ class SeatDirectory:
         self.rate_limits = rate_limits
         self._lock = threading.Lock()
         self._contexts: dict[str, ServiceContext] = {}
+        self._recovered: set[str] = set()
 
     def seats(self) -> list[core.Seat]:
         return core.get_seats(self.ctx.ws)
@@ -49,6 +50,9 @@ class SeatDirectory:
             if c is None:
                 seat = core.get_seat(self.ctx.ws, name)
                 sw = core.open_seat(self.ctx.ws, name)
+                if name not in self._recovered:  # once per process: later contexts may have work running
+                    self._recovered.add(name)
+                    _recover(sw)
                 QUEUE.register(sw, name)
                 c = ServiceContext(sw, ServiceKeys(seat.training_key, seat.prediction_key,
                                                    seat.prediction_resource_id),
@@ -71,6 +75,13 @@ class SeatDirectory:
                 self._contexts.pop(seat.name, None)
         self.enter(scope, seat.name)
         return True
+
+
+def _recover(sw) -> None:
+    """A seat's trainings/exports left running by a stopped server end Failed, so the learner can start again."""
+    from cvlab import training
+    training.recover_interrupted(sw)
+    sw.recover_interrupted_exports()
 
 
 class SeatPaths:
