@@ -2,6 +2,7 @@
 fairly (Queued + queue_position, FIFO), the instructor sees progress and quiz scores, reset touches one seat."""
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -156,6 +157,7 @@ def test_every_project_route_is_refused_to_another_seat(room, seat_a):
     before = sw.check(verify_hashes=False)["counts"]
     routes = list(_routes(handle, ids))
     assert len(routes) >= 40
+    statuses = []
     for method, url, api in routes:
         key = {"Training-Key": b.training_key} if api == "training" else {"Prediction-Key": b.prediction_key}
         params = {"name": "x", "publishName": "x", "predictionId": b.prediction_resource_id, "platform": "ONNX",
@@ -166,10 +168,13 @@ def test_every_project_route_is_refused_to_another_seat(room, seat_a):
                              json={"url": "http://127.0.0.1:9/x.jpg", "images": [{"id": ids["imageId"]}],
                                    "tags": [{"imageId": ids["imageId"], "tagId": ids["tagId"]}]})
         assert r.status_code in (400, 404), (method, url, r.status_code, r.text[:200])
+        statuses.append(r.status_code)
         # seat-01's own key on the other API is refused outright
         other = {"Prediction-Key": seats["seat-01"].prediction_key} if api == "training" else \
             {"Training-Key": seats["seat-01"].training_key}
         assert requests.request(method, url, headers=other, timeout=30).status_code == 401
+    print("404s:", statuses.count(404), "of", len(statuses))
+    assert statuses.count(404) >= 0.8 * len(statuses)  # mostly "no such project"; the rest bad input, never 2xx
     assert sw.check(verify_hashes=False)["counts"] == before
     sw.close()
 
@@ -241,7 +246,9 @@ def test_progress_quiz_and_reset(room, seat_a):
     # learners' keys do not open the instructor's view
     assert requests.get(f"{url}/progress", headers={"Training-Key": seats["seat-01"].training_key},
                         timeout=30).status_code == 401
-    prog = requests.get(f"{url}/progress", headers={"Training-Key": handle.training_key}, timeout=60).json()
+    raw = requests.get(f"{url}/progress", headers={"Training-Key": handle.training_key}, timeout=60).text
+    assert not any(s.training_key in raw or s.prediction_key in raw for s in seats.values())  # no keys in it
+    prog = json.loads(raw)
     by_seat = {s["seat"]: s for s in prog["seats"]}
     assert set(by_seat) == {"seat-01", "seat-02", "seat-03"}
     a_project = next(p for p in by_seat["seat-01"]["projects"] if p["id"] == seat_a["project"].id)
