@@ -366,6 +366,7 @@ def main(argv=None) -> int:
         "failures": stats.failures[:20], "routes": routes,
         "server_start": start_res, "server_end": end_res, "growth": growth,
         "server_rss_mb_max": max(s["rss_mb"] for s in samples), "server_exit_code": rc,
+        "server_rss_mb_every_5s": [s["rss_mb"] for s in samples],
         "integrity": {k: report[k] for k in ("ok", "sqlite_integrity", "counts", "missing_blobs", "corrupt_blobs",
                                              "orphan_blobs", "temp_files", "export_temp_dirs")},
     }
