@@ -6,7 +6,7 @@ import pytest
 from cvlab import Workspace
 from cvlab.domains import find_domain
 from cvlab.errors import CvlabError
-from cvlab.widgets import BoxLabeler, Tagger, box_labeler, tagger
+from cvlab.widgets import BoxLabeler, Tagger, box_labeler, compare_iterations, quick_test, tagger
 
 from conftest import make_image_bytes
 
@@ -215,3 +215,20 @@ def test_box_labeler_fallback_text(ws):
     bl = box_labeler(_detection(ws))
     assert "make lab" in bl._repr_mimebundle_()["text/plain"]
     assert "set_image_labels" in repr(bl)
+
+
+# ---- quick test and comparison before any training ---------------------------------------------------------------
+def test_quick_test_without_iteration_says_train_first(ws):
+    p = ws.create_project("empty")
+    qt = quick_test(p)
+    assert "NotFoundIteration" in qt.status.text and "train" in qt.status.text
+    assert qt.picture.layout.display == "none"         # no broken-image icon before a test
+    assert "make lab" in qt._repr_mimebundle_()["text/plain"]
+    assert qt.test(make_image_bytes(64, 48), "x.jpg") == [] and "iteration" in qt.status.text
+
+
+def test_compare_without_iterations_explains(ws):
+    p = ws.create_project("empty")
+    with pytest.raises(CvlabError) as e:
+        compare_iterations(p)
+    assert e.value.code == "NotFoundIteration" and "has 0 trained" in e.value.message

@@ -170,13 +170,6 @@ def test_quick_test_detection_draws_boxes(trained):
     assert "0 of" in qt.bars.children[0].value
 
 
-def test_quick_test_without_iteration_says_train_first(ws):
-    p = ws.create_project("empty", domain_id=CLS)
-    qt = quick_test(p)
-    assert "NotFoundIteration" in qt.status.text and "train" in qt.status.text
-    assert "make lab" in qt._repr_mimebundle_()["text/plain"]
-
-
 # ---- comparison ------------------------------------------------------------------------------------------------
 def test_compare_iterations_side_by_side(trained):
     ws, cls = trained["ws"], trained["cls"]
