@@ -227,3 +227,9 @@ class Project:
 
     def box_labeler(self, **kwargs) -> Any:
         return _lazy("cvlab.widgets", "box_labeler")(self, **kwargs)
+
+    def quick_test(self, iteration: Any = None, **kwargs) -> Any:
+        return _lazy("cvlab.widgets", "quick_test")(self, iteration, **kwargs)
+
+    def compare_iterations(self, a: Any = None, b: Any = None, **kwargs) -> Any:
+        return _lazy("cvlab.widgets", "compare_iterations")(self, a, b, **kwargs)
