@@ -294,7 +294,7 @@ def worker(c: Client, ids: dict, n: int, seed: int) -> None:
         elif op == "performance":
             c.call("GET performance", "GET", TRAIN + f"/projects/{m}/iterations/{ids['published']}/performance")
         elif op == "tag churn":
-            r = c.call("POST tag", "POST", TRAIN + f"/projects/{u}/tags", params={"name": f"churn-{n}-{k}"})
+            r = c.call("POST tag", "POST", TRAIN + f"/projects/{u}/tags", params={"name": f"churn-{n}-{k}-{os.getpid()}"})
             if r is not None:
                 c.call("DELETE tag", "DELETE", TRAIN + f"/projects/{u}/tags/{r.json()['id']}")
 
