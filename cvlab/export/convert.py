@@ -12,12 +12,15 @@ import contextlib
 import io
 import logging
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
 import torch
 
 ONNX_OPSET = 17
+# torch's exporters keep global state (torch.onnx's GLOBALS, torch.export's tracing): one conversion at a time.
+_CONVERT_LOCK = threading.Lock()
 
 
 class _NHWCBGR(torch.nn.Module):
@@ -54,7 +57,7 @@ def to_onnx(module: torch.nn.Module, kind: str, size: int, labels: list[str], pa
     else:
         inputs, outputs = ["data"], ["model_output"]
         dynamic = {"data": {0: "batch"}, "model_output": {0: "batch"}}
-    with _quiet(), torch.inference_mode(False), torch.no_grad():
+    with _CONVERT_LOCK, _quiet(), torch.inference_mode(False), torch.no_grad():
         torch.onnx.export(module, (sample,), str(path), input_names=inputs, output_names=outputs,
                           opset_version=ONNX_OPSET, dynamic_axes=dynamic, dynamo=False)
     model = onnx.load(str(path))
@@ -104,7 +107,7 @@ def to_tflite(module: torch.nn.Module, size: int, path: Path, quantization: str 
     wrapped = _NHWCBGR(module.eval()).eval()
     sample = (torch.rand(1, size, size, 3) * 255,)
     float_path = path if quantization is None else path.with_suffix(".float.tflite")
-    with _quiet():
+    with _CONVERT_LOCK, _quiet():
         litert_torch.convert(wrapped, sample).export(str(float_path))
     if quantization is None:
         return path
