@@ -190,9 +190,6 @@ def test_images_and_labels_survive_kills_during_training_and_export(interrupted)
     ws.close()
 
 
-@pytest.mark.xfail(strict=False, reason="service defect: create_app / `cvlab serve` do not call "
-                   "cvlab.training.recover_interrupted(ws) nor ws.recover_interrupted_exports() at start-up, so "
-                   "work killed mid-way stays Training/Exporting forever")
 def test_next_server_start_reports_interrupted_training_and_export(interrupted):
     pid = interrupted["pid"]
     with ServeProcess(interrupted["path"]) as srv:

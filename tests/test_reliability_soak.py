@@ -13,10 +13,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-@pytest.mark.xfail(strict=False, reason="export defect: torch.onnx.export is not thread-safe and "
-                   "cvlab.export.convert.to_onnx takes no process-wide lock, so an ONNX export running while the "
-                   "service converts another iteration fails with 'AssertionError: GLOBALS.in_onnx_export must be "
-                   "False' (seen in about one soak run in two)")
 def test_soak_30_seconds_16_clients(trained_colours):
     path, _ = trained_colours()  # the soak reuses its trained project instead of training one
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "soak.py"), "--seconds", "30", "--clients", "16",

@@ -79,6 +79,18 @@ def wait(ws, export_id: str, timeout: float = 600.0):
     return ws.get_export(export_id)
 
 
+def running_jobs() -> list[str]:
+    """Ids of the exports this process is still building (the rest of Exporting ones were interrupted)."""
+    return [export_id for export_id, job in list(_jobs.items()) if job.is_alive()]
+
+
+def recover_interrupted(ws) -> list[str]:
+    """At start-up: trainings and exports a stopped process left running end Failed, saying why."""
+    from cvlab import training
+
+    return training.recover_interrupted(ws) + ws.recover_interrupted_exports(running=running_jobs())
+
+
 def export_file(ws, token: str) -> Path:
     """The zip behind a download token (tokens are random; unknown or malformed ones are NotFound)."""
     if not token or not all(c.isalnum() or c in "-_" for c in token):

@@ -79,6 +79,8 @@ def create_app(ws, *, training_key: str | None = None, prediction_key: str | Non
 
     if tier is not None:
         ws.set_tier(tier)
+    from cvlab.export import recover_interrupted
+    recover_interrupted(ws)  # a killed server's trainings/exports end Failed with a reason, not Training forever
     keys: ServiceKeys = resolve_keys(ws, training_key, prediction_key)
     if workshop is None:
         from cvlab.workshop import is_workshop

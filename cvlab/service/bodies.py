@@ -40,10 +40,10 @@ def _multipart(body: bytes, content_type: str) -> list[tuple[str | None, bytes]]
         name = opts.get(b"filename")
         parts.append((name.decode("utf-8", "replace") if name else None, bytes(state["data"])))
 
-    parser = MultipartParser(boundary, {"on_part_begin": on_part_begin, "on_header_field": on_header_field,
-                                        "on_header_value": on_header_value, "on_header_end": on_header_end,
-                                        "on_part_data": on_part_data, "on_part_end": on_part_end})
-    try:
+    try:  # a malformed boundary (e.g. longer than 256 bytes) fails already in the constructor
+        parser = MultipartParser(boundary, {"on_part_begin": on_part_begin, "on_header_field": on_header_field,
+                                            "on_header_value": on_header_value, "on_header_end": on_header_end,
+                                            "on_part_data": on_part_data, "on_part_end": on_part_end})
         parser.write(body)
         parser.finalize()
     except Exception as exc:

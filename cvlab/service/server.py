@@ -23,7 +23,9 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def _config(app, log_level: str = "warning") -> uvicorn.Config:
-    # h11 keeps the patched reason phrase; no access log, so keys in query strings never reach a log.
+    # h11 keeps the patched reason phrase; no access log, so keys in query strings never reach a log
+    # (uvicorn re-enables its access log whenever that logger has a handler, so the logger itself is disabled).
+    logging.getLogger("uvicorn.access").disabled = True
     return uvicorn.Config(app, http="h11", ws="none", lifespan="off", log_level=log_level, access_log=False,
                           timeout_keep_alive=30)
 

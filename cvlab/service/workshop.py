@@ -79,9 +79,8 @@ class SeatDirectory:
 
 def _recover(sw) -> None:
     """A seat's trainings/exports left running by a stopped server end Failed, so the learner can start again."""
-    from cvlab import training
-    training.recover_interrupted(sw)
-    sw.recover_interrupted_exports()
+    from cvlab.export import recover_interrupted
+    recover_interrupted(sw)
 
 
 class SeatPaths:
