@@ -468,8 +468,12 @@ def write_voc(records: Iterable[Record], out: Path, **_) -> Path:
             ET.SubElement(obj, "name").text = reg.tag
             ET.SubElement(obj, "difficult").text = "0"
             bb = ET.SubElement(obj, "bndbox")
-            for k, v in zip(("xmin", "ymin", "xmax", "ymax"), coords.ltwh_to_voc(reg.ltwh, w, h)):
-                ET.SubElement(bb, k).text = str(int(round(v)))
+            x1, y1, x2, y2 = (int(round(v)) for v in coords.ltwh_to_voc(reg.ltwh, w, h))
+            # whole pixels, but never an empty box: a box always spans at least one pixel inside the image
+            x1, y1 = min(x1, w - 1), min(y1, h - 1)
+            x2, y2 = max(x2, x1 + 1), max(y2, y1 + 1)
+            for k, v in zip(("xmin", "ymin", "xmax", "ymax"), (x1, y1, x2, y2)):
+                ET.SubElement(bb, k).text = str(v)
         ET.indent(ann)
         ET.ElementTree(ann).write(out / "Annotations" / (Path(name).stem + ".xml"), encoding="unicode")
     return out
