@@ -79,3 +79,11 @@ def trained_colours(tmp_path_factory):
         shutil.copytree(src, dst)
         return dst, dict(info)
     return copy
+
+
+# Property tests: no per-example deadline (CI machines are noisy) and the same examples on every run (derandomize),
+# so a workshop laptop and CI see the same results; explicit @settings in a test still win.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("cvlab", deadline=None, derandomize=True, database=None)
+_hypothesis_settings.load_profile("cvlab")
