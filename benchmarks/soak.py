@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import io
 import json
 import os
 import random
@@ -30,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import requests
-from PIL import Image
+from cvlab.datasets.swatches import swatch_jpeg
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -38,19 +37,12 @@ sys.path.insert(0, str(REPO))
 TRAIN = "/customvision/v3.4-preview/training"
 PREDICT = "/customvision/v3.1/prediction"
 COMPACT_GENERAL = "0732100f-1a38-4e49-a514-c9b44c697ab5"
-COLOURS = {"red": (200, 30, 30), "blue": (30, 40, 200)}
+from cvlab.datasets.swatches import COLOURS  # noqa: E402
 _ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def jpeg(rgb, seed: int, size: int = 64) -> bytes:
-    rng = np.random.default_rng(seed)
-    arr = np.empty((size, size, 3), np.uint8)
-    arr[:] = rgb
-    mask = rng.random((size, size)) < 0.08
-    arr[mask] = rng.integers(0, 256, (int(mask.sum()), 1), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, "JPEG", quality=90)
-    return buf.getvalue()
+    return swatch_jpeg(rgb, seed, size)
 
 
 class Server:

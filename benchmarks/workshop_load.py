@@ -9,7 +9,6 @@ wait (server side, from GET /cvlab/workshop/progress) and each learner's submit-
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import re
@@ -24,23 +23,16 @@ from pathlib import Path
 
 import numpy as np
 import requests
-from PIL import Image
 
 from cvlab import workshop
 from cvlab.workspace import Workspace
+from cvlab.datasets.swatches import swatch_jpeg
 
-COLOURS = {"red": (200, 30, 30), "blue": (30, 40, 200)}
+from cvlab.datasets.swatches import COLOURS  # noqa: E402
 
 
 def jpeg(rgb, seed: int, size: int = 96) -> bytes:
-    rng = np.random.default_rng(seed)
-    arr = np.empty((size, size, 3), np.uint8)
-    arr[:] = rgb
-    mask = rng.random((size, size)) < 0.08
-    arr[mask] = rng.integers(0, 256, (int(mask.sum()), 1), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, "JPEG", quality=90)
-    return buf.getvalue()
+    return swatch_jpeg(rgb, seed, size)
 
 
 class Stats:

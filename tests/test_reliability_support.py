@@ -11,6 +11,7 @@ import zlib
 import numpy as np
 import requests
 from PIL import Image
+from cvlab.datasets.swatches import swatch_jpeg
 
 TRAIN = "/customvision/v3.4-preview/training"
 PREDICT = "/customvision/v3.1/prediction"
@@ -24,15 +25,7 @@ def png(w: int, h: int, seed: int = 0) -> bytes:
 
 
 def colour_jpeg(rgb, seed: int, size: int = 64) -> bytes:
-    """A colour field with seeded speckles: the colour is the class, the speckles make each file unique."""
-    rng = np.random.default_rng(seed)
-    arr = np.empty((size, size, 3), np.uint8)
-    arr[:] = rgb
-    mask = rng.random((size, size)) < 0.08
-    arr[mask] = rng.integers(0, 256, (int(mask.sum()), 1), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, "JPEG", quality=90)
-    return buf.getvalue()
+    return swatch_jpeg(rgb, seed, size)
 
 
 def png_with_declared_size(w: int, h: int) -> bytes:

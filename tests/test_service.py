@@ -23,6 +23,7 @@ from msrest.authentication import ApiKeyCredentials
 
 from cvlab.service import start_background
 from cvlab.workspace import Workspace
+from cvlab.datasets.swatches import swatch_jpeg
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # trains real (tiny) models
 
@@ -35,13 +36,7 @@ def _jpeg(img: Image.Image, quality: int = 90) -> bytes:
 
 
 def colour_image(rgb, seed: int, size: int = 96) -> bytes:
-    """A colour field with seeded grey speckles: the colour is the class, the speckles make every file unique."""
-    rng = np.random.default_rng(seed)
-    arr = np.empty((size, size, 3), np.uint8)
-    arr[:] = rgb
-    mask = rng.random((size, size)) < 0.08
-    arr[mask] = rng.integers(0, 256, (int(mask.sum()), 1), dtype=np.uint8)
-    return _jpeg(Image.fromarray(arr))
+    return swatch_jpeg(rgb, seed, size)
 
 
 def shape_image(circle: bool, square: bool, seed: int, size: int = 96) -> bytes:
