@@ -35,6 +35,12 @@ def code(text: str) -> tuple[str, str]:
     return ("code", text.strip("\n"))
 
 
+def exercise(text: str) -> tuple[str, str]:
+    """A code cell the learner writes: its leading comments are the instructions; `cvlab workshop notebooks`
+    blanks the rest in the learner version and keeps it in the instructor version."""
+    return ("exercise", text.strip("\n"))
+
+
 SETUP = code("""
 from cvlab import curriculum as cv
 P = cv.profile()            # CVLAB_PROFILE=fast (CI) or learner (default)
@@ -697,7 +703,9 @@ except Exception as err:
 assert snippet_failed
 """),
         md("Fixed for SDK 3.x — endpoint first, the key inside `ApiKeyCredentials`:"),
-        code("""
+        exercise("""
+# Exercise: build a CustomVisionPredictionClient the SDK 3.x way (endpoint first, the prediction key inside
+# ApiKeyCredentials), classify test_jpg with the published iteration PUBLISH_NAME, and print every tag's probability.
 predictor = CustomVisionPredictionClient(svc.endpoint, ApiKeyCredentials(in_headers={"Prediction-key": svc.prediction_key}))
 with open(test_jpg, "rb") as image:
     results = predictor.classify_image(parts.id, PUBLISH_NAME, image.read())
@@ -1113,6 +1121,9 @@ def build(names=None, out: Path = HERE, drafts: bool = False) -> list[Path]:
         nb.metadata["language_info"] = {"name": "python"}
         nb.cells = [nbformat.v4.new_markdown_cell(src) if kind == "md" else nbformat.v4.new_code_cell(src)
                     for kind, src in cells]
+        for (kind, _), cell in zip(cells, nb.cells):
+            if kind == "exercise":
+                cell.metadata["tags"] = ["exercise"]
         for i, cell in enumerate(nb.cells):
             cell.id = f"{name[:2]}-{i:02d}"  # stable ids keep diffs small
         nbformat.validate(nb)

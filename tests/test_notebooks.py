@@ -33,7 +33,8 @@ def test_notebooks_exist_in_sync_with_the_build_script():
     assert names[0].startswith("00-") and any(n.startswith("08-") for n in names)
     for path in NOTEBOOKS:
         stored = nbformat.read(path, as_version=4)
-        sources = [(("md" if c.cell_type == "markdown" else "code"), c.source) for c in stored.cells]
+        sources = [("md" if c.cell_type == "markdown" else
+                    "exercise" if "exercise" in c.metadata.get("tags", []) else "code", c.source) for c in stored.cells]
         assert sources == mod.NOTEBOOKS[path.stem], f"{path.name} differs from _build.py: rebuild it"
 
 
