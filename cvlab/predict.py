@@ -20,7 +20,20 @@ from cvlab.nets.preprocess import Preprocessing, to_pil
 MAX_DETECTIONS = 200  # Azure: at most 200 regions per prediction (cvlab.rules regions_per_image_prediction)
 BACKEND_ENV = "CVLAB_PREDICTOR_BACKEND"
 
-_cache: dict[tuple, "Predictor"] = {}
+_cache: dict[tuple, "Predictor"] = {}  # insertion-ordered: the oldest loaded first
+CACHE_SIZE_ENV = "CVLAB_PREDICTOR_CACHE"  # how many iterations stay loaded (default 32: a workshop room)
+
+
+def _evict(keep_folder: str) -> None:
+    """Drop older versions of this iteration, iterations whose folder is gone (deleted), and the oldest beyond
+    the cache size, so a long-running server does not grow with every iteration it ever served."""
+    limit = max(1, int(os.environ.get(CACHE_SIZE_ENV, "32")))
+    for key in [k for k in _cache if k[0] == keep_folder or not Path(k[0]).exists()]:
+        del _cache[key]
+        _load_locks.pop(key, None)
+    while len(_cache) >= limit:
+        _load_locks.pop(next(iter(_cache)), None)
+        del _cache[next(iter(_cache))]
 _cache_lock = threading.Lock()
 _load_locks: dict[tuple, threading.Lock] = {}
 
@@ -82,8 +95,7 @@ class Predictor:
             module.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
             predictor = cls(iteration_id, info, module, folder, backend)
             with _cache_lock:
-                for old in [k for k in _cache if k[0] == key[0]]:
-                    del _cache[old]
+                _evict(keep_folder=key[0])
                 _cache[key] = predictor
             return predictor
 

@@ -85,3 +85,22 @@ def test_errors_are_clear(iteration):
     with pytest.raises(CvlabError) as e:
         pred.predict(b"not an image")
     assert e.value.code == "BadRequestImageFormat"
+
+
+def test_predictor_cache_forgets_deleted_iterations_and_stays_bounded(tmp_path, monkeypatch):
+    """A long-running server must not keep every iteration it ever served in memory."""
+    from cvlab import predict
+
+    monkeypatch.setattr(predict, "_cache", {})
+    monkeypatch.setenv(predict.CACHE_SIZE_ENV, "3")
+    folders = []
+    for i in range(4):
+        folder = tmp_path / f"it{i}"
+        folder.mkdir()
+        folders.append(str(folder))
+        predict._evict(keep_folder=str(folder))
+        predict._cache[(str(folder), i, "onnx")] = object()
+    assert [k[0] for k in predict._cache] == folders[1:]  # the oldest went when a fourth arrived
+    (tmp_path / "it2").rmdir()                               # iteration 2 deleted
+    predict._evict(keep_folder=folders[3])                   # iteration 3 reloaded (e.g. retrained weights)
+    assert [k[0] for k in predict._cache] == [folders[1]]
