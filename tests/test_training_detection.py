@@ -2,26 +2,17 @@
 import io
 import json
 
-import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from cvlab import training
 from cvlab.errors import CvlabError
 from cvlab.predict import Predictor
+from cvlab.datasets.swatches import disc_scene
 
 OD_COMPACT = "a27d5ca5-bb19-49d8-a70a-fec086c47f5b"
 
 
-def disc_scene(seed: int, size: int = 128):
-    rng = np.random.default_rng(seed)
-    img = Image.fromarray(rng.integers(90, 160, (size, size, 3), dtype=np.uint8))
-    s = int(rng.integers(36, 64))
-    x, y = int(rng.integers(0, size - s)), int(rng.integers(0, size - s))
-    ImageDraw.Draw(img).ellipse([x, y, x + s, y + s], fill=(220, 30, 30))
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=90)
-    return buf.getvalue(), (x / size, y / size, s / size, s / size)
 
 
 @pytest.fixture(scope="module")

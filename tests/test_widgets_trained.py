@@ -17,6 +17,7 @@ from cvlab.errors import CvlabError
 from cvlab.performance import get_iteration_performance
 from cvlab.widgets import compare_iterations, box_labeler, quick_test
 from cvlab.workspace import ImageEntry, Workspace
+from cvlab.datasets.swatches import disc_scene
 
 pytestmark = pytest.mark.slow
 CLS = "0732100f-1a38-4e49-a514-c9b44c697ab5"   # General (compact) classification: Lite0 at 224 px
@@ -42,13 +43,6 @@ def shape(kind: str, seed: int, size: int = 96) -> bytes:
     return _jpeg(img)
 
 
-def disc_scene(seed: int, size: int = 128):
-    rng = np.random.default_rng(seed)
-    img = Image.fromarray(rng.integers(90, 160, (size, size, 3), dtype=np.uint8))
-    s = int(rng.integers(36, 64))
-    x, y = int(rng.integers(0, size - s)), int(rng.integers(0, size - s))
-    ImageDraw.Draw(img).ellipse([x, y, x + s, y + s], fill=(220, 30, 30))
-    return _jpeg(img), (x / size, y / size, s / size, s / size)
 
 
 @pytest.fixture(scope="session")
