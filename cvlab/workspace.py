@@ -1642,12 +1642,23 @@ def configure(parser) -> None:
     parser.add_argument("--no-hashes", action="store_true", help="skip re-hashing every blob (faster)")
 
 
-def run(args) -> int:
-    path = Path(args.workspace) if args.workspace else default_workspace_path()
+def _check_folder(path: Path, args) -> dict:
     ws = Workspace(path, create=False)
     try:
-        report = ws.check(repair=args.repair, verify_hashes=not args.no_hashes)
+        return ws.check(repair=args.repair, verify_hashes=not args.no_hashes)
     finally:
         ws.close()
+
+
+def run(args) -> int:
+    """Check the workspace and, in workshop mode, every learner seat's workspace under it (``seats``)."""
+    from .workshop import SEATS_DIR
+
+    path = Path(args.workspace) if args.workspace else default_workspace_path()
+    report = _check_folder(path, args)
+    seats = sorted(p for p in (path / SEATS_DIR).glob("*") if (p / DB_NAME).is_file())
+    if seats:
+        report["seats"] = {p.name: _check_folder(p, args) for p in seats}
+        report["ok"] = report["ok"] and all(r["ok"] for r in report["seats"].values())
     print(json.dumps(report, indent=2, default=str))
     return 0 if report["ok"] else 1

@@ -64,6 +64,23 @@ def test_doctor_reports_and_repairs(tmp_path, capsys, jpeg_bytes):
     assert "NotFound" in capsys.readouterr().err
 
 
+def test_doctor_walks_workshop_seats(tmp_path, capsys, jpeg_bytes):
+    from cvlab import workshop
+    ws = Workspace(tmp_path / "room")
+    workshop.create_seats(ws, 2)
+    seat = workshop.open_seat(ws, "seat-02")
+    seat.create_images(seat.create_project("P").id, [jpeg_bytes()])
+    seat._write_blob("ef" * 32, b"orphan")  # damage in a learner's seat, not in the instructor's workspace
+    seat.close()
+    ws.close()
+    assert cli.main(["doctor", "--workspace", str(tmp_path / "room")]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["orphan_blobs"] == [] and set(report["seats"]) == {"seat-01", "seat-02"}
+    assert report["seats"]["seat-01"]["ok"] and report["seats"]["seat-02"]["orphan_blobs"] == ["ef" * 32]
+    assert cli.main(["doctor", "--workspace", str(tmp_path / "room"), "--repair"]) == 0
+    assert json.loads(capsys.readouterr().out)["seats"]["seat-02"]["repaired"]["orphan_blobs"] == 1
+
+
 def test_lab_dry_run_prepares_workspace(tmp_path, monkeypatch, capsys):
     from cvlab import lab
     nb = tmp_path / "notebooks"
