@@ -17,12 +17,11 @@ import json
 import os
 import random
 import re
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections import defaultdict
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import numpy as np
 import psutil
 import requests
 from cvlab.datasets.swatches import swatch_jpeg
+from cvlab.service.process import ServeProcess
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -37,6 +37,8 @@ sys.path.insert(0, str(REPO))
 TRAIN = "/customvision/v3.4-preview/training"
 PREDICT = "/customvision/v3.1/prediction"
 COMPACT_GENERAL = "0732100f-1a38-4e49-a514-c9b44c697ab5"
+JOB_TIMEOUT = 300      # seconds a training or an export may take before the soak calls it hung
+REQUEST_TIMEOUT = 120  # seconds one request may take
 from cvlab.datasets.swatches import COLOURS  # noqa: E402
 _ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -45,45 +47,20 @@ def jpeg(rgb, seed: int, size: int = 64) -> bytes:
     return swatch_jpeg(rgb, seed, size)
 
 
-class Server:
-    """`cvlab serve --port 0` on a workspace; endpoint and keys read from its banner."""
+class Server(ServeProcess):
+    """`cvlab serve --port 0` on a workspace, rate limits on; its RSS and open files for the growth check."""
 
     def __init__(self, workspace: Path):
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-                   PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen([sys.executable, "-c", "import sys; from cvlab.cli import main; sys.exit(main())",
-                                      "serve", "--workspace", str(workspace), "--port", "0", "--log-level", "warning"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        self.output: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-        deadline = time.monotonic() + 120
-        while not any("Press Ctrl+C" in ln for ln in self.output):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.proc.kill()
-                raise RuntimeError("cvlab serve did not start:\n" + "".join(self.output))
-            time.sleep(0.05)
-        text = "".join(self.output)
-        self.endpoint = re.search(r"Training endpoint:\s+(\S+)", text).group(1)
-        self.training_key = re.search(r"Training key:\s+(\S+)", text).group(1)
-        self.prediction_key = re.search(r"Prediction key:\s+(\S+)", text).group(1)
-        self.resource_id = re.search(r"Prediction resource id:\s+(\S+)", text).group(1)
+        super().__init__(workspace, "--log-level", "warning")
         self.ps = psutil.Process(self.proc.pid)
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.output.append(line)
 
     def resources(self) -> dict:
         return {"rss_mb": round(self.ps.memory_info().rss / 2**20, 1), "open_fds": self.ps.num_fds(),
                 "threads": self.ps.num_threads()}
 
     def stop(self) -> int:
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            return self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+        super().stop(timeout=60)
+        return self.proc.returncode
 
 
 class Stats:
@@ -138,7 +115,7 @@ class Client:
         while True:
             t0 = time.perf_counter()
             try:
-                r = self.s.request(method, self.srv.endpoint + url, headers=headers, timeout=300, **kw)
+                r = self.s.request(method, self.srv.endpoint + url, headers=headers, timeout=REQUEST_TIMEOUT, **kw)
             except requests.RequestException as exc:
                 self.stats.record(route, time.perf_counter() - t0, type(exc).__name__, str(exc))
                 return None
@@ -206,17 +183,22 @@ def train_and_wait(c: Client, project: str, route: str = "setup") -> str:
     if r is None:
         raise RuntimeError("training did not start: " + "; ".join(c.stats.failures[-3:]))
     it = r.json()["id"]
+    deadline = time.monotonic() + JOB_TIMEOUT
     while True:
         r = c.call(route + " poll", "GET", TRAIN + f"/projects/{project}/iterations/{it}")
         if r is not None and r.json()["status"] != "Training":
             if r.json()["status"] != "Completed":
                 c.stats.record(route, 0.0, "TrainingFailed", json.dumps(r.json()))
             return it
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"iteration {it} still not Completed after {JOB_TIMEOUT} s: "
+                               + (json.dumps(r.json()) if r is not None else "; ".join(c.stats.failures[-3:])))
         time.sleep(0.5)
 
 
 def export_and_download(c: Client, project: str, it: str, route: str) -> None:
     c.call(route, "POST", TRAIN + f"/projects/{project}/iterations/{it}/export", params={"platform": "ONNX"})
+    deadline = time.monotonic() + JOB_TIMEOUT
     while True:
         r = c.call(route + " poll", "GET", TRAIN + f"/projects/{project}/iterations/{it}/export")
         if r is None:
@@ -231,18 +213,25 @@ def export_and_download(c: Client, project: str, it: str, route: str) -> None:
             c.stats.record("GET export zip", time.perf_counter() - t0,
                            200 if z.status_code == 200 and z.content[:2] == b"PK" else z.status_code)
             return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"ONNX export of iteration {it} still Exporting after {JOB_TIMEOUT} s")
         time.sleep(0.5)
 
 
 def trainer(c: Client, ids: dict, cycled: threading.Event) -> None:
-    """Client 0: retrain, export, download, drop the previous (unpublished) iteration; until stopped."""
+    """Client 0: retrain, export, download, drop the previous (unpublished) iteration; until stopped. A cycle that
+    fails or hangs is recorded as a failure and ends the trainer (and releases the warm-up wait)."""
     previous = None
-    while not c.stop.is_set():
-        it = train_and_wait(c, ids["model"], "POST train")
-        export_and_download(c, ids["model"], it, "POST export")
-        if previous:
-            c.call("DELETE iteration", "DELETE", TRAIN + f"/projects/{ids['model']}/iterations/{previous}")
-        previous = it
+    try:
+        while not c.stop.is_set():
+            it = train_and_wait(c, ids["model"], "POST train")
+            export_and_download(c, ids["model"], it, "POST export")
+            if previous:
+                c.call("DELETE iteration", "DELETE", TRAIN + f"/projects/{ids['model']}/iterations/{previous}")
+            previous = it
+            cycled.set()
+    except Exception as exc:  # noqa: BLE001 - reported in the JSON, not lost in a thread
+        c.stats.record("trainer", 0.0, type(exc).__name__, traceback.format_exc()[-1500:])
         cycled.set()
 
 
@@ -300,13 +289,17 @@ def main(argv=None) -> int:
                     "in it with tags red and blue and a Completed compact iteration is reused instead of training")
     ap.add_argument("--warmup", type=float, default=None, help="seconds of traffic before the measured window and "
                     "its resource baseline, at least one train+export cycle (default: 10 %% of --seconds, min 5)")
+    ap.add_argument("--job-timeout", type=float, default=JOB_TIMEOUT, help="seconds a training or export may take "
+                    "before it counts as hung (default %(default)s); a hang prints the server's thread stacks")
     args = ap.parse_args(argv)
+    globals()["JOB_TIMEOUT"] = args.job_timeout
     random.seed(args.seed)
     tmp = None
     if args.workspace is None:
         tmp = tempfile.TemporaryDirectory(prefix="cvlab-soak-")
         args.workspace = Path(tmp.name) / "ws"
     stats = Stats()
+    server_stacks = ""
     t_setup = time.perf_counter()
     srv = Server(Path(args.workspace))
     try:
@@ -315,8 +308,8 @@ def main(argv=None) -> int:
         stop = threading.Event()
         clients = [Client(srv, stats, stop) for _ in range(args.clients)]
         cycled = threading.Event()
-        threads = [threading.Thread(target=trainer, args=(clients[0], ids, cycled), name="soak-trainer")]
-        threads += [threading.Thread(target=worker, args=(c, ids, i, args.seed), name=f"soak-{i}")
+        threads = [threading.Thread(target=trainer, args=(clients[0], ids, cycled), name="soak-trainer", daemon=True)]
+        threads += [threading.Thread(target=worker, args=(c, ids, i, args.seed), name=f"soak-{i}", daemon=True)
                     for i, c in enumerate(clients[1:], 1)]
         for t in threads:
             t.start()
@@ -324,7 +317,8 @@ def main(argv=None) -> int:
         warmup = args.warmup if args.warmup is not None else max(5.0, 0.1 * args.seconds)
         w0 = time.monotonic()
         time.sleep(warmup)
-        cycled.wait(600)
+        if not cycled.wait(2 * JOB_TIMEOUT):
+            stats.record("trainer", 0.0, "NoCycle", f"no train+export cycle finished in {2 * JOB_TIMEOUT} s")
         warmup_s = time.monotonic() - w0
         warmup_requests = stats.reset()
         t0 = time.monotonic()
@@ -336,8 +330,13 @@ def main(argv=None) -> int:
         end_res = srv.resources()
         elapsed = time.monotonic() - t0
         stop.set()  # clients finish what they started (the trainer its cycle), so the server stops idle
+        join_deadline = time.monotonic() + 2 * JOB_TIMEOUT
         for t in threads:
-            t.join(600)
+            t.join(max(0.1, join_deadline - time.monotonic()))
+        hung = [t.name for t in threads if t.is_alive()]
+        if hung:
+            stats.record("hung", 0.0, "Hung", f"clients still waiting {2 * JOB_TIMEOUT} s after the stop: {hung}")
+            server_stacks = srv.dump_stacks()[-20000:]
     finally:
         rc = srv.stop()
     from cvlab.workspace import Workspace
@@ -356,6 +355,7 @@ def main(argv=None) -> int:
         "rate_limited_429": sum(r["rate_limited_429"] for r in routes.values()),
         "warmup_seconds": round(warmup_s, 1), "warmup_requests": warmup_requests,
         "failures": stats.failures[:20], "routes": routes,
+        **({"server_stacks": server_stacks} if server_stacks else {}),
         "server_start": start_res, "server_end": end_res, "growth": growth,
         "server_rss_mb_max": max(s["rss_mb"] for s in samples), "server_exit_code": rc,
         "server_rss_mb_every_5s": [s["rss_mb"] for s in samples],

@@ -7,7 +7,6 @@ import base64
 import errno
 import hashlib
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from cvlab.service.process import ServeProcess as _ServeProcess
 from cvlab.workspace import Workspace
 from test_reliability_support import Api, png, snapshot
 
@@ -26,30 +26,11 @@ pytestmark = pytest.mark.timeout(400)
 REPO = Path(__file__).resolve().parents[1]
 
 
-class ServeProcess:
-    """`cvlab serve --port 0` in a subprocess; reads the endpoint and keys it prints."""
+class ServeProcess(_ServeProcess):
+    """`cvlab serve --port 0 --no-rate-limit` in a subprocess, with an `Api` on it once it answers."""
 
     def __init__(self, ws_path, *extra: str, startup_timeout: float = 60):
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-                   PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from cvlab.cli import main; sys.exit(main())", "serve",
-             "--workspace", str(ws_path), "--port", "0", "--no-rate-limit", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        deadline = time.monotonic() + startup_timeout
-        while not any("Press Ctrl+C" in ln for ln in self.lines):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError("cvlab serve did not start:\n" + "".join(self.lines))
-            time.sleep(0.05)
-        text = "".join(self.lines)
-        self.endpoint = re.search(r"Training endpoint:\s+(\S+)", text).group(1)
-        self.training_key = re.search(r"Training key:\s+(\S+)", text).group(1)
-        self.prediction_key = re.search(r"Prediction key:\s+(\S+)", text).group(1)
-        self.resource_id = re.search(r"Prediction resource id:\s+(\S+)", text).group(1)
+        super().__init__(ws_path, "--no-rate-limit", *extra, startup_timeout=startup_timeout)
         self.api = Api(self.endpoint, self.training_key, self.prediction_key)
         # the server answers once the banner is out, but give uvicorn a moment to enter its loop
         for _ in range(100):
@@ -59,34 +40,8 @@ class ServeProcess:
             except requests.ConnectionError:
                 time.sleep(0.05)
 
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    def kill(self) -> None:
-        """SIGKILL: no clean-up handler runs."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-        self._reader.join(5)
-
     def stop(self) -> str:
-        """Ctrl+C-like stop; returns everything the process printed."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._reader.join(5)
-        return "".join(self.lines)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
+        return super().stop(timeout=20)
 
 
 def _hash(data: bytes) -> str:

@@ -53,6 +53,16 @@ def write_env_file(path: str | os.PathLike, endpoint: str, keys) -> Path:
     return path
 
 
+def _stack_dumps_on_sigusr1() -> None:
+    """`kill -USR1 <pid>` prints every thread's stack: how to see what a stuck server is waiting for."""
+    import faulthandler
+    import signal
+    import sys
+
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, file=sys.stdout, all_threads=True, chain=False)
+
+
 def run(args: argparse.Namespace) -> int:
     from cvlab.workspace import open_workspace
 
@@ -86,5 +96,6 @@ def run(args: argparse.Namespace) -> int:
     if args.env_file:
         print(f"  Settings written to:     {write_env_file(args.env_file, endpoint, keys)}")
     print("Press Ctrl+C to stop.", flush=True)
+    _stack_dumps_on_sigusr1()
     serve_forever(app, sock, log_level=args.log_level)
     return 0
