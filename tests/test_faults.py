@@ -276,3 +276,11 @@ def test_disk_full_during_an_upload_is_error_storage_per_image(tmp_path, monkeyp
     finally:
         handle.stop()
         ws.close()
+
+
+def test_a_stuck_server_can_be_asked_for_its_thread_stacks(tmp_path):
+    """`kill -USR1` makes `cvlab serve` print every thread's stack and keep serving (how a hang is diagnosed)."""
+    with ServeProcess(tmp_path / "ws") as srv:
+        stacks = srv.dump_stacks()
+        assert "most recent call first" in stacks and "serve_forever" in stacks, stacks[-2000:]
+        assert srv.api.healthy()
