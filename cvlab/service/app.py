@@ -9,8 +9,9 @@ from fastapi import FastAPI, Request
 from starlette.datastructures import Headers
 
 from .auth import ServiceKeys, key_ok, presented_keys, resolve_keys
+from .bodies import BodyTooLarge, body_limit, declared_length, limit_receive, too_large
 from .context import ServiceContext
-from .errors import ACCESS_DENIED_BODY, JSON_TYPE, install_error_handlers
+from .errors import ACCESS_DENIED_BODY, JSON_TYPE, error_response, install_error_handlers
 from .quotas import RateLimiter, classify_request
 
 TRAINING_PREFIX = "/customvision/v3.4-preview/training"
@@ -27,10 +28,26 @@ async def _send_json(send, status: int, body: dict, headers: list | None = None)
     await send({"type": "http.response.body", "body": payload})
 
 
+async def _capped(app, scope, receive, send, api: str | None, rest: str) -> None:
+    """Run ``app`` with the route's body cap (``bodies.body_limit``): a Content-Length over it is answered 413
+    before a byte of the body is read, and a chunked body fails the moment it passes the cap."""
+    cap, code, what = body_limit(api, rest)
+    size = declared_length(Headers(scope=scope))
+    if size is not None and size > cap:
+        err = too_large(size, cap, code, what)
+        return await _send_json(send, err.status_code, {"code": err.code, "message": err.message},
+                                [(b"connection", b"close")])
+    return await app(scope, limit_receive(receive, cap, code, what), send)
+
+
+async def _body_too_large(request: Request, exc: BodyTooLarge):
+    return error_response(exc.code, exc.message, exc.status_code, headers=exc.headers)
+
+
 class Gateway:
     """ASGI middleware playing Azure API Management: it maps every accepted API version (and the segment in any
-    case) onto one canonical route set, checks the key of the API called, and applies the tier's rate limits,
-    before the app routes the request."""
+    case) onto one canonical route set, checks the key of the API called, applies the tier's rate limits and
+    the route's body cap, before the app routes the request."""
 
     def __init__(self, app, ctx: ServiceContext):
         self.app = app
@@ -41,7 +58,7 @@ class Gateway:
             return await self.app(scope, receive, send)
         m = _ROUTE.match(scope["path"])
         if not m:
-            return await self.app(scope, receive, send)
+            return await _capped(self.app, scope, receive, send, None, scope["path"])
         version, api, rest = m.group(1).lower(), m.group(2).lower(), m.group(3) or ""
         if version not in VERSIONS[api]:
             return await _send_json(send, 404, {"code": "NotFound", "message": (
@@ -64,7 +81,7 @@ class Gateway:
             msg = limiter.message(op, api, wait)
             return await _send_json(send, 429, {"error": {"code": "429", "message": msg}},
                                     [(b"retry-after", str(wait).encode())])
-        return await self.app(scope, receive, send)
+        return await _capped(self.app, scope, receive, send, api, rest)
 
 
 def create_app(ws, *, training_key: str | None = None, prediction_key: str | None = None,
@@ -95,6 +112,7 @@ def create_app(ws, *, training_key: str | None = None, prediction_key: str | Non
     )
     app.state.ctx = ctx
     install_error_handlers(app)
+    app.add_exception_handler(BodyTooLarge, _body_too_large)
     app.include_router(training_router, prefix=TRAINING_PREFIX)
     app.include_router(prediction_router, prefix=PREDICTION_PREFIX)
     app.include_router(blob_router)

@@ -20,7 +20,7 @@ from cvlab import rules
 from cvlab.errors import CvlabError
 
 from . import transfer, wire
-from .bodies import image_payloads, json_body
+from .bodies import ImageTooLarge, image_payloads, json_body
 from .context import ctx_of
 from .fetch import fetch_image
 from .predicting import predict_and_store
@@ -201,10 +201,24 @@ def _entries_from_bytes(payloads, tag_ids):
              responses={207: {"description": "some images failed; see per-image status"}})
 async def create_images_from_data(request: Request, projectId: str, tagIds: str | None = None):
     tags = _csv(tagIds, cap=rules.limit("tags_per_batch"))
-    payloads = await image_payloads(request)
     ws = ctx_of(request).ws
+    try:
+        payloads = await image_payloads(request, "training")
+    except ImageTooLarge as exc:  # one raw image over 6 MB, refused unread: Azure's per-image ErrorImageSize
+        return await run_in_threadpool(_oversized_upload, request, ws, projectId, exc)
     summary = await run_in_threadpool(ws.create_images, projectId, _entries_from_bytes(payloads, None), tags)
     return _summary_response(summary, request)
+
+
+def _oversized_upload(request: Request, ws, project_id: str, exc: ImageTooLarge) -> JSONResponse:
+    from cvlab.images import batch_status
+    from cvlab.model import ImageCreateResult, ImageCreateSummary
+    ws.get_project(project_id)  # NotFoundProject first, as for any upload
+    err = CvlabError(exc.code, exc.message)
+    response = _summary_response(ImageCreateSummary(False, [ImageCreateResult(None, batch_status(err), None,
+                                                                                err.message)]), request)
+    response.headers.update(exc.headers)  # the rest of the body is never read
+    return response
 
 
 def _b64(contents: str, name: str | None) -> bytes:
