@@ -173,8 +173,82 @@ def test_blob_links_are_signed_and_export_links_unguessable(served):
     assert requests.get(other, timeout=30).status_code == 403  # a signature is bound to its image
     for token in ("x", "../cvlab", "..%2Fcvlab", "%2e%2e%2fcvlab", "a" * 32, "cvlab.db"):
         r = requests.get(handle.endpoint + f"/exports/{token}.zip", timeout=30)
-        assert r.status_code == 404, (token, r.status_code)
-        assert r.json()["code"] == "NotFound"
+        assert r.status_code in (403, 404), (token, r.status_code)  # unsigned: refused before any file lookup
+        assert r.json()["code"] in ("Forbidden", "NotFound")
+
+
+@pytest.fixture
+def done_export(served):
+    """A Done export record of a compact-domain iteration, with its zip where the exporter puts it."""
+    import secrets
+    import zipfile
+    handle, ws, _ = served
+    p = ws.create_project(f"links-{uuid.uuid4().hex[:6]}", domain_id="0732100f-1a38-4e49-a514-c9b44c697ab5")
+    it = ws.create_iteration(p.id)
+    ws.update_iteration(p.id, it.id, status="Completed")
+    ex = ws.create_export(p.id, it.id, "ONNX")
+    token = secrets.token_urlsafe(24)
+    (ws.path / "exports").mkdir(exist_ok=True)
+    with zipfile.ZipFile(ws.path / "exports" / f"{token}.zip", "w") as zf:
+        zf.writestr("labels.txt", "t\n")
+    ws.update_export(ex.id, status="Done", download_uri=f"exports/{token}.zip", path=f"exports/{token}.zip")
+    url = handle.endpoint + TRAINING_PREFIX + f"/projects/{p.id}/iterations/{it.id}/export"
+
+    def link() -> str:
+        r = requests.get(url, headers={"Training-Key": handle.training_key}, timeout=30)
+        assert r.status_code == 200, r.text
+        return r.json()[0]["downloadUri"]
+    yield link, (ws.path / "exports" / f"{token}.zip").read_bytes()
+    ws.delete_project(p.id)
+
+
+def test_export_links_are_signed_and_refuse_tampering(served, done_export):
+    handle, ws, _ = served
+    link, zipped = done_export
+    uri = link()
+    assert re.search(r"/exports/[\w-]+\.zip\?se=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ&sig=[0-9a-f]{32}$", uri), uri
+    got = requests.get(uri, timeout=30)  # no key needed, like a SAS URL
+    assert got.status_code == 200 and got.content == zipped
+    later = re.sub(r"se=(\d{4})", lambda m: f"se={int(m.group(1)) + 1}", uri)  # extending the expiry
+    for bad in (re.sub(r"sig=\w+", "sig=" + "0" * 32, uri), later, uri.split("?")[0], uri.split("&sig=")[0],
+                re.sub(r"/exports/[\w-]+\.zip", "/exports/" + "A" * 32 + ".zip", uri)):
+        r = requests.get(bad, timeout=30)
+        assert r.status_code == 403, (bad, r.status_code)
+        assert r.json()["code"] == "Forbidden" and "downloadUri" in r.json()["message"]
+        assert r.headers["content-type"].startswith("application/json") and b"PK" not in r.content
+    from cvlab.service.blobs import export_link
+    signed_unknown = export_link(handle.app.state.ctx, handle.endpoint, "exports/" + "B" * 32 + ".zip")
+    r = requests.get(signed_unknown, timeout=30)
+    assert r.status_code == 404 and r.json()["code"] == "NotFound"
+
+
+def test_export_links_expire_and_get_exports_signs_fresh_ones(served, done_export, monkeypatch):
+    link, zipped = done_export
+    import time
+    from datetime import datetime, timezone
+    monkeypatch.setenv("CVLAB_EXPORT_LINK_SECONDS", "3")  # whole seconds: valid for 2 to 3 s
+    uri = link()
+    assert requests.get(uri, timeout=30).status_code == 200
+    se = datetime.strptime(re.search(r"se=([^&]+)", uri).group(1), "%Y-%m-%dT%H:%M:%SZ")
+    time.sleep(max(0.0, se.replace(tzinfo=timezone.utc).timestamp() - time.time()) + 0.2)
+    r = requests.get(uri, timeout=30)
+    assert r.status_code == 403 and r.json()["code"] == "Forbidden" and "expired" in r.json()["message"]
+    assert b"PK" not in r.content
+    monkeypatch.delenv("CVLAB_EXPORT_LINK_SECONDS")
+    fresh = link()  # the SDK's normal flow: get_exports, then download
+    assert fresh != uri
+    got = requests.get(fresh, timeout=30)
+    assert got.status_code == 200 and got.content == zipped
+
+
+def test_export_link_default_lifetime_is_an_hour(served):
+    from datetime import datetime, timezone
+
+    from cvlab.service.blobs import EXPORT_LINK_SECONDS, export_link
+    handle = served[0]
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+    assert EXPORT_LINK_SECONDS == 3600
+    assert "se=2026-01-01T13:00:00Z" in export_link(handle.app.state.ctx, handle.endpoint, "exports/t.zip", now)
 
 
 def test_export_tokens_carry_enough_entropy():

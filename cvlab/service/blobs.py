@@ -1,10 +1,15 @@
-"""Image bytes behind the ``originalImageUri`` / ``resizedImageUri`` / ``thumbnailUri`` fields.
+"""Image bytes behind the ``originalImageUri`` / ``resizedImageUri`` / ``thumbnailUri`` fields, and export zips
+behind an Export's ``downloadUri``.
 
 Like Azure's SAS URLs they carry their own signature, so a browser or ``requests.get`` opens them without a key.
+Export links also expire like a SAS URL: ``?se=<UTC expiry>&sig=<HMAC of token and expiry>``, valid for
+``CVLAB_EXPORT_LINK_SECONDS`` (default 3600 s, one hour); ``get_exports`` signs a fresh one on every call.
 """
 from __future__ import annotations
 
 import io
+import os
+from datetime import datetime, timedelta, timezone
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response
@@ -51,8 +56,37 @@ def get_blob(request: Request, kind: str, project_id: str, item_id: str, variant
     return _scaled(path, RESIZED_SIDE if variant == "resized" else THUMBNAIL_SIDE)
 
 
+EXPORT_LINK_SECONDS = 3600  # Azure's export SAS lasts hours; an hour covers get_exports-then-download easily
+_SE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_EXPORT_KIND = "export-link"  # keeps these signatures apart from image ("images"/"predictions") ones
+
+
+def export_link(ctx, base_url: str, relative: str, now: datetime | None = None) -> str:
+    """The absolute, signed, expiring URL of an export zip the exporter recorded as ``exports/<token>.zip``."""
+    token = relative.rsplit("/", 1)[-1].removesuffix(".zip")
+    seconds = int(os.environ.get("CVLAB_EXPORT_LINK_SECONDS", EXPORT_LINK_SECONDS))
+    se = ((now or datetime.now(timezone.utc)) + timedelta(seconds=seconds)).strftime(_SE_FORMAT)
+    return f"{base_url.rstrip('/')}/exports/{token}.zip?se={se}&sig={ctx.sign(_EXPORT_KIND, token, se)}"
+
+
+def _check_export_link(ctx, token: str, se: str, sig: str) -> None:
+    if not ctx.verify(_EXPORT_KIND, token, se, sig):  # constant time; also refuses a changed expiry
+        raise CvlabError("Forbidden", "This export download link is not valid: use the downloadUri exactly as "
+                         "get_exports returned it.")
+    try:
+        expiry = datetime.strptime(se, _SE_FORMAT).replace(tzinfo=timezone.utc)
+    except ValueError:
+        expiry = datetime.min.replace(tzinfo=timezone.utc)
+    if datetime.now(timezone.utc) >= expiry:
+        raise CvlabError("Forbidden", f"This export download link expired at {se}: call get_exports again for a "
+                         "fresh downloadUri.")
+
+
 @router.get("/exports/{token}.zip", tags=["blobs"], summary="Download an export (the Export's downloadUri)")
-def download_export(request: Request, token: str):
+def download_export(request: Request, token: str, se: str = Query("", description="expiry (UTC) of the link"),
+                    sig: str = Query("", description="signature from the downloadUri get_exports returned")):
     from cvlab.export import export_file
-    path = export_file(ctx_of(request).ws, token)
+    ctx = ctx_of(request)
+    _check_export_link(ctx, token, se, sig)
+    path = export_file(ctx.ws, token)
     return FileResponse(path, media_type="application/zip", filename=f"cvlab-export-{token[:8]}.zip")

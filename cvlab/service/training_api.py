@@ -511,18 +511,21 @@ def export_iteration(request: Request, projectId: str, iterationId: str, platfor
                      flavor: str | None = None):
     from cvlab import export as cvexport
     e = cvexport.export_iteration(ctx_of(request).ws, projectId, iterationId, platform, flavor, background=True)
-    return wire.export(e, _download_base(request))
+    return wire.export(e, _download_link(request))
 
 
 @router.get("/projects/{projectId}/iterations/{iterationId}/export", tags=["export"], summary="get_exports")
 def get_exports(request: Request, projectId: str, iterationId: str):
+    """Every call signs fresh download links (they expire, like Azure's SAS URLs)."""
     from cvlab import export as cvexport
-    return [wire.export(e, _download_base(request))
-            for e in cvexport.get_exports(ctx_of(request).ws, projectId, iterationId)]
+    link = _download_link(request)
+    return [wire.export(e, link) for e in cvexport.get_exports(ctx_of(request).ws, projectId, iterationId)]
 
 
-def _download_base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+def _download_link(request: Request):
+    from .blobs import export_link
+    ctx, base = ctx_of(request), str(request.base_url)
+    return lambda relative: export_link(ctx, base, relative)
 
 
 # ---- quick test, stored predictions ----------------------------------------------------------------------------

@@ -151,11 +151,12 @@ def iteration_performance(perf) -> dict:
             "averagePrecision": _metric(perf.average_precision)}
 
 
-def export(e, base_url: str) -> dict:
-    """``downloadUri`` is absolute (Azure's is a SAS URL): the relative path the exporter recorded, on this host."""
+def export(e, link) -> dict:
+    """``downloadUri`` is absolute and expiring (Azure's is a SAS URL): ``link`` turns the relative path the
+    exporter recorded into a signed URL on this host (``blobs.export_link``)."""
     uri = e.download_uri or ""
     if uri and "://" not in uri:
-        uri = f"{base_url.rstrip('/')}/{uri.lstrip('/')}"
+        uri = link(uri)
     return {"platform": e.platform, "status": e.status, "downloadUri": uri, "flavor": e.flavor,
             "newerVersionAvailable": bool(getattr(e, "newer_version_available", False))}
 
