@@ -29,9 +29,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cvlab.active import learning_curve  # noqa: E402
+from cvlab.active import ABLATION, STRATEGIES, learning_curve  # noqa: E402
 from cvlab.workspace import Workspace  # noqa: E402
 
 
@@ -43,6 +45,11 @@ def _run(label: str, **kwargs) -> dict:
     gains = [g for g in out["uncertainty_minus_random"][1:] if g is not None]
     out["uncertainty_wins_rounds"] = sum(g > 0 for g in gains)
     out["mean_gain_after_round_0"] = round(sum(gains) / len(gains), 4) if gains else None
+    runs = out["curves"]
+    rand = np.array(runs["random"]["runs"], dtype=float)  # None (undefined metric) -> nan
+    out["per_seed_mean_gain_after_round_0"] = {  # per seed: mean over rounds 1.. of (strategy - random)
+        s: [round(float(g), 4) for g in np.nanmean((np.array(runs[s]["runs"], dtype=float) - rand)[:, 1:], 1)]
+        for s in runs if s != "random"}
     print(f"{label}: {json.dumps({k: out[k] for k in ('uncertainty_minus_random', 'wall_s')})}", file=sys.stderr)
     return out
 
@@ -60,6 +67,8 @@ def main(argv=None) -> int:
     ap.add_argument("--det-epochs", type=int, default=6)
     ap.add_argument("--backend", choices=("onnx", "torch"), default="torch",
                     help="Predictor backend for ranking the pool (torch skips one ONNX conversion per iteration)")
+    ap.add_argument("--no-ablation", action="store_true",
+                    help=f"skip the {ABLATION!r} curve (top uncertainty without the spread; classification only)")
     ap.add_argument("--workspace", help="keep the projects in this workspace folder (default: a temporary one)")
     ap.add_argument("--out", help="also write the JSON here")
     args = ap.parse_args(argv)
@@ -80,7 +89,9 @@ def main(argv=None) -> int:
                       backend=args.backend, progress=sys.stderr.isatty())
         if args.only in (None, "classification"):
             results["classification"] = _run("parts", dataset="parts", pool_size=args.cls_pool,
-                                             test_size=args.cls_test, on_seed=on_seed("parts"), **common)
+                                             test_size=args.cls_test, on_seed=on_seed("parts"),
+                                             strategies=STRATEGIES + (() if args.no_ablation else (ABLATION,)),
+                                             **common)
         if args.only in (None, "detection"):
             results["detection"] = _run("site", dataset="site", pool_size=args.det_pool, test_size=args.det_test,
                                         detection_epochs=args.det_epochs, on_seed=on_seed("site"), **common)

@@ -6,9 +6,17 @@ Uncertainty (``prediction_uncertainty``; 0 = sure, 1 = undecided; Azure's ``pred
   (margin sampling: an image the model hesitates between two tags on is the one worth labelling).
 - Multilabel classification: ``max_t (1 - |2 p_t - 1|)``, how close the most undecided tag's sigmoid is to 0.5
   (each tag is its own yes/no question; one open question is enough to need a human).
-- Object detection: the mean of ``1 - |2 p - 1|`` over the boxes with ``p >= DETECTION_FLOOR`` (boxes near 0.5
-  are the ones the model cannot decide on; noise boxes below the floor are ignored); an image with no box above
-  the floor scores 1.0 (the model sees nothing there, which is worth a look).
+- Object detection: ``1 - top box probability`` (boxes below ``DETECTION_FLOOR`` are noise): an image where even
+  the detector's best box is unsure holds objects it has not learnt yet; an image with no box above the floor
+  scores 1.0 (the model sees nothing there, which is worth a look).  A per-box ambiguity (``1 - |2 p - 1|``)
+  averaged or maximised over boxes saturates near 1 on nearly every image of a young detector, whose many weak
+  boxes hover around 0.5, so it cannot rank images.
+
+The smart labeler's order (``query_suggested_images``, ``UncertaintyDescending``) is uncertainty *spread out*
+(``spread_order``): each next image maximises ``uncertainty x distance ** DIVERSITY``, the distance being the
+cosine distance of its cached embedding (``cvlab.embeddings``) to the nearest training image or image already
+suggested.  Plain top-uncertainty fills a batch of ten with near-copies of one confusing case; from a cold start
+it also piles onto whichever tag the young model confuses most (``benchmarks/active_learning.py`` has the numbers).
 
 An iteration never changes, so its predictions are cached per (iteration, image content): in memory and as
 ``<iteration dir>/suggestions/<sha256>.json`` (removed with the iteration).  Ranking stored predictions
@@ -40,6 +48,7 @@ from cvlab.errors import CvlabError
 from cvlab.model import Image, ImageCreateSummary, StoredPrediction
 
 DETECTION_FLOOR = 0.05
+DIVERSITY = 4.0      # spread_order's distance exponent (0 = plain uncertainty order); chosen on development data
 SORT_BY = ("UncertaintyAscending", "UncertaintyDescending")
 PREDICTION_ORDER_BY = tuple(rules.ORDER_BY) + ("Suggested",)
 PAGE = 50            # default maxCount of a query page (as the REST service)
@@ -71,7 +80,7 @@ def prediction_uncertainty(predictions: Sequence[dict], kind: str) -> float:
         return float(_ambiguity(probs).max()) if probs.size else 1.0
     if kind == "ObjectDetection":
         kept = probs[probs >= DETECTION_FLOOR]
-        return float(_ambiguity(kept).mean()) if kept.size else 1.0
+        return float(1.0 - kept.max()) if kept.size else 1.0
     raise CvlabError("BadRequestInvalid", f"Uncertainty kind {kind!r}: use Multiclass, Multilabel or ObjectDetection.")
 
 
@@ -80,6 +89,35 @@ def rank_by_uncertainty(items: Iterable, uncertainty: Callable[[Any], float], de
     scored = [(uncertainty(x), i, x) for i, x in enumerate(items)]
     scored.sort(key=lambda t: (-t[0] if descending else t[0], t[1]))
     return [x for _, _, x in scored]
+
+
+def spread_order(uncertainty: Sequence[float], candidates: np.ndarray, known: np.ndarray,
+                 power: float | None = None, head: int | None = None) -> list[int]:
+    """Candidate indices, most uncertain first but spread out: greedily, the next pick maximises
+    ``uncertainty x d ** power``, ``d`` = cosine distance (embeddings centred on their mean) to the nearest
+    ``known`` (labelled) embedding or earlier pick.  Only the first ``head`` picks are spread (a page holds at
+    most ``rules.limit("take")``); the rest follow by uncertainty.  ``power`` 0 is the plain uncertainty order."""
+    u = np.asarray(uncertainty, dtype=np.float64)
+    power = DIVERSITY if power is None else float(power)
+    head = min(len(u), rules.limit("take") if head is None else int(head))
+    plain = [int(i) for i in np.argsort(-u, kind="stable")]
+    if power == 0 or len(u) < 2:
+        return plain
+    cand = np.asarray(candidates, np.float64)
+    known = np.asarray(known, np.float64).reshape(-1, cand.shape[1])
+    centre = np.vstack([cand, known]).mean(0)
+    unit = lambda x: (x - centre) / np.maximum(np.linalg.norm(x - centre, axis=1, keepdims=True), 1e-12)  # noqa: E731
+    cand, known = unit(cand), unit(known)
+    dist = (1.0 - known @ cand.T).min(0) if len(known) else np.ones(len(cand))
+    picked: list[int] = []
+    free = np.ones(len(u), bool)
+    for _ in range(head):
+        score = np.where(free, u * np.clip(dist, 1e-9, None) ** power, -np.inf)
+        j = int(np.argmax(score))  # ties: the earlier candidate
+        picked.append(j)
+        free[j] = False
+        dist = np.minimum(dist, 1.0 - cand @ cand[j])
+    return picked + [i for i in plain if free[i]]
 
 
 def _kind(project_type: str, classification_type: str | None) -> str:
@@ -308,17 +346,43 @@ def _max_count(value, code: str) -> int:
     return n
 
 
+def _smart_order(ws, project_id: str, iteration_id: str, hits: list[SuggestedTagAndRegion]) -> list:
+    """The smart labeler's order: ``spread_order`` on the embeddings of the iteration's backbone (cached, so the
+    training images of a Quick classification iteration cost nothing); known = tagged images not held out."""
+    if len(hits) < 2 or DIVERSITY == 0:
+        return rank_by_uncertainty(hits, lambda s: s.prediction_uncertainty)
+    from cvlab import embeddings
+    from cvlab.domains import get_domain
+    from cvlab.nets.backbones import spec
+
+    it = ws.get_iteration(project_id, iteration_id)
+    try:
+        bb = spec(get_domain(it.domain_id or ws.get_project(project_id).domain_id).backbone)
+    except CvlabError:
+        bb = spec("lite0")  # a domain cvlab no longer lists: any backbone's embedding spreads the picks
+    known = [im for im in ws.iter_images(project_id, tagging_status="Tagged")
+             if str((im.metadata or {}).get("holdout", "")).strip().lower() not in ("true", "1", "yes")]
+    vectors = embeddings.embed_images(ws, [h.image for h in hits] + known, bb.name, bb.input_size)
+    order = spread_order([h.prediction_uncertainty for h in hits], vectors[:len(hits)], vectors[len(hits):])
+    return [hits[i] for i in order]
+
+
 def query_suggested_images(ws, project_id: str, iteration_id: str, tag_ids=None, threshold: float = 0.0,
                            sort_by: str = "UncertaintyDescending", max_count: int | None = PAGE,
                            continuation: str | None = None, session: str | None = None,
                            predictor=None) -> SuggestedImageQuery:
     """Untagged images the iteration predicts one of ``tag_ids`` on (any tag when None) with probability >=
-    ``threshold``, ordered by uncertainty, one page at a time (pass ``result.token["continuation"]`` back)."""
+    ``threshold``, one page at a time (pass ``result.token["continuation"]`` back).  ``UncertaintyDescending``:
+    the smart labeler's order (``spread_order``: most uncertain first, spread over the embedding space);
+    ``UncertaintyAscending``: plain least-uncertain first."""
     rules.check_choice(sort_by, SORT_BY, "sortBy", "BadRequestInvalid")
     take = _max_count(max_count, "BadRequestInvalid")
     skip = decode_continuation(continuation)
     _, tag_ids, threshold, hits = _untagged_suggestions(ws, project_id, iteration_id, tag_ids, threshold, predictor)
-    ranked = rank_by_uncertainty(hits, lambda s: s.prediction_uncertainty, sort_by == "UncertaintyDescending")
+    if sort_by == "UncertaintyDescending":
+        ranked = _smart_order(ws, project_id, iteration_id, hits)
+    else:
+        ranked = rank_by_uncertainty(hits, lambda s: s.prediction_uncertainty, descending=False)
     token = {"tagIds": tag_ids, "threshold": threshold, "session": session or str(uuid.uuid4()),
              "continuation": encode_continuation(skip + take) if len(ranked) > skip + take else None,
              "maxCount": take, "sortBy": sort_by}
@@ -472,7 +536,8 @@ def add_predictions_to_training(ws, project_id: str, items: Iterable, tag_ids=No
 # ---------------------------------------------------------------------------------------------------------------
 # learning curves: uncertainty sampling vs random sampling
 # ---------------------------------------------------------------------------------------------------------------
-STRATEGIES = ("uncertainty", "random")
+STRATEGIES = ("uncertainty", "random")  # the smart labeler's order (query_suggested_images) vs random
+ABLATION = "uncertainty-plain"          # top uncertainty without the spread (what cvlab did before)
 
 
 def _png(record) -> bytes:
@@ -529,7 +594,7 @@ def _upload(ws, project_id, indices, data, records, tag_ids, labelled: bool, met
 def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 10, start_per_tag: int | None = None,
                    pool_size: int = 100, test_size: int = 100, seeds: Sequence[int] = (0,), data_seed: int = 0,
                    image_size: int | None = None, detection_epochs: int | None = None, workspace=None,
-                   backend: str | None = None, progress: bool = True,
+                   backend: str | None = None, progress: bool = True, strategies: Sequence[str] = STRATEGIES,
                    on_seed: Callable[[int, dict], None] | None = None) -> dict:
     """Label ``per_round`` more images per round, chosen by uncertainty (the smart labeler's order) or at
     random, retrain (Quick training) and score each model on a held-out test set (metadata holdout=true):
@@ -541,6 +606,8 @@ def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 
     ``workspace`` (a Workspace or folder) keeps the projects; default: a temporary folder, deleted after.
     ``detection_epochs`` fixes the detector's epochs (``CVLAB_DETECTION_EPOCHS``) to keep rounds short.
     ``on_seed(seed, {strategy: scores per round})`` is called as each seed finishes (for partial results).
+    ``strategies`` may add ``ABLATION`` (plain top uncertainty); ``picked`` counts the tags of the images each
+    strategy labelled (summed over seeds and rounds), to see a strategy lean on one tag.
     """
     from tqdm.auto import tqdm
 
@@ -552,6 +619,9 @@ def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 
     from cvlab.training import DETECTION_EPOCHS_ENV, train_project
     from cvlab.workspace import Workspace
 
+    strategies = tuple(strategies)
+    if set(strategies) - set(STRATEGIES + (ABLATION,)) or not set(STRATEGIES) <= set(strategies):
+        raise CvlabError("BadRequest", f"strategies must include {STRATEGIES} and may add {ABLATION!r}.")
     if rounds < 1 or per_round < 1 or not seeds:
         raise CvlabError("BadRequest", "rounds and per_round must be at least 1, and seeds must not be empty.")
     meta = datasets.info(dataset)
@@ -574,16 +644,18 @@ def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 
     count = test_size + pool_size + 2 * start_per_tag * len(meta.tags)
     records = datasets.generate(dataset, count, seed=data_seed, size=image_size)
     data = [_png(r) for r in records]
-    runs: dict[str, list[list[float | None]]] = {s: [] for s in STRATEGIES}
+    runs: dict[str, list[list[float | None]]] = {s: [] for s in strategies}
+    picked: dict[str, dict[str, int]] = {s: {t: 0 for t in meta.tags} for s in strategies if s != "random"}
+    picked["random"] = {t: 0 for t in meta.tags}
     labelled_counts: list[int] = []
-    trainings = len(seeds) * (1 + rounds * len(STRATEGIES))
+    trainings = len(seeds) * (len(strategies) - 1 + rounds * len(strategies))
     bar = tqdm(total=trainings, desc=f"active learning on {dataset}", disable=not progress)
     try:
         for seed in seeds:
             initial, test, pool = _split(records, meta.tags, start_per_tag, test_size, pool_size, seed)
             labelled_counts = [len(initial) + r * per_round for r in range(rounds + 1)]
             projects = {}
-            for strategy in STRATEGIES:
+            for strategy in strategies:
                 p = ws.create_project(f"al {dataset} seed {seed} {strategy} {uuid.uuid4().hex[:6]}",
                                       domain_id=resolve_domain(None, ptype),
                                       classification_type=meta.classification_type)
@@ -605,29 +677,39 @@ def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 
 
             first, score0 = train_and_score(projects["uncertainty"][0])
             latest = {"uncertainty": first}
-            curves = {s: [score0] for s in STRATEGIES}
+            if ABLATION in strategies:  # same images and seed as the first: its own copy of round 0
+                latest[ABLATION] = train_and_score(projects[ABLATION][0])[0]
+            curves = {s: [score0] for s in strategies}
             for r in range(1, rounds + 1):
-                for strategy in STRATEGIES:
+                for strategy in strategies:
                     p, tag_ids, unlabelled = projects[strategy]
-                    if strategy == "uncertainty":
+                    if strategy != "random":
                         it = latest[strategy]
                         predictor = Predictor.load(ws, it.id, backend=backend) if backend else None
-                        found = query_suggested_images(ws, p.id, it.id, max_count=per_round, predictor=predictor)
-                        chosen = [s.id for s in found.results]
+                        if strategy == "uncertainty":  # exactly what the smart labeler returns
+                            found = query_suggested_images(ws, p.id, it.id, max_count=per_round,
+                                                           predictor=predictor).results
+                        else:
+                            hits = _untagged_suggestions(ws, p.id, it.id, None, 0.0, predictor)[3]
+                            found = rank_by_uncertainty(hits, lambda s: s.prediction_uncertainty)[:per_round]
+                        chosen = [s.id for s in found]
                         Predictor.clear_cache()  # many iterations: keep only the models in use in memory
                     else:
                         left = sorted(im.id for im in ws.iter_images(p.id, tagging_status="Untagged"))
                         rng = np.random.default_rng([seed, r])
                         chosen = [left[i] for i in rng.choice(len(left), size=per_round, replace=False)]
                     for image_id in chosen:  # the oracle: the generator's true labels
-                        labels = _labels_of(records[unlabelled[image_id]], tag_ids)
+                        record = records[unlabelled[image_id]]
+                        for t in set(record.tags) | {g.tag for g in record.regions}:
+                            picked[strategy][t] += 1
+                        labels = _labels_of(record, tag_ids)
                         if ptype == "ObjectDetection":
                             ws.set_image_labels(p.id, image_id, regions=labels["regions"])
                         else:
                             ws.set_image_labels(p.id, image_id, tag_ids=labels["tag_ids"])
                     latest[strategy], score = train_and_score(p)
                     curves[strategy].append(score)
-            for s in STRATEGIES:
+            for s in strategies:
                 runs[s].append(curves[s])
             if on_seed is not None:
                 on_seed(seed, {"labelled": labelled_counts, **curves})
@@ -648,16 +730,17 @@ def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 
                [json_number(float(x)) if not np.isnan(x) else None for x in np.nanstd(arr, 0)]
 
     out_curves = {}
-    for s in STRATEGIES:
+    for s in strategies:
         mean, std = summary(runs[s])
         out_curves[s] = {"labelled": labelled_counts, "mean": mean, "std": std, "runs": runs[s]}
     gain = [None if a is None or b is None else round(a - b, 4)
             for a, b in zip(out_curves["uncertainty"]["mean"], out_curves["random"]["mean"])]
     return {"dataset": dataset, "project_type": ptype, "metric": metric, "curves": out_curves,
-            "uncertainty_minus_random": gain,
+            "uncertainty_minus_random": gain, "picked": picked,
             "settings": {"rounds": rounds, "per_round": per_round, "start_per_tag": start_per_tag,
                          "pool_size": pool_size, "test_size": test_size, "seeds": list(seeds),
                          "data_seed": data_seed, "image_size": image_size or meta.default_size,
                          "detection_epochs": detection_epochs, "training": "Quick (Regular)",
-                         "uncertainty": "cvlab.active.prediction_uncertainty"},
+                         "uncertainty": "cvlab.active.prediction_uncertainty",
+                         "order": f"cvlab.active.spread_order, DIVERSITY={DIVERSITY}"},
             "seconds": round(time.perf_counter() - started, 1)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+import numpy as np
 import pytest
 
 from cvlab import active
@@ -35,12 +36,10 @@ def test_multilabel_uncertainty_is_the_most_undecided_tag():
     assert active.prediction_uncertainty(_cls(0.7, 0.2), "Multilabel") == pytest.approx(0.6)
 
 
-def test_detection_uncertainty_averages_boxes_above_the_floor():
-    sure = active.prediction_uncertainty(_boxes(0.97, 0.95, 0.01), "ObjectDetection")
-    assert sure == pytest.approx((0.06 + 0.10) / 2)  # the 0.01 box is below the floor
-    torn = active.prediction_uncertainty(_boxes(0.97, 0.55, 0.45), "ObjectDetection")
-    assert torn == pytest.approx((0.06 + 0.9 + 0.9) / 3)
-    assert active.prediction_uncertainty(_boxes(0.02), "ObjectDetection") == 1.0  # sees nothing
+def test_detection_uncertainty_is_one_minus_the_top_box():
+    assert active.prediction_uncertainty(_boxes(0.97, 0.55, 0.01), "ObjectDetection") == pytest.approx(0.03)
+    assert active.prediction_uncertainty(_boxes(0.45, 0.6, 0.3), "ObjectDetection") == pytest.approx(0.4)
+    assert active.prediction_uncertainty(_boxes(0.02), "ObjectDetection") == 1.0  # below the floor: sees nothing
     assert active.prediction_uncertainty([], "ObjectDetection") == 1.0
 
 
@@ -60,6 +59,21 @@ def test_bad_probabilities_and_kinds_are_refused():
     assert e.value.code == "BadRequestInvalid"
     with pytest.raises(CvlabError, match="Multiclass, Multilabel or ObjectDetection"):
         active.prediction_uncertainty(_cls(0.5), "Regression")
+
+
+def test_spread_order_skips_near_copies_and_covered_ground():
+    eye = np.eye(16)                             # equidistant images: only uncertainty and copies matter
+    cand = eye[:6].copy()
+    cand[1] = cand[0] + 1e-4                     # a near-copy of the most uncertain image
+    known = np.vstack([cand[2] + 1e-4, eye[10:14]])  # image 2 is next to a labelled one
+    u = [0.90, 0.89, 0.88, 0.50, 0.40, 0.30]
+    order = active.spread_order(u, cand, known)
+    assert order == [0, 3, 4, 5, 1, 2]  # copies and covered images wait for the end
+    assert active.spread_order(u, cand, known, power=0) == [0, 1, 2, 3, 4, 5]  # plain uncertainty order
+    head = active.spread_order(u, cand, known, head=2)
+    assert head[:2] == order[:2] and head[2:] == [i for i in range(6) if i not in order[:2]]
+    assert active.spread_order(u, cand, known) == order  # deterministic (pages agree)
+    assert active.spread_order(u, cand, np.zeros((0, 16)))[:3] == [0, 2, 3]
 
 
 # ------------------------------------------------------------------------------------- stored predictions

@@ -72,11 +72,21 @@ def test_predictions_are_cached_per_iteration_and_image(trained):
     assert predictor.images - before == computed
 
 
-def test_query_suggested_images_orders_and_pages(trained):
+def test_query_suggested_images_orders_and_pages(trained, monkeypatch):
     ws, p, it, tags, pool, predictor = trained
+    from cvlab import embeddings
+
     down = active.query_suggested_images(ws, p.id, it.id, predictor=predictor)
     u = [s.prediction_uncertainty for s in down.results]
-    assert len(u) == len(pool) and u == sorted(u, reverse=True)
+    assert sorted(s.id for s in down.results) == sorted(pool)
+    # the smart labeler's order: uncertainty spread over the embeddings (known = the 20 training images)
+    tagged = list(ws.iter_images(p.id, tagging_status="Tagged"))
+    vectors = embeddings.embed_images(ws, [s.image for s in down.results] + tagged, "lite0", 224)
+    assert active.spread_order(u, vectors[:len(u)], vectors[len(u):]) == list(range(len(u)))
+    monkeypatch.setattr(active, "DIVERSITY", 0.0)
+    plain = active.query_suggested_images(ws, p.id, it.id, predictor=predictor)
+    assert [s.prediction_uncertainty for s in plain.results] == sorted(u, reverse=True)
+    monkeypatch.undo()
     assert down.token["continuation"] is None and down.token["sortBy"] == "UncertaintyDescending"
     up = active.query_suggested_images(ws, p.id, it.id, sort_by="UncertaintyAscending", predictor=predictor)
     assert [s.prediction_uncertainty for s in up.results] == sorted(u)
