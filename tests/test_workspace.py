@@ -112,6 +112,20 @@ def test_tag_rules(ws):
 
 
 # ---- images ---------------------------------------------------------------------------------------------------------
+def test_at_most_100_tags_per_image(ws, jpeg_bytes):
+    """Azure's per-image tag limit: an upload with 101 tags is refused per image, and tagging past 100 changes nothing."""
+    p = ws.create_project("P", classification_type="Multilabel")
+    tags = [ws.create_tag(p.id, f"t{i:03d}").id for i in range(101)]
+    s = ws.create_images(p.id, [ImageEntry(jpeg_bytes(seed=1), "many.jpg", tags)])
+    assert s.images[0].status == "ErrorTagLimitExceed" and ws.get_image_count(p.id) == 0
+    img = ws.create_images(p.id, [ImageEntry(jpeg_bytes(seed=2), "full.jpg", tags[:100])]).images[0].image
+    assert len(img.tags) == 100
+    with pytest.raises(CvlabError) as e:
+        ws.create_image_tags(p.id, [(img.id, tags[100])])
+    assert code_of(e) == "BadRequestExceedTagPerImageLimit"
+    assert len(ws.get_image(p.id, img.id).tags) == 100
+
+
 def test_batch_statuses_like_azure(ws, jpeg_bytes):
     p = ws.create_project("P", classification_type="Multiclass")
     cat, dog = ws.create_tag(p.id, "cat"), ws.create_tag(p.id, "dog")
