@@ -16,6 +16,7 @@ from cvlab import training
 from cvlab.errors import CvlabError
 from cvlab.performance import get_iteration_performance
 from cvlab.widgets import compare_iterations, box_labeler, quick_test
+from cvlab.widgets.boxes import to_region
 from cvlab.workspace import ImageEntry, Workspace
 from cvlab.datasets.swatches import disc_scene
 
@@ -184,3 +185,54 @@ def test_compare_needs_two_iterations(trained):
     with pytest.raises(CvlabError) as e:
         compare_iterations(trained["od"])
     assert e.value.code == "NotFoundIteration" and "two" in e.value.message
+
+
+# ---- quick test -> add to training (detection; classification is in test_widgets_add_to_training.py) ----------
+def _regions(ws, project_id, image_id):
+    return sorted((r.tag_id, round(r.left, 3), round(r.top, 3), round(r.width, 3), round(r.height, 3))
+                  for r in ws.get_image(project_id, image_id).regions)
+
+
+def test_quick_test_adds_detection_image_with_edited_boxes(trained):
+    ws, od, disc = trained["ws"], trained["od"], trained["disc"]
+    qt = quick_test(od, threshold=0.05)
+    data = disc_scene(321)[0]
+    preds = qt.test(data, "scene.jpg")
+    shown = qt.shown()
+    assert shown and len(qt.labels_input.bboxes) == len(shown)     # the boxes at or above the threshold
+    assert {b["label"] for b in qt.labels_input.bboxes} == {"disc"}
+    assert qt.labels_input.classes == ["disc"]
+    qt.threshold.value = 1.0                                         # the proposal follows the threshold
+    assert qt.labels_input.bboxes == [] and len(preds) > 0
+    qt.threshold.value = 0.05
+    # The learner keeps the first box (moved a little), deletes the others and draws a missed one.
+    kept = dict(qt.labels_input.bboxes[0], x=qt.labels_input.bboxes[0]["x"] + 2)
+    drawn = {"x": 5, "y": 6, "width": 30, "height": 20, "label": "disc"}
+    qt.labels_input.bboxes = [kept, drawn]
+    before = ws.get_image_count(od.id)
+    qt.add_button.click()
+    assert "Added to training with 2 boxes" in qt.status.text, qt.status.text
+    assert ws.get_image_count(od.id) == before + 1
+    expected = sorted((r["tag_id"], *(round(r[k], 3) for k in ("left", "top", "width", "height")))
+                      for r in (to_region(b, qt._box_size, disc.id) for b in (kept, drawn)))
+    assert _regions(ws, od.id, qt.added.id) == expected and ws.get_image(od.id, qt.added.id).tags == []
+    qt.add_button.click()                                            # the same image again: refused, unchanged
+    assert "already in the project" in qt.status.text
+    assert ws.get_image_count(od.id) == before + 1 and _regions(ws, od.id, qt.added.id) == expected
+
+
+def test_quick_test_detection_add_errors_write_nothing(trained):
+    ws, od = trained["ws"], trained["od"]
+    qt = quick_test(od, threshold=0.05)
+    qt.test(disc_scene(654)[0], "scene.jpg")
+    before = ws.get_image_count(od.id)
+    qt.labels_input.bboxes = []                                      # every box deleted
+    qt.add_button.click()
+    assert "at least one box" in qt.status.text and "BadRequestImageRegions" in qt.status.text
+    qt.labels_input.bboxes = [{"x": 5, "y": 6, "width": 30, "height": 20, "label": "cat"}]   # not a tag here
+    qt.add_button.click()
+    assert "Box 1 has no tag of this project" in qt.status.text
+    qt.labels_input.bboxes = [{"x": -50, "y": 6, "width": 10, "height": 20, "label": "disc"}]  # off the picture
+    qt.add_button.click()
+    assert "at least one box" in qt.status.text
+    assert ws.get_image_count(od.id) == before

@@ -3,6 +3,12 @@
 Classification shows one bar per tag; detection draws the boxes on the picture. The threshold slider only
 changes what is shown, never the model's output. Like Azure's quick test the result is stored as a prediction
 (``store=False`` to keep it out of the Predictions list), so it can feed active learning later.
+
+"Add to training" turns a stored quick test into a training image in one call
+(``cvlab.active.add_predictions_to_training``, the same one the REST route uses): the model's answer at the
+threshold is pre-filled (classification: the top tag, or in a multilabel project every tag at or above the
+threshold; detection: the boxes at or above the threshold, editable as in the box labeler) and the learner
+corrects it first. Moving the threshold proposes again, so correct the labels last.
 """
 from __future__ import annotations
 
@@ -12,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
-from PIL import ImageDraw
+from PIL import Image as PILImage
+from PIL import ImageDraw, ImageOps
 
 from cvlab import images as cv_images
 from cvlab.errors import CvlabError
 
-from ._common import PALETTE, StatusLine, TextFallback, find_iteration, jpeg, resolve
+from ._common import PALETTE, StatusLine, TextFallback, find_iteration, guarded, jpeg, resolve
+from .boxes import BBoxWidget, to_box, to_region
 
 APPLICATION = "QuickTest"
 
@@ -51,13 +59,15 @@ class QuickTest(TextFallback, w.VBox):
         self.upload.observe(self._on_upload, names=["value"])
         self.sample.observe(self._on_sample, names=["value"])
         self.iteration.observe(lambda _c: self._rerun(), names=["value"])
-        self.threshold.observe(lambda _c: self._render(), names=["value"])
+        self.threshold.observe(self._on_threshold, names=["value"])
         self._last: tuple[bytes, str] | None = None
+        self._build_add_panel()
         if chosen is None:
             self.status.error(CvlabError("NotFoundIteration", "This project has no trained iteration yet: train "
                                          "one (project.train()) and run this cell again."))
         super().__init__([w.HTML(f"<b>Quick test</b> {html.escape(project.name)}"), self.iteration,
-                          w.HBox([self.upload, self.sample]), self.threshold, self.picture, self.bars, self.status])
+                          w.HBox([self.upload, self.sample]), self.threshold, self.picture, self.bars,
+                          self.add_panel, self.status])
         self.add_class("cvlab-quick-test")
 
     def _sample_options(self, samples) -> dict[str, Any]:
@@ -86,18 +96,21 @@ class QuickTest(TextFallback, w.VBox):
             self._picture = cv_images.load_rgb(data)
             predictor = self._predictor(self.iteration.value)
             self.result = predictor.predict(self._picture)
+            self.stored = None
             if self.store:
-                self.ws.store_prediction(self.project.id, self.iteration.value, data, self.result,
-                                         application=APPLICATION)
+                self.stored = self.ws.store_prediction(self.project.id, self.iteration.value, data, self.result,
+                                                       application=APPLICATION)
         except CvlabError as err:
-            self.result, self._picture = [], None
+            self.result, self._picture, self.stored = [], None, None
             self.picture.value = b""
             self.picture.layout.display = "none"
             self.bars.children = ()
+            self._propose()
             self.status.error(err)
             return []
         self.status.info(f"{name}: {len(self.result)} predictions from {self.iteration.label}.")
         self._render()
+        self._propose()
         return self.result
 
     def _predictor(self, iteration_id: str):
@@ -124,6 +137,10 @@ class QuickTest(TextFallback, w.VBox):
         self.test(data, change["new"])
 
     # ---- display -----------------------------------------------------------------------------------------
+    def _on_threshold(self, _change) -> None:
+        self._render()
+        self._propose()
+
     def shown(self) -> list[dict]:
         """The predictions at or above the threshold (what the picture and bars highlight)."""
         return [p for p in self.result if p["probability"] >= self.threshold.value]
@@ -171,9 +188,115 @@ class QuickTest(TextFallback, w.VBox):
         self.bars.children = [w.HTML(f"{len(shown)} of {len(self.result)} boxes at or above "
                                      f"{self.threshold.value:.0%}")]
 
+    # ---- add to training -----------------------------------------------------------------------------------
+    @property
+    def detection(self) -> bool:
+        return self.project.project_type == "ObjectDetection"
+
+    def _build_add_panel(self) -> None:
+        """The "Add to training" section, collapsed until opened: the labels to correct and the button."""
+        self.stored = None   # the StoredPrediction of the last test (None with store=False or after an error)
+        self.added = None    # the training Image the last successful click created
+        if self.detection:
+            self.labels_input = BBoxWidget(hide_buttons=True)
+            hint = ("Keep, move, resize or delete the predicted boxes (those at or above the threshold), draw the "
+                    "missed ones and give each its tag; then add the image.")
+        elif self.project.classification_type == "Multilabel":
+            self.labels_input = w.SelectMultiple(description="Tags")
+            hint = "Select every correct tag (the tags at or above the threshold are pre-selected); then add the image."
+        else:
+            self.labels_input = w.Dropdown(description="Tag")
+            hint = "Pick the correct tag (the model's top tag is pre-selected); then add the image."
+        self._box_size, self._box_picture = (1, 1), None  # pixel size and source of the box editor's picture
+        self.add_button = w.Button(description="Add to training", button_style="success", icon="plus",
+                                   tooltip="Add the tested image to the project's training images with these labels")
+        self.add_button.on_click(lambda _b: self.add_to_training())
+        self.add_panel = w.Accordion(children=[w.VBox([w.HTML(f"<small>{html.escape(hint)}</small>"),
+                                                       self.labels_input, self.add_button])],
+                                     titles=("Add to training",), selected_index=None)
+        self.add_panel.layout.display = "none"  # until a test was stored
+
+    def _propose(self) -> None:
+        """Pre-fill the labels with the model's answer at the current threshold, for the learner to correct."""
+        self.add_panel.layout.display = None if self.stored is not None else "none"
+        tags = self.ws.get_tags(self.project.id)
+        shown = self.shown() if self.stored is not None else []
+        if self.detection:
+            names = [t.name for t in tags if t.type == "Regular"]
+            self.labels_input.classes = names
+            self.labels_input.colors = [PALETTE[i % len(PALETTE)] for i in range(len(names))]
+            if names and self.labels_input.label not in names:
+                self.labels_input.label = names[0]  # the tag a newly drawn box gets
+            if self.stored is None:
+                self.labels_input.bboxes, self.labels_input.image_bytes, self._box_picture = [], b"", None
+                return
+            if self._box_picture is not self._picture:  # a new test (not a threshold move): show its picture
+                picture = ImageOps.contain(self._picture, self._size, PILImage.Resampling.BILINEAR)
+                self._box_size, self._box_picture = picture.size, self._picture
+                self.labels_input.image_bytes = jpeg(picture, picture.size)
+            self.labels_input.selected_index = -1
+            self.labels_input.bboxes = [to_box(*(p["bounding_box"][k] for k in ("left", "top", "width", "height")),
+                                               self._box_size, p["tag_name"]) for p in shown if p["tag_name"] in names]
+            return
+        known = {t.id for t in tags}
+        top = [p["tag_id"] for p in self.result[:1] if p["tag_id"] in known] if self.stored is not None else []
+        options = [(t.name, t.id) for t in tags]
+        if isinstance(self.labels_input, w.SelectMultiple):
+            self.labels_input.options = options
+            self.labels_input.value = tuple(p["tag_id"] for p in shown if p["tag_id"] in known) or tuple(top)
+        else:
+            self.labels_input.options = [("— choose —", None)] + options
+            self.labels_input.value = top[0] if top else None
+
+    def labels(self) -> tuple[list[str], list[dict]]:
+        """The corrected labels the button sends: (tag ids, regions as normalised {tag_id, left, top, ...})."""
+        if not self.detection:
+            value = self.labels_input.value
+            return (list(value) if isinstance(value, tuple) else [value] if value else []), []
+        by_name = {t.name: t.id for t in self.ws.get_tags(self.project.id) if t.type == "Regular"}
+        regions = []
+        for i, box in enumerate(self.labels_input.bboxes, 1):
+            if box.get("label") not in by_name:
+                raise CvlabError("BadRequestImageRegions", f"Box {i} has no tag of this project "
+                                 f"({box.get('label')!r}): select it and pick a tag, or delete it. Nothing was added.")
+            region = to_region(box, self._box_size, by_name[box["label"]])
+            if region is not None:  # a click without a drag
+                regions.append(region)
+        return [], regions
+
+    @guarded
+    def add_to_training(self):
+        """Add the tested image to the project's training images with the corrected labels, in one call
+        (``cvlab.active.add_predictions_to_training``); returns the new Image. Nothing is written on an error."""
+        from cvlab.active import add_predictions_to_training
+
+        if self.stored is None:
+            why = ("this quick test keeps its predictions out of storage (store=False): open it with store=True"
+                   if not self.store else "test an image first (upload one or pick a sample)")
+            raise CvlabError("NotFound", f"There is no stored prediction to add: {why}, then add it.")
+        tag_ids, regions = self.labels()
+        if self.detection and not regions:
+            raise CvlabError("BadRequestImageRegions", "Keep or draw at least one box with its tag before adding "
+                             "the image to training. Nothing was added.")
+        if not self.detection and not tag_ids:
+            raise CvlabError("BadRequestImageTags", "Choose the correct tag before adding the image to training. "
+                             "Nothing was added.")
+        summary = add_predictions_to_training(self.ws, self.project.id, [(self.stored.id, tag_ids, regions)])
+        result = summary.images[0]
+        if result.status != "OK":
+            raise CvlabError(result.status, f"{result.message or result.status} Nothing was added.")
+        self.added = image = result.image
+        what = (f"{len(image.regions)} box{'es' if len(image.regions) != 1 else ''}" if self.detection
+                else ("tags " if len(image.tags) > 1 else "tag ") + ", ".join(t.tag_name for t in image.tags))
+        count = self.ws.get_image_count(self.project.id)
+        self.status.info(f"Added to training with {what}: the project has {count} images now. Train again to "
+                         "use it.")
+        return image
+
     def fallback_text(self) -> str:
         return (super().fallback_text() + " Without widgets: Predictor.load(ws, iteration.id).predict(image) "
-                "gives the same predictions.")
+                "gives the same predictions; cvlab.active.add_predictions_to_training(ws, project.id, "
+                "[(stored_prediction.id, tag_ids, regions)]) adds a stored one to training.")
 
 
 def quick_test(project, iteration=None, ws=None, **kwargs) -> QuickTest:
