@@ -66,11 +66,26 @@ def _open(data: bytes) -> PILImage.Image:
                              f"The image header is damaged ({e}); re-save the file as JPEG or PNG.") from None
 
 
-def inspect_image(data: bytes, purpose: str = "training", name: str | None = None) -> ImageInfo:
+def inspect_image(data: bytes, purpose: str = "training", name: str | None = None, decode: bool = True) -> ImageInfo:
     """Validate image bytes for `purpose` ("training" 6 MB, "prediction" 4 MB); return their ImageInfo.
 
     Raises CvlabError with BadRequestImageStream / ImageFormat / ImageSizeBytes / ImageDimensions / AspectRatio.
+    ``decode=False`` checks the header only, for a caller that decodes the pixels later with ``decode_image``.
     """
+    return _validate(data, purpose, name, "draft" if decode else None)[0]
+
+
+def decode_image(data: bytes, purpose: str = "prediction", name: str | None = None) -> tuple[ImageInfo, PILImage.Image]:
+    """``inspect_image`` and ``load_rgb`` with one decode: the same checks and errors, and the oriented RGB pixels.
+
+    For callers that validate and then use the pixels (a prediction), which would otherwise decode twice."""
+    info, img = _validate(data, purpose, name, "full")
+    return info, to_rgb(img, owned=True)
+
+
+def _validate(data, purpose: str, name: str | None, decode: str | None) -> tuple[ImageInfo, PILImage.Image]:
+    """The checks of inspect_image; ``decode`` "full" decodes every pixel, "draft" a cheap 1/8 JPEG draft (which
+    still reads the whole stream, so a truncated file is caught either way), None nothing."""
     label = f"Image {name!r}" if name else "The image"
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise CvlabError("BadRequestImageStream", f"{label}: expected the file's bytes, got {type(data).__name__}.")
@@ -107,15 +122,16 @@ def inspect_image(data: bytes, purpose: str = "training", name: str | None = Non
     if orientation not in range(1, 9):
         orientation = 1
     try:
-        if fmt == "JPEG":
+        if decode == "draft" and fmt == "JPEG":
             img.draft("RGB", (max(1, w // 8), max(1, h // 8)))  # decode the whole stream, cheaply
-        img.load()
+        if decode:
+            img.load()
     except Exception as e:
         raise CvlabError("BadRequestImageFormat",
                          f"{label} could not be decoded ({e}); the file is probably truncated or corrupt.") from None
     if orientation in _SWAPS_SIDES:
         w, h = h, w
-    return ImageInfo(sha256_bytes(data), fmt, w, h, orientation, len(data))
+    return ImageInfo(sha256_bytes(data), fmt, w, h, orientation, len(data)), img
 
 
 def batch_status(err: CvlabError) -> str:
@@ -123,12 +139,16 @@ def batch_status(err: CvlabError) -> str:
     return BATCH_STATUS.get(err.code, "ErrorUnknown")
 
 
-def to_rgb(img: PILImage.Image) -> PILImage.Image:
-    """EXIF-orient (first frame of animations) and convert to RGB; transparent areas become white."""
+def to_rgb(img: PILImage.Image, owned: bool = False) -> PILImage.Image:
+    """EXIF-orient (first frame of animations) and convert to RGB; transparent areas become white.
+
+    The result is a new image unless ``owned`` (the caller decoded ``img`` itself and gives it up): then an
+    upright RGB image is returned as is, without two full-size copies (~2 ms for a 640 px photo)."""
     if getattr(img, "n_frames", 1) > 1:
         img.seek(0)
     try:
-        img = ImageOps.exif_transpose(img)
+        if not owned or img.getexif().get(_ORIENTATION_TAG, 1) != 1:
+            img, owned = ImageOps.exif_transpose(img), True  # a new image: the caller's is never changed
     except Exception:  # a malformed EXIF block: keep the pixels as stored rather than fail
         pass
     if img.mode.startswith("I;16") or img.mode == "I":  # 16-bit greyscale: scale, don't clip, to 8 bits
@@ -142,6 +162,8 @@ def to_rgb(img: PILImage.Image) -> PILImage.Image:
         bg = PILImage.new("RGB", rgba.size, (255, 255, 255))
         bg.paste(rgba, mask=rgba.getchannel("A"))
         return bg
+    if img.mode == "RGB" and owned:
+        return img
     return img.convert("RGB")
 
 
@@ -158,7 +180,7 @@ def load_rgb(source) -> PILImage.Image:
         img.load()
     except Exception as e:
         raise CvlabError("BadRequestImageFormat", f"The image could not be decoded ({e}).") from None
-    return to_rgb(img)
+    return to_rgb(img, owned=True)
 
 
 def resize_stretch(img: PILImage.Image, size: int) -> PILImage.Image:

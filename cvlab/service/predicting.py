@@ -15,8 +15,12 @@ _ACTION = {"Classification": "classify", "ObjectDetection": "detect"}
 
 def predict_and_store(ctx, project_id: str, iteration, data: bytes, store: bool, application: str | None,
                       expected_type: str | None) -> dict:
-    """``expected_type`` is the project type the route serves (classify/detect), or None for quick test."""
-    cvimages.inspect_image(data, purpose="prediction")
+    """``expected_type`` is the project type the route serves (classify/detect), or None for quick test.
+
+    The pixels are decoded once, inside the inference slot, so no more than the slots' worth of full-size images
+    (up to 10240 px: 300 MB each) are ever held while requests queue; the header is checked first, so image
+    errors still come before iteration errors."""
+    cvimages.inspect_image(data, purpose="prediction", decode=False)
     if iteration.status != "Completed":
         raise CvlabError("BadRequestIterationIsNotTrained", f"{iteration.name} is {iteration.status}; predictions "
                          "need a Completed iteration.")
@@ -26,10 +30,12 @@ def predict_and_store(ctx, project_id: str, iteration, data: bytes, store: bool,
             f"This iteration is {'an object detector' if predictor.project_type == 'ObjectDetection' else 'a classifier'}: "
             f"call {_ACTION[predictor.project_type]}_image / {_ACTION[predictor.project_type]}_image_url, "
             f"not {_ACTION[expected_type]}_*."))
-    ctx.ws.check_prediction_quota()
-    ctx.ws.add_usage("predictions")
     with ctx.inference:
-        predictions = predictor.predict(data)
+        _, image = cvimages.decode_image(data, purpose="prediction")  # a damaged stream is refused here, uncharged
+        ctx.ws.check_prediction_quota()
+        ctx.ws.add_usage("predictions")
+        predictions = predictor.predict(image)
+        del image
     if store:
         rec = ctx.ws.store_prediction(project_id, iteration.id, data, predictions, application=application)
         return wire.image_prediction(rec.id, project_id, iteration.id, rec.created, predictions)

@@ -1,0 +1,101 @@
+"""The prediction path decodes each image once: same checks, errors, pixels and predictions as inspect + load."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cvlab import CvlabError
+from cvlab.images import decode_image, inspect_image, load_rgb, to_rgb
+from conftest import make_image_bytes
+
+
+def _jpeg_with_orientation(w, h, orientation):
+    img = Image.new("RGB", (w, h), (0, 0, 0))
+    img.paste((255, 0, 0), (0, 0, w // 2, h))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", exif=exif.tobytes())
+    return buf.getvalue()
+
+
+def _png_rgba():
+    img = Image.new("RGBA", (30, 20), (0, 0, 255, 255))
+    img.paste((255, 0, 0, 0), (0, 0, 15, 20))  # left half transparent -> white
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+GOOD = [make_image_bytes(64, 48, seed=1), make_image_bytes(40, 30, seed=2, fmt="PNG"),
+        make_image_bytes(40, 30, seed=3, fmt="GIF"), _jpeg_with_orientation(60, 40, 6),
+        _jpeg_with_orientation(50, 30, 3), _png_rgba()]
+
+
+@pytest.mark.parametrize("data", GOOD)
+def test_decode_once_matches_inspect_and_load(data):
+    info, img = decode_image(data, "prediction")
+    assert info == inspect_image(data, "prediction") == inspect_image(data, "prediction", decode=False)
+    assert img.mode == "RGB" and img.size == (info.width, info.height)
+    assert np.array_equal(np.asarray(img), np.asarray(load_rgb(data)))
+
+
+@pytest.mark.parametrize("data", [b"", b"GIF89a garbage", make_image_bytes(40, 30, fmt="TIFF"),
+                                  make_image_bytes(200, 200, seed=2)[:600],  # truncated JPEG
+                                  make_image_bytes(520, 20, color=(1, 2, 3), fmt="PNG"),  # aspect ratio
+                                  b"\xff\xd8" + bytes(4 * 1024 * 1024 + 1), "not bytes"])
+def test_decode_once_refuses_with_the_same_errors(data):
+    with pytest.raises(CvlabError) as expected:
+        inspect_image(data, "prediction")
+    with pytest.raises(CvlabError) as got:
+        decode_image(data, "prediction")
+    assert (got.value.code, got.value.message) == (expected.value.code, expected.value.message)
+
+
+def test_to_rgb_never_changes_the_callers_image():
+    src = Image.open(io.BytesIO(_jpeg_with_orientation(60, 40, 6)))
+    src.load()
+    out = to_rgb(src)
+    assert out is not src and out.size == (40, 60) and src.size == (60, 40)
+    upright = Image.new("RGB", (8, 8), (1, 2, 3))
+    assert to_rgb(upright) is not upright
+
+
+def test_predict_and_store_checks_then_decodes_once(trained_colours):
+    """Header errors still come before iteration errors; a damaged stream is refused before any quota is
+    charged; a good image gives exactly the Predictor's own answer."""
+    from cvlab import Workspace
+    from cvlab.predict import Predictor
+    from cvlab.service.app import create_app
+    from cvlab.service.predicting import predict_and_store
+
+    path, info = trained_colours()
+    ws = Workspace(path)
+    ctx = create_app(ws, training_key="t", prediction_key="p").state.ctx
+    it = ws.get_iteration(info["project_id"], info["iteration_id"])
+    pid = info["project_id"]
+    good = make_image_bytes(64, 64, color=(200, 30, 30))
+    used = ws.get_usage("predictions")
+
+    untrained = ws.create_iteration(pid, name="not yet")
+    with pytest.raises(CvlabError) as e:
+        predict_and_store(ctx, pid, untrained, b"GIF89a garbage", False, None, "Classification")
+    assert e.value.code == "BadRequestImageFormat"
+    with pytest.raises(CvlabError) as e:
+        predict_and_store(ctx, pid, untrained, good, False, None, "Classification")
+    assert e.value.code == "BadRequestIterationIsNotTrained"
+    with pytest.raises(CvlabError) as e:
+        predict_and_store(ctx, pid, it, make_image_bytes(200, 200, seed=2)[:600], False, None, "Classification")
+    assert e.value.code == "BadRequestImageFormat"
+    assert ws.get_usage("predictions") == used
+
+    answer = predict_and_store(ctx, pid, it, good, True, "app", "Classification")
+    direct = Predictor.load(ws, it.id).predict(good)
+    assert [(p["tagId"], p["probability"]) for p in answer["predictions"]] == \
+        [(p["tag_id"], p["probability"]) for p in direct]
+    assert ws.get_usage("predictions") == used + 1
+    assert len(ws.query_predictions(pid)) == 1
+    ws.close()
