@@ -104,3 +104,32 @@ def test_predictor_cache_forgets_deleted_iterations_and_stays_bounded(tmp_path, 
     (tmp_path / "it2").rmdir()                               # iteration 2 deleted
     predict._evict(keep_folder=folders[3])                   # iteration 3 reloaded (e.g. retrained weights)
     assert [k[0] for k in predict._cache] == [folders[1]]
+
+
+def test_onnx_backend_does_not_spin_after_a_run(iteration):
+    """onnxruntime's pool threads busy-wait after each run by default (~30 ms of CPU per call here), stealing a
+    core from whatever runs next: the server's storing and HTTP, or another process."""
+    import time
+
+    ws, _, it = iteration
+    pred = Predictor.load(ws, it.id, backend="onnx")
+    assert pred.backend == "onnx", pred.backend_note
+    image = scene("disc", 500)
+    idle = []
+    for _ in range(3):
+        pred.predict(image)
+        cpu = time.process_time()
+        time.sleep(0.2)
+        idle.append(time.process_time() - cpu)
+    assert min(idle) < 0.01, f"CPU burnt while idle after a run: {[round(s * 1000, 1) for s in idle]} ms"
+
+
+def test_a_decoded_image_predicts_exactly_as_its_bytes(iteration):
+    """The service decodes once (cvlab.images.decode_image) and hands the Predictor the pixels."""
+    from cvlab.images import decode_image
+
+    ws, _, it = iteration
+    for backend in ("onnx", "torch"):
+        pred = Predictor.load(ws, it.id, backend=backend)
+        for data in (scene("disc", 501), scene("stripes", 502)):
+            assert pred.predict(decode_image(data)[1]) == pred.predict(data)

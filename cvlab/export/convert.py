@@ -141,13 +141,19 @@ def _quantize_tflite(float_path, quantization, quantizer, recipe, qtyping):
 
 
 class OnnxRunner:
-    """Runs an exported model.onnx on preprocessed NCHW RGB 0-255 batches."""
+    """Runs an exported model.onnx on preprocessed NCHW RGB 0-255 batches.
+
+    No spin-waiting: by default onnxruntime's pool threads busy-wait for work, during a run and for a while
+    after it (measured: ~34 ms of CPU burnt after every run of the 224 px classifier). On 2 cores that steals a
+    core from whatever the process does next (decoding, storing, answering HTTP) and from other processes (the
+    server's CPU per classify request fell from 44-65 ms to 23-26 ms without it, see benchmarks/serve.py)."""
 
     def __init__(self, path: Path, threads: int = 2):
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
         self.outputs = [o.name for o in self.session.get_outputs()]
