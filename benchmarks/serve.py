@@ -5,6 +5,9 @@ The server runs in its own process (as ``cvlab serve`` does), so its RSS is meas
 not compete with it for the GIL. Targets (2 cores): p50 <= 25 ms, HTTP/direct <= 1.3x, no errors with 8
 concurrent clients, RSS growth < 50 MB over 5,000 requests.
 
+On a shared machine the wall times follow the load (quoted at the end); the CPU milliseconds per request (server
+process, all threads) and per direct prediction (this process) do not, so compare those across runs.
+
     .venv/bin/python benchmarks/serve.py [--requests 5000] [--quick]
 """
 from __future__ import annotations
@@ -106,6 +109,11 @@ def main() -> None:
             in_headers={"Prediction-key": keys["CVLAB_PREDICTION_KEY"]}))
 
     errors = []
+    server_cpu = {True: [], False: []}  # CPU seconds of the server process per single-client request
+
+    def cpu_of(process):
+        times = process.cpu_times()
+        return times.user + times.system
 
     def call(c, i, store=True):
         t = time.perf_counter()
@@ -116,22 +124,32 @@ def main() -> None:
             errors.append(f"{type(e).__name__}: {e}")
         return time.perf_counter() - t
 
+    direct_cpu = []
+
     def direct(i):
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         local.predict(images[i % len(images)])
+        direct_cpu.append(time.process_time() - cpu)
         return time.perf_counter() - t
+
+    def measured_call(c, i, store):
+        cpu = cpu_of(server)
+        took = call(c, i, store)
+        server_cpu[store].append(cpu_of(server) - cpu)
+        return took
 
     try:
         c = client()
         for i in range(10):
             call(c, i)  # warm-up: loads the predictor in the server
         rss_start = server.memory_info().rss
+        load_start = os.getloadavg()[0]
         # Interleaved, so a busy machine slows all three alike and the ratio stays meaningful.
         direct_times, single, single_nostore = [], [], []
         for i in range(n_lat):
             direct_times.append(direct(i))
-            single.append(call(c, i))
-            single_nostore.append(call(c, i, store=False))
+            single.append(measured_call(c, i, True))
+            single_nostore.append(measured_call(c, i, False))
 
         clients = [client() for _ in range(8)]
         t0 = time.perf_counter()
@@ -173,8 +191,11 @@ def main() -> None:
                           "after_all": round(rss_end / 2**20, 1),
                           "growth_over_bulk": round((rss_end - rss_loaded) / 2**20, 1),
                           "bulk_requests": remaining},
+        "cpu_ms_per_request": {"direct": round(float(np.mean(direct_cpu)) * 1000, 1),
+                               "server_http": round(float(np.mean(server_cpu[True])) * 1000, 1),
+                               "server_http_nostore": round(float(np.mean(server_cpu[False])) * 1000, 1)},
         "stored_predictions": stored,
-        "load_average_1min": round(os.getloadavg()[0], 2),
+        "load_average_1min": {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2)},
         "targets": {"p50_le_25ms": h50 <= 25.0, "overhead_le_1.3x": h50 / d50 <= 1.3,
                     "no_errors_8_clients": errors_8 == 0,
                     "rss_growth_lt_50mb": (rss_end - rss_loaded) / 2**20 < 50},
