@@ -20,6 +20,7 @@ import re
 import shutil
 import sqlite3
 import threading
+import time
 import uuid
 import weakref
 from dataclasses import dataclass, fields as dc_fields
@@ -30,11 +31,12 @@ from typing import Any, Iterable, Iterator, Sequence
 from . import rules
 from .domains import default_domain, get_domain
 from .errors import CvlabError
-from .images import batch_status, inspect_image, load_rgb
+from .images import ImageInfo, batch_status, inspect_image, load_rgb
 from .model import (Export, Image, ImageCreateResult, ImageCreateSummary, ImageRegion, ImageTag, Iteration, Project,
                     StoredPrediction, Tag)
 
 DB_NAME = "cvlab.db"
+EXPIRY_INTERVAL_S = 60.0  # stored predictions past retention are swept at most this often (a table scan)
 SCHEMA_VERSION = 1
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 
@@ -173,6 +175,7 @@ class Workspace:
 
     def __init__(self, path: str | os.PathLike, create: bool = True, busy_timeout: float = 30.0):
         self.path = Path(path).expanduser().resolve()
+        self._last_expiry = float("-inf")
         self.busy_timeout = float(busy_timeout)  # seconds a write waits for another writer before giving up
         if not (self.path / DB_NAME).exists() and not create:
             raise CvlabError("NotFound", f"No workspace at {self.path} (no {DB_NAME}). Create it with "
@@ -1305,11 +1308,15 @@ class Workspace:
                                 application=row["application"], domain_id=row["domain_id"])
 
     def store_prediction(self, project_id: str, iteration_id: str | None, image_bytes: bytes,
-                         predictions: list[dict], application: str | None = None) -> StoredPrediction:
-        """Keep a prediction (quick test / prediction with storage) with its image, like Azure's Predictions tab."""
+                         predictions: list[dict], application: str | None = None,
+                         info: ImageInfo | None = None) -> StoredPrediction:
+        """Keep a prediction (quick test / prediction with storage) with its image, like Azure's Predictions tab.
+
+        ``info``: the ``ImageInfo`` the caller got when it checked these very bytes (skips a second decode)."""
         p = self.get_project(project_id)
         it = self.get_iteration(p.id, iteration_id) if iteration_id is not None else None
-        info = inspect_image(image_bytes, "prediction")
+        if info is None or info.n_bytes != len(image_bytes):
+            info = inspect_image(image_bytes, "prediction")
         if application is not None and (not isinstance(application, str) or len(application) > 64):
             raise CvlabError("BadRequestPredictionInvalidApplicationName",
                              "The application name must be text of at most 64 characters.")
@@ -1320,13 +1327,15 @@ class Workspace:
         self._write_blob(info.sha256, bytes(image_bytes))
         pid = _new_id()
         with self._tx() as c:
-            if not self.blob_path(info.sha256).exists():
+            if not self.blob_path(info.sha256).exists():  # a concurrent expiry collected it meanwhile
                 self._write_blob(info.sha256, bytes(image_bytes))
             c.execute("INSERT INTO predictions(id, project_id, iteration_id, created, sha256, width, height, "
                       "predictions, application, domain_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
                       (pid, p.id, it.id if it else None, _ts(_now()), info.sha256, info.width, info.height,
                        json.dumps(preds), application, it.domain_id if it else p.domain_id))
-        self.expire_predictions()
+        if time.monotonic() - self._last_expiry > EXPIRY_INTERVAL_S:  # a table scan: not on every prediction
+            self._last_expiry = time.monotonic()
+            self.expire_predictions()
         return self._prediction(self._q1("SELECT * FROM predictions WHERE id = ?", (pid,)))
 
     def expire_predictions(self, now: datetime | None = None) -> int:

@@ -31,13 +31,14 @@ def predict_and_store(ctx, project_id: str, iteration, data: bytes, store: bool,
             f"call {_ACTION[predictor.project_type]}_image / {_ACTION[predictor.project_type]}_image_url, "
             f"not {_ACTION[expected_type]}_*."))
     with ctx.inference:
-        _, image = cvimages.decode_image(data, purpose="prediction")  # a damaged stream is refused here, uncharged
+        info, image = cvimages.decode_image(data, purpose="prediction")  # a damaged stream is refused here, uncharged
         ctx.ws.check_prediction_quota()
         ctx.ws.add_usage("predictions")
         predictions = predictor.predict(image)
         del image
     if store:
-        rec = ctx.ws.store_prediction(project_id, iteration.id, data, predictions, application=application)
+        rec = ctx.ws.store_prediction(project_id, iteration.id, data, predictions, application=application,
+                                     info=info)
         return wire.image_prediction(rec.id, project_id, iteration.id, rec.created, predictions)
     return wire.image_prediction(str(uuid.uuid4()), project_id, iteration.id, datetime.now(timezone.utc),
                                  predictions)
