@@ -144,19 +144,18 @@ def build(ws, project, iteration, platform: str, flavor: str | None, folder: Pat
     size = predictor.preprocessing.size
     target = folder / "app" if kind == "docker" else folder
     target.mkdir(parents=True, exist_ok=True)
-    calibration = _calibration(ws, project.id, predictor) if quantization == "int8" else None
     if kind == "onnx":
         model = target / "model.onnx"
         convert.to_onnx(predictor.module, predictor.project_type, size, labels, model)
         if quantization == "int8":
             fp32 = target / "model.fp32.onnx"
             model.replace(fp32)
-            convert.quantize_onnx(fp32, model, calibration)
+            convert.quantize_onnx(fp32, model, _calibration(ws, project.id, predictor))
             fp32.unlink()
         _copy_template("onnx", folder)
         pixel = "Rgb8"
     else:
-        model = _cached_tflite(ws, iteration.id, predictor, quantization, calibration, target / "model.tflite")
+        model = _cached_tflite(ws, iteration.id, predictor, quantization, target / "model.tflite")
         pixel = "Bgr8"
         if kind == "docker":
             _copy_template("docker", folder)
@@ -179,17 +178,29 @@ def build(ws, project, iteration, platform: str, flavor: str | None, folder: Pat
     return model
 
 
-def _cached_tflite(ws, iteration_id, predictor, quantization, calibration, dest: Path) -> Path:
-    """TFLite conversion takes ~20 s: convert once per iteration and variant, reuse for the Docker app."""
+def _cached_tflite(ws, iteration_id, predictor, quantization, dest: Path) -> Path:
+    """TFLite conversion takes 20-30 s: convert once per iteration, derive fp16/int8 from that float file (a
+    second or two instead of a second conversion) and reuse every variant for the Docker app."""
     from cvlab.export import convert
 
     cache = Path(ws.iteration_dir(iteration_id)) / f"export-{quantization or 'float'}.tflite"
     if not cache.exists():
         part = cache.with_name(f"{cache.name}.{threading.get_ident()}.tmp.tflite")
-        module = predictor.module
-        if predictor.project_type == "ObjectDetection":  # TFLite needs fixed shapes: NMS as a fixed loop
-            module = convert.StaticShapeDetector(module, TFLITE_DETECTION_CANDIDATES)
-        convert.to_tflite(module, predictor.preprocessing.size, part, quantization, calibration)
+        if quantization is None:
+            module = predictor.module
+            if predictor.project_type == "ObjectDetection":  # TFLite needs fixed shapes: NMS as a fixed loop
+                module = convert.StaticShapeDetector(module, TFLITE_DETECTION_CANDIDATES)
+            convert.to_tflite(module, predictor.preprocessing.size, part)
+        else:
+            from ai_edge_quantizer import qtyping, quantizer, recipe
+
+            float_file = cache.with_name("export-float.tflite")
+            if not float_file.exists():
+                _cached_tflite(ws, iteration_id, predictor, None, part)
+                part.unlink()
+            with convert._quiet():
+                result = convert._quantize_tflite(float_file, quantization, quantizer, recipe, qtyping)
+            result.export_model(str(part))
         part.replace(cache)
     shutil.copyfile(cache, dest)
     return dest
