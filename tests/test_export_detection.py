@@ -1,4 +1,4 @@
-"""Detection exports on the product path: one tiny ObjectDetection project (16 one-disc images, 2 epochs) trained
+"""Detection exports on the product path: one tiny ObjectDetection project (16 one-disc images, 1 epoch) trained
 once, exported with `cvlab.export.export_iteration` to ONNX, TensorFlow Lite and the Docker app, each run in its
 real runtime (onnxruntime, ai-edge-litert, the container's Flask app in-process) and compared with the Predictor
 that the Prediction API uses: same boxes (IoU >= 0.99, same tag) and probabilities after the same threshold, as
@@ -35,7 +35,7 @@ TFLITE_TOLERANCE = 1e-3  # the issue's TFLite target (a different kernel library
 @pytest.fixture(scope="module")
 def detection(tmp_path_factory):
     mp = pytest.MonkeyPatch()
-    mp.setenv(training.DETECTION_EPOCHS_ENV, "2")
+    mp.setenv(training.DETECTION_EPOCHS_ENV, "1")  # parity needs boxes, not a good detector: 10 s less CPU
     ws = Workspace(tmp_path_factory.mktemp("export-od") / "ws")
     project = ws.create_project("discs", domain_id=OD)
     disc = ws.create_tag(project.id, "disc")
@@ -231,3 +231,30 @@ def test_docker_detection_app_answers_like_the_prediction_api(detection, tmp_pat
     assert compared >= len(d["images"])
     bad = client.post("/image", data=b"not an image", content_type="application/octet-stream")
     assert bad.status_code == 400 and bad.get_json()["code"] == "BadRequestImageFormat"
+
+
+@pytest.mark.xfail(strict=True, reason="cvlab's TFLite detector takes BGR and returns batched, unnamed outputs; "
+                   "Azure's S1 TFLite takes RGB and returns unbatched detected_boxes/_classes/_scores (export.md "
+                   "1.3). Needs convert.to_tflite/TFLiteRunner to know the colour order: see the export report.")
+def test_tflite_detection_runs_like_microsofts_s1_sample(detection, tmp_path):
+    """What Microsoft's samples/python/tensorflow_lite/object_detection_s1/predict.py does with an Azure export:
+    RGB 0-255 NHWC in, outputs read by name, each without a batch dimension."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    d = detection
+    ws, predictor = d["ws"], d["predictor"]
+    record = export_iteration(ws, d["project"].id, d["iteration"].id, "TensorFlow", "TensorFlowLite")
+    folder = unzip(ws, record, tmp_path / "tflite")
+    interpreter = Interpreter(model_path=str(folder / "model.tflite"))
+    interpreter.allocate_tensors()
+    (inp,), outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    assert {o["name"] for o in outputs} == {"detected_boxes", "detected_classes", "detected_scores"}
+    for data, reference in zip(d["images"], d["reference"]):
+        rgb = to_pil(data).resize(tuple(inp["shape"][1:3]))
+        interpreter.set_tensor(inp["index"], np.asarray(rgb, dtype=np.float32)[np.newaxis])
+        interpreter.invoke()
+        out = {o["name"]: interpreter.get_tensor(o["index"]) for o in outputs}
+        assert out["detected_boxes"].ndim == 2 and out["detected_scores"].ndim == 1
+        assert_same_detections(reference, as_predictions(predictor.tags, out["detected_boxes"],
+                                                         out["detected_classes"], out["detected_scores"]),
+                               TFLITE_TOLERANCE)
