@@ -240,6 +240,7 @@ def test_tflite_detection_runs_like_microsofts_s1_sample(detection, tmp_path):
     """What Microsoft's samples/python/tensorflow_lite/object_detection_s1/predict.py does with an Azure export:
     RGB 0-255 NHWC in, outputs read by name, each without a batch dimension."""
     from ai_edge_litert.interpreter import Interpreter
+    from PIL import Image
 
     d = detection
     ws, predictor = d["ws"], d["predictor"]
@@ -250,7 +251,7 @@ def test_tflite_detection_runs_like_microsofts_s1_sample(detection, tmp_path):
     (inp,), outputs = interpreter.get_input_details(), interpreter.get_output_details()
     assert {o["name"] for o in outputs} == {"detected_boxes", "detected_classes", "detected_scores"}
     for data, reference in zip(d["images"], d["reference"]):
-        rgb = to_pil(data).resize(tuple(inp["shape"][1:3]))
+        rgb = to_pil(data).resize(tuple(inp["shape"][1:3]), Image.BILINEAR)  # the sample: Pillow's default, bicubic
         interpreter.set_tensor(inp["index"], np.asarray(rgb, dtype=np.float32)[np.newaxis])
         interpreter.invoke()
         out = {o["name"]: interpreter.get_tensor(o["index"]) for o in outputs}
