@@ -156,7 +156,7 @@ def build(ws, project, iteration, platform: str, flavor: str | None, folder: Pat
         pixel = "Rgb8"
     else:
         model = _cached_tflite(ws, iteration.id, predictor, quantization, target / "model.tflite")
-        pixel = "Bgr8"
+        pixel = "Rgb8" if predictor.project_type == "ObjectDetection" else "Bgr8"  # as Azure's S1 / classifiers
         if kind == "docker":
             _copy_template("docker", folder)
             if flavor == "ARM":

@@ -23,15 +23,21 @@ ONNX_OPSET = 17
 _CONVERT_LOCK = threading.Lock()
 
 
-class _NHWCBGR(torch.nn.Module):
-    """Wraps an NCHW-RGB module so it takes NHWC BGR, the TensorFlow Lite convention Azure's samples use."""
+class _NHWC(torch.nn.Module):
+    """Wraps an NCHW-RGB module so it takes NHWC, the TensorFlow Lite layout: BGR like Azure's classifiers, or
+    RGB like Azure's S1 detector."""
 
-    def __init__(self, module: torch.nn.Module):
+    def __init__(self, module: torch.nn.Module, bgr: bool = True):
         super().__init__()
         self.module = module
+        self.bgr = bgr
 
     def forward(self, x):
-        return self.module(x.permute(0, 3, 1, 2).flip(1))
+        x = x.permute(0, 3, 1, 2)
+        return self.module(x.flip(1) if self.bgr else x)
+
+
+S1_OUTPUTS = ("detected_boxes", "detected_classes", "detected_scores")
 
 
 def onnx_metadata(kind: str, labels: list[str]) -> dict[str, str]:
@@ -101,14 +107,18 @@ def quantize_onnx(src: Path, dst: Path, calibration: np.ndarray) -> Path:
 
 def to_tflite(module: torch.nn.Module, size: int, path: Path, quantization: str | None = None,
               calibration: np.ndarray | None = None) -> Path:
-    """litert-torch conversion of the NHWC/BGR wrapper; `quantization` in (None, "fp16", "int8")."""
+    """litert-torch conversion of the NHWC wrapper (a StaticShapeDetector: RGB in and Azure's S1 output names,
+    else BGR in); `quantization` in (None, "fp16", "int8")."""
     import litert_torch
 
-    wrapped = _NHWCBGR(module.eval()).eval()
+    detector = isinstance(module, StaticShapeDetector)
+    wrapped = _NHWC(module.eval(), bgr=not detector).eval()
     sample = (torch.rand(1, size, size, 3) * 255,)
     float_path = path if quantization is None else path.with_suffix(".float.tflite")
     with _CONVERT_LOCK, _quiet():
         litert_torch.convert(wrapped, sample).export(str(float_path))
+    if detector:
+        _name_outputs(float_path, S1_OUTPUTS)
     if quantization is None:
         return path
     from ai_edge_quantizer import qtyping, quantizer, recipe
@@ -120,6 +130,20 @@ def to_tflite(module: torch.nn.Module, size: int, path: Path, quantization: str 
     result.export_model(str(path))
     float_path.unlink(missing_ok=True)
     return path
+
+
+def _name_outputs(path: Path, names) -> None:
+    """Give the .tflite outputs Azure's tensor names (Microsoft's samples read the outputs by name)."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    graph = model.subgraphs[0]
+    for index, name in zip(graph.outputs, names):
+        graph.tensors[index].name = name.encode()
+    for signature in model.signatureDefs or []:
+        for output, name in zip(signature.outputs, names):
+            output.name = name.encode()
+    flatbuffer_utils.write_model(model, str(path))
 
 
 def _quantize_tflite(float_path, quantization, quantizer, recipe, qtyping):
@@ -163,7 +187,8 @@ class OnnxRunner:
 
 
 class TFLiteRunner:
-    """Runs an exported model.tflite (NHWC BGR 0-255) on NCHW RGB 0-255 batches, one image at a time."""
+    """Runs an exported model.tflite on NCHW RGB 0-255 batches, one image at a time: a classifier takes NHWC BGR;
+    an S1 detector (outputs named detected_*) takes NHWC RGB and answers for one image without a batch dim."""
 
     def __init__(self, path: Path, threads: int = 2):
         from ai_edge_litert.interpreter import Interpreter
@@ -171,15 +196,19 @@ class TFLiteRunner:
         self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]["index"]
-        self.outputs = [d["index"] for d in self.interpreter.get_output_details()]
+        by_name = {d["name"]: d["index"] for d in self.interpreter.get_output_details()}
+        self.s1 = set(by_name) == set(S1_OUTPUTS)
+        self.outputs = [by_name[n] for n in S1_OUTPUTS] if self.s1 else list(by_name.values())
 
     def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
         results = []
         for image in batch:
-            nhwc_bgr = np.ascontiguousarray(image.transpose(1, 2, 0)[None, :, :, ::-1], dtype=np.float32)
-            self.interpreter.set_tensor(self.input, nhwc_bgr)
+            nhwc = image.transpose(1, 2, 0)[None]
+            self.interpreter.set_tensor(self.input, np.ascontiguousarray(nhwc if self.s1 else nhwc[..., ::-1],
+                                                                         dtype=np.float32))
             self.interpreter.invoke()
-            results.append([self.interpreter.get_tensor(i).copy() for i in self.outputs])
+            results.append([self.interpreter.get_tensor(i)[None] if self.s1 else self.interpreter.get_tensor(i).copy()
+                            for i in self.outputs])
         return [np.concatenate([r[k] for r in results]) for k in range(len(self.outputs))]
 
 
@@ -203,7 +232,7 @@ class StaticShapeDetector(torch.nn.Module):
     as a fixed loop (box i suppresses later boxes of its class when it is itself kept). Greedy NMS decides each
     box from higher-scored boxes only, so the kept boxes are exactly the dynamic path's kept boxes among its top
     `candidates`: every detection that matters after a probability threshold is identical. Empty slots have
-    score 0 (the Predictor and the container drop them)."""
+    score 0 (the Predictor and the container drop them). One image, no batch dim in the outputs (Azure's S1 TFLite)."""
 
     def __init__(self, detector, candidates: int = 100):
         super().__init__()
@@ -229,4 +258,4 @@ class StaticShapeDetector(torch.nn.Module):
         keep = (s > d.score_thresh).float()
         for i in range(self.candidates):
             keep = keep * (1.0 - suppress[i] * keep[i])
-        return top_boxes, top_classes, (s * keep).unsqueeze(0)
+        return b, c, s * keep

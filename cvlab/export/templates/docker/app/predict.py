@@ -1,7 +1,8 @@
 """Runs the exported TensorFlow Lite model the way a Custom Vision container does.
 
 Pre-processing (told truthfully in metadata_properties.json): EXIF orientation applied, RGB, stretched to the
-model's input size with bilinear resampling, then fed as NHWC float32 BGR 0-255. The model holds the rest.
+model's input size with bilinear resampling, then fed as NHWC float32 0-255 in the model's colour order
+(Image.BitmapPixelFormat: Bgr8 for classifiers, Rgb8 for the S1 detector). The model holds the rest.
 """
 import datetime
 import io
@@ -41,12 +42,13 @@ class Model:
         self.input = self.interpreter.get_input_details()[0]
         self.outputs = {d["name"]: d for d in self.interpreter.get_output_details()}
         self.height, self.width = int(self.input["shape"][1]), int(self.input["shape"][2])
+        self.bgr = self.metadata.get("Image.BitmapPixelFormat", "Bgr8") == "Bgr8"
 
     def preprocess(self, image):
         image = ImageOps.exif_transpose(image).convert("RGB")
         image = image.resize((self.width, self.height), Image.BILINEAR)
-        array = np.asarray(image, dtype=np.float32)[np.newaxis, :, :, ::-1]  # RGB -> BGR, 0-255
-        return np.ascontiguousarray(array)
+        array = np.asarray(image, dtype=np.float32)[np.newaxis]  # 0-255
+        return np.ascontiguousarray(array[..., ::-1] if self.bgr else array)
 
     def run(self, image):
         self.interpreter.set_tensor(self.input["index"], self.preprocess(image))
@@ -57,11 +59,9 @@ class Model:
         outputs = self.run(image)
         predictions = []
         if self.is_detection:
-            by_size = sorted(outputs.values(), key=lambda a: a.ndim)
-            boxes = next(a for a in outputs.values() if a.ndim == 3 and a.shape[-1] == 4)[0]
-            rest = [a for a in by_size if a.ndim == 2]
-            classes = next(a for a in rest if a.dtype.kind in "iu")[0]
-            scores = next(a for a in rest if a.dtype.kind == "f")[0]
+            # Azure's S1 outputs, one image each (a batch dim, if any, is dropped)
+            boxes, classes, scores = (outputs[n].reshape(-1, 4) if n == "detected_boxes" else outputs[n].reshape(-1)
+                                      for n in ("detected_boxes", "detected_classes", "detected_scores"))
             for (x1, y1, x2, y2), c, p in zip(boxes, classes, scores):
                 if p <= 0:  # an empty slot of the fixed-size output
                     continue
