@@ -183,7 +183,8 @@ def _cached_tflite(ws, iteration_id, predictor, quantization, dest: Path) -> Pat
     second or two instead of a second conversion) and reuse every variant for the Docker app."""
     from cvlab.export import convert
 
-    cache = Path(ws.iteration_dir(iteration_id)) / f"export-{quantization or 'float'}.tflite"
+    # v2: detectors take RGB and name their outputs as Azure's S1; a detector cached before (BGR) must not be reused
+    cache = Path(ws.iteration_dir(iteration_id)) / f"export-{quantization or 'float'}.v2.tflite"
     if not cache.exists():
         part = cache.with_name(f"{cache.name}.{threading.get_ident()}.tmp.tflite")
         if quantization is None:
@@ -194,7 +195,7 @@ def _cached_tflite(ws, iteration_id, predictor, quantization, dest: Path) -> Pat
         else:
             from ai_edge_quantizer import qtyping, quantizer, recipe
 
-            float_file = cache.with_name("export-float.tflite")
+            float_file = cache.with_name("export-float.v2.tflite")
             if not float_file.exists():
                 _cached_tflite(ws, iteration_id, predictor, None, part)
                 part.unlink()

@@ -4,7 +4,9 @@ Both take raw pixels, as Azure's exports do; only the layout and colour order di
 - ONNX classification: input `data` [N,3,S,S] RGB 0-255 (declared in metadata_props), output `model_output`;
 - ONNX detection ("S1" shape): `image_tensor` [1,3,320,320] RGB 0-255 -> `detected_boxes`,
   `detected_classes`, `detected_scores`, decoding and NMS inside the graph;
-- TFLite: NHWC float32 BGR 0-255 in (what Azure's container feeds), probabilities (or the three S1 outputs) out.
+- TFLite classification: NHWC float32 BGR 0-255 in (what Azure's container feeds), probabilities out;
+- TFLite detection (Azure's S1 TFLite): NHWC float32 RGB 0-255 in, the three detected_* outputs of one
+  image (no batch dim).
 """
 from __future__ import annotations
 
