@@ -14,11 +14,22 @@ Settings that keep it short: classification reuses the cached embeddings across 
 workspace); detection trains ``--det-epochs`` epochs (``CVLAB_DETECTION_EPOCHS``) on cached trunk features,
 with a small pool and test set.  Wall and CPU seconds are reported, as the machine is shared.
 
-Measured 2026-11-26 (classification, defaults, seeds 0-2; 279 CPU-s, 33 min wall on a 2-core machine at load
-15-28): held-out F1 at 20/30/40/50 labelled images, uncertainty 0.577/0.595/0.688/0.702 vs random
-0.577/0.642/0.704/0.770 -- margin sampling from 5 images per tag did *not* beat random here (a cold start:
-its picks leaned to `cracked`, 16-17 of the 50 labelled images vs 11-12 at random, and away from the rest).  Detection could not be
-measured on that loaded machine: one Quick detector training (16 images, 5 epochs) took 630 s wall.
+What the smart labeler's order is: margin uncertainty (detection: 1 - top box probability) spread over the
+embedding space (``cvlab.active.spread_order``, DIVERSITY=4, chosen on generated data seeds 1-2, never on this
+test split); ``uncertainty-plain`` is the plain top-margin order cvlab used before, as an ablation.
+
+Measured 2026-11-26 on a shared 2-core machine (load 8-10), defaults, data seed 0, split seeds 0-2.
+Classification (parts, F1@0.5 at 20/30/40/50 labelled, mean of 3 seeds):
+  uncertainty 0.530/0.635/0.688/0.732, random 0.530/0.583/0.709/0.733, uncertainty-plain 0.530/0.618/0.711/0.742;
+  per-seed mean gain over rounds 1-3 vs random: uncertainty +0.019/-0.057/+0.069, plain +0.054/-0.137/+0.129.
+  Not a win at 50 labelled (0.732 vs 0.733): the per-seed spread (std of the gain ~0.05) swamps a gain of about
+  one F1 point.  A replay of the same Quick training (LR head on the cached embeddings, equal to the pipeline's
+  scores to 1e-15) over 20 split seeds of this data gives mean gain +0.011 +- 0.014 (spread) and +0.003 +- 0.012
+  (plain).  Diagnosis (generated data seeds 1-2, 40 runs): calibration is not it (top probability < 0.5 on 5-8 %
+  of test images either way); plain margin batches are slightly redundant (mean within-batch cosine 0.009 vs
+  -0.004 random; spread: -0.005) and lean away from Negative (208 of 1200 picks vs 300 random) towards cracked.
+Detection (site, mAP@0.5 at 19/29/39/49 labelled, 6 epochs, pool 40, test 30; ~35 min per seed): seed 0 only,
+  uncertainty 0.062/0.364/0.520/0.525 vs random 0.062/0.338/0.494/0.500; seeds 1-2 did not finish in the time.
 """
 from __future__ import annotations
 
