@@ -100,6 +100,18 @@ print(P)
 The workspace imitates one Custom Vision **training resource**. Its tier (`S0` by default, `F0` for the free
 tier) enforces the documented limits — try `ws.set_tier("F0")` later and create a third project.
 """),
+        exercise("""
+# Exercise: how many projects may one training resource hold on the free tier (F0), and on S0? Read both from
+# cvlab's limits table (`from cvlab import rules`, then rules.limit("projects", tier)) into f0_projects and
+# s0_projects.
+from cvlab import rules
+f0_projects, s0_projects = rules.limit("projects", "F0"), rules.limit("projects", "S0")
+print("F0:", f0_projects, "projects | S0:", s0_projects, "projects")
+"""),
+        code("""
+assert "f0_projects" in globals() and "s0_projects" in globals(), "fill in the exercise cell above, then run it"
+assert (f0_projects, s0_projects) == (2, 100), "Microsoft's limits page: F0 2 projects, S0 100"
+"""),
         md("""
 ## 3 · How quick-check quizzes work
 Each notebook ends with a few quiz cells. Pick or type an answer and press **Check**: you get the right answer,
@@ -110,6 +122,16 @@ stored in the workspace, so notebook 08 and the terminal quiz (`cvlab quiz`) bri
 from cvlab import quiz
 print(len(quiz.questions()), "questions in topics:", ", ".join(quiz.topics()))
 assert len(quiz.questions()) >= 80
+"""),
+        exercise("""
+# Exercise: count the questions of every topic into a dict per_topic ({topic: number of questions}) with
+# quiz.topics() and quiz.questions(topic); which topic has the most?
+per_topic = {topic: len(quiz.questions(topic)) for topic in quiz.topics()}
+print(per_topic, "| most:", max(per_topic, key=per_topic.get))
+"""),
+        code("""
+assert "per_topic" in globals(), "fill in the exercise cell above, then run it"
+assert set(per_topic) == set(quiz.topics()) and sum(per_topic.values()) == len(quiz.questions())
 """),
         code("""cv.quiz("exam-01", "exam-02", "exam-03", "exam-08", ws=ws)"""),
         md("""
@@ -191,6 +213,19 @@ for scenario, ptype, ctype, domain, why in scenarios:
                  "domain": d.name, "exportable": d.exportable, "why": why})
 pd.DataFrame(rows)
 """),
+        exercise("""
+# Exercise: a new scenario: "count the cars in every drone photo of a car park; the model runs on the drone,
+# offline". Set drone_type to the project type it needs ("Classification" or "ObjectDetection") and
+# drone_domain to a fitting domain found by name: find_domain(name, drone_type).
+drone_type = "ObjectDetection"                                 # a count needs one box per car
+drone_domain = find_domain("General (compact)", drone_type)    # on the drone = exported: a compact domain
+print(drone_type, "|", drone_domain.name, "| exportable:", drone_domain.exportable)
+"""),
+        code("""
+assert "drone_domain" in globals(), "fill in the exercise cell above, then run it"
+assert drone_domain.type == "ObjectDetection", "counting objects needs their locations: object detection"
+assert drone_domain.exportable, "running on the drone means exporting the model: pick a compact domain"
+"""),
         md("""
 ## 3 · The project type is fixed by the domain
 In cvlab, as in Azure, a project's type follows its domain. Creating a project is one call; notice that the
@@ -209,6 +244,20 @@ except CvlabError as err:
     print(err.code, "-", err.message)
     assert err.code == "BadRequestProjectUnsupportedDomainTypeChange"
 ws.delete_project(demo.id)
+"""),
+        exercise("""
+# Exercise: the X-ray scenario (several findings per image) needs a Multilabel classifier. Create a project
+# named "xray-01" on the General classification domain (find_domain), with classification_type "Multilabel",
+# keep it in xray and print its project and classification types.
+xray = ws.find_project("xray-01") or ws.create_project(
+    "xray-01", domain_id=find_domain("General", "Classification").id, classification_type="Multilabel")
+print(xray.name, xray.project_type, xray.classification_type)
+"""),
+        code("""
+assert "xray" in globals(), "fill in the exercise cell above, then run it"
+assert (xray.project_type, xray.classification_type) == ("Classification", "Multilabel"), \\
+    "pass classification_type='Multilabel' to create_project"
+ws.delete_project(xray.id)   # tidy up: the course does not use it again
 """),
         md("""
 ## 4 · Which service?
@@ -272,6 +321,27 @@ demo = ws.create_project("labeling-demo", domain_id=find_domain("General (compac
 ok, cracked = ws.create_tag(demo.id, "ok"), ws.create_tag(demo.id, "cracked")
 negative = ws.create_tag(demo.id, "Negative", type="Negative")
 print(demo.project_type, demo.classification_type, [(t.name, t.type) for t in ws.get_tags(demo.id)])
+"""),
+        exercise("""
+# Exercise: a shelf camera must flag every problem on a product photo (zero, one or several) and run in the
+# shop. Create a Multilabel project "shelf-flags" on the General (compact) classification domain found by name,
+# give it the tags "dented" and "label-missing", and keep it in shelf.
+shelf = ws.find_project("shelf-flags") or ws.create_project(
+    "shelf-flags", domain_id=find_domain("General (compact)", "Classification").id,
+    classification_type="Multilabel")
+for name in ("dented", "label-missing"):
+    if name not in {t.name for t in ws.get_tags(shelf.id)}:
+        ws.create_tag(shelf.id, name)
+print(shelf.classification_type, find_domain("General (compact)", "Classification").exportable,
+      [t.name for t in ws.get_tags(shelf.id)])
+"""),
+        code("""
+assert "shelf" in globals(), "fill in the exercise cell above, then run it"
+shelf = ws.get_project(shelf.id)
+assert shelf.classification_type == "Multilabel", "pass classification_type='Multilabel'"
+assert next(d for d in get_domains() if d.id == shelf.domain_id).exportable, "use a compact (exportable) domain"
+assert sorted(t.name for t in ws.get_tags(shelf.id)) == ["dented", "label-missing"]
+ws.delete_project(shelf.id)   # tidy up: the course does not use it again
 """),
         md("Add a few images with their tags (cvlab accepts files, folders or bytes):"),
         code("""
@@ -357,6 +427,19 @@ table = pd.DataFrame({
 }).T.round(4)
 assert all(abs(a - b) < 1e-9 for a, b in zip(coords.coco_to_ltwh(coords.ltwh_to_coco(box, W, H), W, H), box))
 print(r.tag_name, f"on a {W}x{H} image"); table
+"""),
+        exercise("""
+# Exercise: another tool gave you this box as YOLO (cx, cy, w, h) and as Pascal VOC pixels. Convert both back
+# to Custom Vision's (left, top, width, height) fractions with the coords module, into from_yolo and from_voc.
+yolo, voc = coords.ltwh_to_yolo(box), coords.ltwh_to_voc(box, W, H)
+from_yolo = coords.yolo_to_ltwh(yolo)
+from_voc = coords.voc_to_ltwh(voc, W, H)
+print([round(v, 4) for v in from_yolo], [round(v, 4) for v in from_voc])
+"""),
+        code("""
+assert "from_yolo" in globals() and "from_voc" in globals(), "fill in the exercise cell above, then run it"
+for got in (from_yolo, from_voc):
+    assert all(abs(a - b) < 1e-9 for a, b in zip(got, box)), f"{got} is not the region {box}"
 """),
         md("""
 **On Azure:** labels uploaded with `create_images_from_files` carry `Region(tag_id, left, top, width, height)`
@@ -451,6 +534,19 @@ for it in ws.get_iterations(parts.id):
     rows.append({"iteration": it.name, "type": it.training_type, "precision": json_number(perf.precision),
                  "recall": json_number(perf.recall), "AP": json_number(perf.average_precision)})
 pd.DataFrame(rows).set_index("iteration").round(3)
+"""),
+        exercise("""
+# Exercise: newer is not automatically better. Pick the parts iteration with the highest AP into best (use
+# ws.get_iterations and get_iteration_performance; an undefined AP counts as 0) and print its name and type.
+def ap(it):
+    return json_number(get_iteration_performance(ws, parts.id, it.id).average_precision) or 0.0
+best = max(ws.get_iterations(parts.id), key=ap)
+print(best.name, best.training_type, round(ap(best), 3))
+"""),
+        code("""
+assert "best" in globals(), "fill in the exercise cell above, then run it"
+assert json_number(get_iteration_performance(ws, parts.id, best.id).average_precision) == \\
+    max(r["AP"] or 0.0 for r in rows), "best must be the iteration with the highest AP in the table above"
 """),
         md("""
 ## 3 · Object detection trains the same way
@@ -559,6 +655,20 @@ assert sweep.recall.is_monotonic_decreasing          # recall can only fall as t
 assert sweep.AP.nunique() == 1                       # AP summarises every threshold: it does not move
 sweep.round(3)
 """),
+        exercise("""
+# Exercise: a false alarm stops the line, so you raise the threshold to 0.7. Get the iteration's performance
+# at 0.7 and put its overall precision into precision_70 and recall into recall_70 (metrics.json_number).
+perf_70 = get_iteration_performance(ws, parts.id, parts_it.id, threshold=0.7)
+precision_70, recall_70 = metrics.json_number(perf_70.precision), metrics.json_number(perf_70.recall)
+print("at 0.7: precision", precision_70, "recall", recall_70)
+"""),
+        code("""
+assert "precision_70" in globals() and "recall_70" in globals(), "fill in the exercise cell above, then run it"
+at_70 = get_iteration_performance(ws, parts.id, parts_it.id, threshold=0.7)
+assert (precision_70, recall_70) == (metrics.json_number(at_70.precision), metrics.json_number(at_70.recall)), \\
+    "use get_iteration_performance(..., threshold=0.7)"
+assert recall_70 <= sweep.recall[0.5]          # a higher threshold never finds more
+"""),
         code("""
 from cvlab import views
 evaluation = load_evaluation_dict(ws, parts.id, parts_it.id)
@@ -587,6 +697,19 @@ by_overlap.round(3)
 """),
         code("""
 ThresholdExplorer(load_evaluation_dict(ws, site.id, site_it.id))
+"""),
+        exercise("""
+# Exercise: which helmet-vest-person tag does the detector miss most? At threshold 0.5 and overlap 0.5, find
+# the tag with the lowest recall in perf.per_tag_performance, keep it in weakest and print its recall.
+site_perf = get_iteration_performance(ws, site.id, site_it.id, threshold=0.5, overlap_threshold=0.5)
+weakest = min(site_perf.per_tag_performance, key=lambda t: metrics.json_number(t.recall) or 0.0)
+print("most missed:", weakest.name, "recall", metrics.json_number(weakest.recall))
+"""),
+        code("""
+assert "weakest" in globals(), "fill in the exercise cell above, then run it"
+recalls = {t.name: metrics.json_number(t.recall) or 0.0 for t in get_iteration_performance(
+    ws, site.id, site_it.id, threshold=0.5, overlap_threshold=0.5).per_tag_performance}
+assert recalls[weakest.name] == min(recalls.values()), f"{weakest.name} is not the lowest recall: {recalls}"
 """),
         md("""
 ## 4 · Which to favour?
@@ -714,6 +837,27 @@ for p in results.predictions:
 print("truth:", truth)
 assert len(results.predictions) == len(ws.get_tags(parts.id))   # every tag comes back: filter on your side
 """),
+        md("""
+Each `classify_image` call is also **stored** (the portal's *Predictions* tab, notebook 07), so it can be tagged
+and added to training later. The `*_with_no_store` variants keep nothing.
+"""),
+        code("""
+stored_before = len(ws.query_predictions(parts.id, max_count=100_000))
+print(stored_before, "stored predictions so far")
+"""),
+        exercise("""
+# Exercise: classify test_jpg again with your SDK 3.x client, but this time with the call that stores nothing
+# (classify_image_with_no_store); keep the result in nostore_results and print the top tag.
+with open(test_jpg, "rb") as image:
+    nostore_results = predictor.classify_image_with_no_store(parts.id, PUBLISH_NAME, image.read())
+top = max(nostore_results.predictions, key=lambda p: p.probability)
+print(top.tag_name, f"{top.probability:.2%}")
+"""),
+        code("""
+assert "nostore_results" in globals(), "fill in the exercise cell above, then run it"
+assert len(nostore_results.predictions) == len(ws.get_tags(parts.id))
+assert len(ws.query_predictions(parts.id, max_count=100_000)) == stored_before, "use classify_image_with_no_store"
+"""),
         md("## 4 · Plain REST, then curl"),
         code("""
 import requests
@@ -821,6 +965,34 @@ Switching the project to a compact domain is allowed, but only iterations traine
 from cvlab.domains import get_domains
 print("exportable (compact) domains:", [(d.type, d.name) for d in get_domains() if d.exportable])
 """),
+        md("""
+Here is the refusal: the smallest trainable project on the non-compact **General** domain (2 tags, 5 images
+each, Quick training: seconds), then an export request, refused with `BadRequestExportValidationFailed`.
+"""),
+        code("""
+from cvlab import datasets
+from cvlab.domains import find_domain
+from cvlab.errors import CvlabError
+from cvlab.training import train_project
+
+cloud = ws.find_project("cloud-only-demo") or ws.create_project(
+    "cloud-only-demo", domain_id=find_domain("General", "Classification").id)
+if not ws.get_image_count(cloud.id):
+    records = datasets.generate("parts", 30, seed=cv.SEED, size=P.image_size)
+    def png(rec):
+        buf = io.BytesIO(); rec.load().save(buf, "PNG"); return buf.getvalue()
+    for tag in ("ok", "cracked"):
+        ws.add_images(cloud.id, [png(r) for r in records if r.tags == [tag]][:5], tags=[tag])
+cloud_it = cv.trained_iteration(ws, cloud)
+print(get_domain(cloud_it.domain_id).name, "| iteration exportable:", cloud_it.exportable)
+try:
+    export_iteration(ws, cloud.id, cloud_it.id, "ONNX")
+    raise AssertionError("a non-compact iteration must not export")
+except CvlabError as err:
+    print(err.code, "-", err.message)
+    assert err.code == "BadRequestExportValidationFailed"
+ws.delete_project(cloud.id)   # tidy up
+"""),
         md("## 2 · ONNX, run with onnxruntime"),
         code("""
 def unzip(record, name):
@@ -853,6 +1025,21 @@ tflite_dir = unzip(export_iteration(ws, parts.id, iteration.id, "TensorFlow", "T
 tflite_probs = TFLiteRunner(tflite_dir / "model.tflite")(batch)[0]
 print("max |difference| TFLite vs model:", float(np.abs(tflite_probs - expected).max()))
 assert (tflite_probs.argmax(1) == expected.argmax(1)).all()
+"""),
+        exercise("""
+# Exercise: phones prefer small files. Export the iteration again as TensorFlow Lite with the flavor
+# "TensorFlowLiteFloat16" (weights stored in half precision; unzip it into a folder "tflite-fp16"), run it with
+# TFLiteRunner on the same batch into fp16_probs, and compare its top tags and file size with the float export.
+fp16_dir = unzip(export_iteration(ws, parts.id, iteration.id, "TensorFlow", "TensorFlowLiteFloat16"), "tflite-fp16")
+fp16_probs = TFLiteRunner(fp16_dir / "model.tflite")(batch)[0]
+sizes = [round((d / "model.tflite").stat().st_size / 1e6, 1) for d in (tflite_dir, fp16_dir)]
+print("float vs fp16 file, MB:", sizes, "| same top tag on", int((fp16_probs.argmax(1) == expected.argmax(1)).sum()),
+      "of", len(expected), "images | max |difference|:", float(np.abs(fp16_probs - expected).max()))
+"""),
+        code("""
+assert "fp16_probs" in globals(), "fill in the exercise cell above, then run it"
+assert (fp16_probs.argmax(1) == expected.argmax(1)).all(), "fp16 weights should not change the top tag here"
+assert np.abs(fp16_probs - expected).max() < 1e-2
 """),
         md("""
 TensorFlow Lite exports work for classification **and** detection; a third-party study guide says "object
@@ -1036,6 +1223,48 @@ print("uncertainty minus random, per round:", curve["uncertainty_minus_random"])
 assert curve["curves"]["uncertainty"]["mean"][0] == curve["curves"]["random"]["mean"][0]  # same start
 """),
         md("""
+## 6 · From a stored prediction to a training image, in one call
+A stored prediction joins the training images with corrected tags (or boxes) in one call:
+`active.add_predictions_to_training`, Azure's `create_images_from_predictions`. The image must be new to the
+project: the untagged images above are already in it, so adding their predictions would be refused as
+`OKDuplicate`. So a fresh picture from the line (a new one each time you run the cell):
+"""),
+        code("""
+fresh = next(datasets.iter_generate("parts", 1, seed=cv.SEED + 1000, size=P.image_size,
+                                    start=ws.get_image_count(parts.id)))
+stored_fresh = ws.store_prediction(parts.id, first.id, jpeg(fresh), predictor.predict(fresh.load()),
+                                   application="line-camera")
+said = max(stored_fresh.predictions, key=lambda p: p["probability"])["tag_name"]
+tag_id = {t.name: t.id for t in ws.get_tags(parts.id)}[fresh.tags[0]]     # the corrected (true) tag
+before = ws.get_image_count(parts.id)
+added = active.add_predictions_to_training(ws, parts.id, [(stored_fresh.id, [tag_id], [])]).images[0]
+print(f"model said {said!r}; added as {[t.tag_name for t in added.image.tags]}: {added.status}; "
+      f"images {before} -> {ws.get_image_count(parts.id)}")
+assert added.status == "OK" and ws.get_image_count(parts.id) == before + 1
+again = active.add_predictions_to_training(ws, parts.id, [(stored_fresh.id, [tag_id], [])]).images[0]
+print("the same image once more:", again.status)
+assert again.status == "OKDuplicate"
+"""),
+        md("""
+The quick test widget does the same without code: `parts.quick_test()` → test an image (upload or pick a
+sample) → open **Add to training** → correct the tag(s), or for a detector the boxes → click **Add to
+training**. Train again to use the new images.
+"""),
+        exercise("""
+# Exercise: the Predictions tab filters by tag and probability. Query the stored "line-camera" predictions in
+# which the model gave "rusted" a probability of at least 0.5 (ws.query_predictions(..., tags=[{"id": <tag id>,
+# "min_threshold": 0.5}])) into rusty.
+rusted_id = next(t.id for t in ws.get_tags(parts.id) if t.name == "rusted")
+rusty = ws.query_predictions(parts.id, application="line-camera", tags=[{"id": rusted_id, "min_threshold": 0.5}])
+print(len(rusty), "of", len(ws.query_predictions(parts.id, application="line-camera")), "stored predictions")
+"""),
+        code("""
+assert "rusty" in globals(), "fill in the exercise cell above, then run it"
+p_rusted = lambda s: max([p["probability"] for p in s.predictions if p["tag_name"] == "rusted"], default=0.0)
+wanted = {s.id for s in ws.query_predictions(parts.id, application="line-camera") if p_rusted(s) >= 0.5}
+assert {s.id for s in rusty} == wanted, "filter on the rusted tag's id with min_threshold 0.5"
+"""),
+        md("""
 **On Azure:** *Predictions* tab (stored images, tag them, *Save and close*); *Untagged* images → **Get
 suggested tags** (the smart labeler uses the latest iteration; only for tags it was trained on; billed like
 predictions). SDK: `suggest_tags_and_regions`, `query_suggested_images`, `create_images_from_predictions`.
@@ -1076,6 +1305,17 @@ keys = ["projects", "images_per_project", "predictions_per_month", "tags_per_pro
 fmt = lambda v: "unlimited" if v is None else f"{v:,}"
 pd.DataFrame([{"limit": rules.LIMITS[k].what, "F0": fmt(rules.limit(k, "F0")),
                "S0": fmt(rules.limit(k, "S0"))} for k in keys])
+"""),
+        exercise("""
+# Exercise: a multiclass classifier with 4 tags. With rules.limit, compute the fewest labelled images it needs
+# before training is accepted (min_images) and the number Microsoft recommends (recommended_images).
+min_images = 4 * rules.limit("min_images_per_tag_classification", "S0")
+recommended_images = 4 * rules.limit("recommended_images_per_tag", "S0")
+print(min_images, "to train,", recommended_images, "recommended")
+"""),
+        code("""
+assert "min_images" in globals() and "recommended_images" in globals(), "fill in the exercise cell above, then run it"
+assert (min_images, recommended_images) == (20, 200), "5 images per tag at least, 50 recommended: times 4 tags"
 """),
         md("""
 1. **Custom Vision** trains *your* labels with little code; **Azure AI Vision** is pre-built (OCR, tags);

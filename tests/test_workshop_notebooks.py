@@ -1,7 +1,9 @@
 """Learner / instructor notebook versions from one source, and the `cvlab workshop` command."""
 from __future__ import annotations
 
+import ast
 import json
+import re
 
 import nbformat
 import pytest
@@ -81,6 +83,47 @@ def test_curriculum_notebooks_have_clean_learner_versions(tmp_path):
         nbformat.validate(instructor)
         assert instructor == src, path.name
         assert nv.check_learner(src, learner) == [], path.name
+        exercises = [c for c in src.cells if nv.is_exercise(c)]
+        assert exercises, f"{path.name} has no exercise cell: the learner version would equal the instructor one"
+        assert learner != instructor, path.name
+        blanked = {c.id: c for c in learner.cells}
+        for cell in exercises:  # the blanked cell still tells the learner what to write
+            assert any(ln.strip("# ") for ln in blanked[cell.id].source.splitlines() if ln != nv.TODO), cell.id
+
+
+def _assigned(source: str) -> set[str]:
+    """Top-level names a cell binds (assignments, imports, defs, for targets): what a later cell may rely on."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return names
+
+
+GUARD = re.compile(r"""assert\s+(["'](\w+)["']\s+in\s+globals\(\)(\s+and\s+["'](\w+)["']\s+in\s+globals\(\))?),""")
+
+
+def test_exercise_checks_fail_clearly_in_the_learner_version():
+    """The check cell after an exercise first asserts that the exercise's answer exists, with a message. In the
+    learner version (exercise blanked, not executed in CI) that guard must be what fails: each guarded name is
+    bound by the solution and by no earlier non-exercise cell, so the check neither passes on its own nor
+    dies with a NameError further down."""
+    checked = 0
+    for path in nv.source_notebooks():
+        cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        for i, cell in enumerate(cells[:-1]):
+            if not nv.is_exercise(cell) or not (guard := GUARD.match(cells[i + 1].source)):
+                continue
+            names = {n for n in guard.group(2, 4) if n}
+            before = set().union(*(_assigned(c.source) for c in cells[:i] if not nv.is_exercise(c)))
+            assert names <= _assigned(cell.source), (path.name, cell.id, names)
+            assert not names & before, (path.name, cell.id, names & before)
+            checked += 1
+    assert checked >= len(nv.source_notebooks())
 
 
 def test_workshop_cli_create_handout_progress_reset(tmp_path, capsys):
