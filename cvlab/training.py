@@ -476,7 +476,8 @@ def _train_classification(ws, plan: _Plan, iteration, bar: _Progress, cancelled)
 
     from cvlab import embeddings
     from cvlab.nets.backbones import spec
-    from cvlab.nets.classifier import Classifier, fine_tune, fit_linear_head, head_probabilities, set_head
+    from cvlab.nets.classifier import (Classifier, fine_tune, fit_linear_head, head_probabilities, predict,
+                                       set_head)
     from cvlab.nets.preprocess import Preprocessing
 
     bb = spec(plan.domain.backbone)
@@ -539,12 +540,11 @@ def _train_classification(ws, plan: _Plan, iteration, bar: _Progress, cancelled)
         info["planned_epochs"] = epochs
         timings["fine_tune_s"] = info["seconds"]
         extra["fine_tune"] = info
-        with torch.inference_mode():
-            val_probs = model(x_all[va].float()).numpy()
+        val_probs = predict(model, x_all[va]).numpy()
         for im, row in zip([plan.train[i] for i in va], _prediction_rows(plan, val_probs)):
             records.append({"image_id": im.id, "split": "cv", "fold": 0, "truth": _truth_cls(plan, im),
                             "predictions": row})
-        hold_probs = _predict_pixels(model, pixels(plan.holdout))
+        hold_probs = predict(model, pixels(plan.holdout)).numpy()
         k = 1
         scheme = (f"validation split: {len(va)} of {len(plan.train)} training images held back from fine-tuning "
                   "(also used for early stopping)")
@@ -562,15 +562,6 @@ def planned_epochs(backbone: str, n_train: int, budget_s: float) -> int:
     """Epochs that fit the budget at the planned per-image cost (at least 1, at most MAX_FINE_TUNE_EPOCHS)."""
     per_epoch = FINE_TUNE_SECONDS_PER_IMAGE[backbone] * max(n_train, 1)
     return int(min(MAX_FINE_TUNE_EPOCHS, max(1, budget_s // per_epoch)))
-
-
-def _predict_pixels(model, x) -> np.ndarray:
-    import torch
-
-    if len(x) == 0:
-        return np.zeros((0, model.num_outputs), np.float32)
-    with torch.inference_mode():
-        return np.concatenate([model(x[i:i + 32].float()).numpy() for i in range(0, len(x), 32)])
 
 
 # ---------------------------------------------------------------------------------------------------------------

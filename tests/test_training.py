@@ -247,6 +247,36 @@ def test_advanced_training_fine_tunes_within_budget(tmp_path, monkeypatch):
     assert moved == (ft["best_epoch"] > 0)
 
 
+def test_checkpointed_training_step_matches_the_plain_one(monkeypatch):
+    """Checkpointing the first stages (less peak memory) changes neither the loss nor the gradients, and batched
+    inference equals one big batch."""
+    import torch
+    from cvlab.nets import classifier
+
+    torch.manual_seed(0)
+    model = classifier.Classifier("lite0", 3)
+    model.train()
+    classifier._freeze_batchnorm(model)
+    x, y = torch.rand(3, 3, 64, 64) * 255, torch.tensor([0, 1, 2])
+
+    def step():
+        model.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model.logits(x), y)
+        loss.backward()
+        return loss.item(), model.trunk.conv_stem.weight.grad.clone()
+
+    loss_ckpt, grad_ckpt = step()
+    monkeypatch.setattr(classifier, "CHECKPOINT_STAGES", 0)
+    loss_plain, grad_plain = step()
+    assert abs(loss_ckpt - loss_plain) < 1e-5 and torch.allclose(grad_ckpt, grad_plain, rtol=1e-4, atol=1e-6)
+    monkeypatch.setattr(classifier, "EVAL_BATCH", 2)
+    model.eval()
+    with torch.inference_mode():
+        whole = model(x)
+    assert whole.shape == (3, 3) and torch.allclose(classifier.predict(model, x), whole, atol=1e-5)
+    assert classifier.predict(model, x[:0], logits=True).shape == (0, 3)
+
+
 def test_cli_trains_and_prints(trained, capsys):
     import argparse
 

@@ -11,8 +11,18 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from cvlab.nets.backbones import PixelNormalize, new_backbone, spec
+
+# Inference batches no larger than training's: one forward of 30-32 images of Lite2 at 260 px took ~1.9 GB above
+# the model (EfficientNet's expanded 130 px maps), more than a training step of 8, and set the process's peak RSS.
+EVAL_BATCH = 8
+# Gradient checkpointing of the first trunk stages (the 130/65/33 px maps of Lite2 at 260 px): their saved
+# activations are recomputed in backward instead of kept, ~330 MB less per batch of 8 for a few per cent of CPU
+# (fewer fresh pages to fault in pays for most of the recompute). Checkpointing every stage would save ~300 MB
+# more for ~15-20 % more time per step.
+CHECKPOINT_STAGES = 3
 
 
 class Classifier(nn.Module):
@@ -32,8 +42,16 @@ class Classifier(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Global pooled embedding [B, 1280] of raw 0..255 pixels."""
-        return self.trunk(self.normalize(x))
+        """Global pooled embedding [B, 1280] of raw 0..255 pixels; when training, the same numbers with the first
+        ``CHECKPOINT_STAGES`` stages checkpointed (activations recomputed in backward, not kept)."""
+        x = self.normalize(x)
+        t = self.trunk
+        if not (self.training and torch.is_grad_enabled()):  # inference, exports
+            return t(x)
+        x = t.bn1(t.conv_stem(x))
+        for i, stage in enumerate(t.blocks):  # timm's forward_features, the first stages checkpointed
+            x = checkpoint(stage, x, use_reentrant=False) if i < CHECKPOINT_STAGES else stage(x)
+        return t.forward_head(t.bn2(t.conv_head(x)))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
@@ -114,6 +132,15 @@ def head_probabilities(model: Classifier, features: np.ndarray, weight=None, bia
         return model.probabilities_from_logits(z).numpy()
 
 
+def predict(model: Classifier, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
+    """Probabilities (or logits) of pixels [N, 3, S, S] 0..255, EVAL_BATCH images at a time, without autograd."""
+    if len(x) == 0:
+        return torch.zeros((0, model.num_outputs if not logits else model.head.out_features))
+    fn = model.logits if logits else model
+    with torch.inference_mode():
+        return torch.cat([fn(x[i:i + EVAL_BATCH].float()) for i in range(0, len(x), EVAL_BATCH)])
+
+
 def _freeze_batchnorm(model: nn.Module) -> None:
     """Keep ImageNet BN statistics: batches of a few dozen images would only add noise to them."""
     for m in model.modules():
@@ -127,8 +154,8 @@ def fine_tune(model: Classifier, train_x: torch.Tensor, train_y: torch.Tensor, v
     """Advanced training: fine-tune the whole network with augmentation, early stopping on the validation split.
 
     Start from a linear-probe head (LP-FT: the Quick head fitted on the training part's cached embeddings) or a
-    zero head; timm's random head init made fine-tuning fail (feasibility.md).  Batches of 8 keep Lite2 at
-    260 px under ~3 GB.
+    zero head; timm's random head init made fine-tuning fail (feasibility.md).  Batches of 8 (training and
+    evaluation) and checkpointing (``CHECKPOINT_STAGES``) keep Lite2 at 260 px near 2.3 GB peak RSS.
 
     ``train_x``/``val_x`` are uint8 [N, 3, S, S] pixels (already stretched to S); targets are class indices
     (multiclass) or 0/1 float rows over the head's outputs (multilabel).  Stops at ``max_epochs``, after
@@ -156,10 +183,7 @@ def fine_tune(model: Classifier, train_x: torch.Tensor, train_y: torch.Tensor, v
 
     def val_loss() -> float:
         model.eval()
-        with torch.inference_mode():
-            total = sum(float(loss_fn(model.logits(val_x[i:i + 32].float()), val_y[i:i + 32])) * len(val_x[i:i + 32])
-                        for i in range(0, len(val_x), 32))
-        return total / len(val_x)
+        return float(loss_fn(predict(model, val_x, logits=True), val_y))
 
     has_val = val_x is not None and len(val_x) > 0
     if has_val:  # epoch 0: the starting head (a linear probe) is a candidate too, so fine-tuning never ends worse
