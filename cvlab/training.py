@@ -371,10 +371,10 @@ def train_project(ws, project_id: str, training_type: str = "Regular", reserved_
 
 
 def _run(ws, plan: _Plan, iteration, callback, cancelled, show_progress, ticket=None) -> None:
-    started = time.monotonic()
     bar = _Progress(f"{plan.project.name} / {iteration.name}", callback, show_progress)
     try:
         with ticket or contextlib.nullcontext(), _train_lock:
+            started = time.monotonic()  # training time, not time spent waiting in the workshop queue
             _seed_everything(plan.seed)
             if plan.project_type == "ObjectDetection":
                 info = _train_detection(ws, plan, iteration, bar, cancelled)

@@ -1,7 +1,9 @@
 """Training: Azure's validation rules, Quick/Advanced classification, iterations, evaluation records, cancel/recover."""
 import io
 import json
+import re
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -287,3 +289,27 @@ def test_cli_trains_and_prints(trained, capsys):
     assert training.run(args) == 0
     out = capsys.readouterr().out
     assert "Completed" in out and "Iteration" in out
+    assert re.search(r"precision \d\.\d{3}  recall \d\.\d{3}", out), out  # the iteration's metrics
+    for tag in ("disc", "stripes"):
+        assert re.search(rf"^  {tag}\s+precision \d\.\d{{3}}  recall \d\.\d{{3}}", out, re.M), out
+
+
+def test_training_time_excludes_the_wait_for_a_workshop_slot(trained, monkeypatch):
+    """A queued training's time is the training's, not the queue's (workshop learners see their own cost)."""
+    class SlowQueue:  # the admission hook a workshop installs, holding this training 2 s before its turn
+        def enqueue(self, ws, project_id, iteration_id):
+            return self
+
+        def __enter__(self):
+            time.sleep(2.0)
+
+        def __exit__(self, *exc):
+            return False
+
+    ws, p = trained["ws"], trained["project"]
+    monkeypatch.setattr(training, "admission", SlowQueue())
+    t0 = time.monotonic()
+    it = training.train_project(ws, p.id, seed=3, force_train=True, show_progress=False)
+    wall = time.monotonic() - t0
+    total = json.loads((ws.iteration_dir(it.id) / "iteration.json").read_text())["timings"]["total_s"]
+    assert it.status == "Completed" and total <= wall - 1.9, (total, wall)
