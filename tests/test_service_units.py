@@ -170,3 +170,31 @@ def test_undefined_metrics_are_null_on_the_wire():
     assert body["perTagPerformance"][0] == {"id": "t1", "name": "rust", "precision": 1.0,
                                             "precisionStdDeviation": None, "recall": 0.5,
                                             "recallStdDeviation": None, "averagePrecision": None}
+
+
+def test_served_connections_have_nagle_off():
+    """asyncio sets TCP_NODELAY only on sockets that say proto TCP; without it every response uvicorn writes in
+    two pieces waited ~40 ms for the client's delayed ACK (HTTP p50 64 ms -> 17 ms for a 640 px classify)."""
+    import asyncio
+    import socket
+
+    from cvlab.service.server import bind_socket
+
+    sock = bind_socket("127.0.0.1", 0)
+    assert sock.proto == socket.IPPROTO_TCP
+    seen = []
+
+    class Probe(asyncio.Protocol):
+        def connection_made(self, transport):
+            seen.append(transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            transport.close()
+
+    async def main():
+        server = await asyncio.get_running_loop().create_server(Probe, sock=sock)
+        reader, writer = await asyncio.open_connection(*sock.getsockname())
+        await reader.read()  # closed by the probe
+        writer.close()
+        server.close()
+
+    asyncio.run(main())
+    assert seen == [1]
