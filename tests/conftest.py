@@ -47,6 +47,7 @@ def trained_colours(tmp_path_factory):
     import shutil
 
     from cvlab import Workspace
+    from cvlab.datasets.swatches import swatch_jpeg
     from cvlab.training import train_project
     from cvlab.workspace import ImageEntry
 
@@ -58,14 +59,7 @@ def trained_colours(tmp_path_factory):
         tags[name] = ws.create_tag(p.id, name).id
         entries = []
         for i in range(5):
-            rng = np.random.default_rng(i + offset)
-            arr = np.empty((64, 64, 3), np.uint8)
-            arr[:] = rgb
-            mask = rng.random((64, 64)) < 0.08
-            arr[mask] = rng.integers(0, 256, (int(mask.sum()), 1), dtype=np.uint8)
-            buf = io.BytesIO()
-            Image.fromarray(arr).save(buf, "JPEG", quality=90)
-            entries.append(ImageEntry(buf.getvalue(), f"{name}{i}.jpg", [tags[name]]))
+            entries.append(ImageEntry(swatch_jpeg(rgb, i + offset), f"{name}{i}.jpg", [tags[name]]))
         for r in ws.create_images(p.id, entries).images:
             hashes[r.image.id] = (hashlib.sha256(ws.read_image_bytes(r.image)).hexdigest(), tags[name])
     it = train_project(ws, p.id, show_progress=False)

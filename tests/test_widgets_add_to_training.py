@@ -7,28 +7,19 @@ Uses a copy of the session's trained "colours" project (conftest.trained_colours
 from __future__ import annotations
 
 import hashlib
-import io
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from cvlab import Workspace
+from cvlab.datasets.swatches import swatch_jpeg
 from cvlab.widgets import quick_test
 
 pytestmark = pytest.mark.slow  # the fixture trains a (tiny) model once per session
 
 
 def colour_image(rgb, seed: int) -> bytes:
-    """A noisy patch of one colour, drawn like the fixture's training images but with seeds it never used."""
-    rng = np.random.default_rng(seed)
-    arr = np.empty((64, 64, 3), np.uint8)
-    arr[:] = rgb
-    mask = rng.random((64, 64)) < 0.08
-    arr[mask] = rng.integers(0, 256, (int(mask.sum()), 1), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, "JPEG", quality=90)
-    return buf.getvalue()
+    """A noisy patch of one colour, like the fixture's training images but with seeds it never used."""
+    return swatch_jpeg(rgb, seed)
 
 
 RED, BLUE = (200, 30, 30), (30, 40, 200)
