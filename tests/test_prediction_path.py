@@ -10,16 +10,7 @@ from PIL import Image
 from cvlab import CvlabError
 from cvlab.images import decode_image, inspect_image, load_rgb, to_rgb
 from conftest import make_image_bytes
-
-
-def _jpeg_with_orientation(w, h, orientation):
-    img = Image.new("RGB", (w, h), (0, 0, 0))
-    img.paste((255, 0, 0), (0, 0, w // 2, h))
-    exif = Image.Exif()
-    exif[0x0112] = orientation
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", exif=exif.tobytes())
-    return buf.getvalue()
+from test_images import _jpeg_with_orientation
 
 
 def _png_rgba():
