@@ -66,26 +66,28 @@ def _open(data: bytes) -> PILImage.Image:
                              f"The image header is damaged ({e}); re-save the file as JPEG or PNG.") from None
 
 
-def inspect_image(data: bytes, purpose: str = "training", name: str | None = None, decode: bool = True) -> ImageInfo:
+def inspect_image(data: bytes, purpose: str = "training", name: str | None = None) -> ImageInfo:
     """Validate image bytes for `purpose` ("training" 6 MB, "prediction" 4 MB); return their ImageInfo.
 
     Raises CvlabError with BadRequestImageStream / ImageFormat / ImageSizeBytes / ImageDimensions / AspectRatio.
-    ``decode=False`` checks the header only, for a caller that decodes the pixels later with ``decode_image``.
     """
-    return _validate(data, purpose, name, "draft" if decode else None)[0]
+    return _validate(data, purpose, name, "draft")[0]
 
 
-def decode_image(data: bytes, purpose: str = "prediction", name: str | None = None) -> tuple[ImageInfo, PILImage.Image]:
+def decode_image(data: bytes, purpose: str = "prediction", name: str | None = None,
+                 digest: bool = True) -> tuple[ImageInfo, PILImage.Image]:
     """``inspect_image`` and ``load_rgb`` with one decode: the same checks and errors, and the oriented RGB pixels.
 
-    For callers that validate and then use the pixels (a prediction), which would otherwise decode twice."""
-    info, img = _validate(data, purpose, name, "full")
+    For callers that validate and then use the pixels (a prediction), which would otherwise decode twice.
+    ``digest=False`` leaves ``sha256`` empty, for a caller that keeps nothing (a no-store prediction)."""
+    info, img = _validate(data, purpose, name, "full", digest)
     return info, to_rgb(img, owned=True)
 
 
-def _validate(data, purpose: str, name: str | None, decode: str | None) -> tuple[ImageInfo, PILImage.Image]:
+def _validate(data, purpose: str, name: str | None, decode: str,
+              digest: bool = True) -> tuple[ImageInfo, PILImage.Image]:
     """The checks of inspect_image; ``decode`` "full" decodes every pixel, "draft" a cheap 1/8 JPEG draft (which
-    still reads the whole stream, so a truncated file is caught either way), None nothing."""
+    still reads the whole stream, so a truncated file is caught either way); ``digest`` False skips the sha256."""
     label = f"Image {name!r}" if name else "The image"
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise CvlabError("BadRequestImageStream", f"{label}: expected the file's bytes, got {type(data).__name__}.")
@@ -124,19 +126,28 @@ def _validate(data, purpose: str, name: str | None, decode: str | None) -> tuple
     try:
         if decode == "draft" and fmt == "JPEG":
             img.draft("RGB", (max(1, w // 8), max(1, h // 8)))  # decode the whole stream, cheaply
-        if decode:
-            img.load()
+        img.load()
     except Exception as e:
         raise CvlabError("BadRequestImageFormat",
                          f"{label} could not be decoded ({e}); the file is probably truncated or corrupt.") from None
     if orientation in _SWAPS_SIDES:
         w, h = h, w
-    return ImageInfo(sha256_bytes(data), fmt, w, h, orientation, len(data)), img
+    return ImageInfo(sha256_bytes(data) if digest else "", fmt, w, h, orientation, len(data)), img
 
 
 def batch_status(err: CvlabError) -> str:
     """The ImageCreateSummary status for an image error."""
     return BATCH_STATUS.get(err.code, "ErrorUnknown")
+
+
+def is_upright_rgb(img: PILImage.Image) -> bool:
+    """Already what ``to_rgb`` returns: a single RGB frame with no EXIF rotation to apply."""
+    if img.mode != "RGB" or getattr(img, "n_frames", 1) > 1:
+        return False
+    try:
+        return img.getexif().get(_ORIENTATION_TAG, 1) == 1
+    except Exception:  # a malformed EXIF block: to_rgb keeps the pixels as stored too
+        return True
 
 
 def to_rgb(img: PILImage.Image, owned: bool = False) -> PILImage.Image:

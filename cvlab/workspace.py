@@ -1315,7 +1315,7 @@ class Workspace:
         ``info``: the ``ImageInfo`` the caller got when it checked these very bytes (skips a second decode)."""
         p = self.get_project(project_id)
         it = self.get_iteration(p.id, iteration_id) if iteration_id is not None else None
-        if info is None or info.n_bytes != len(image_bytes):
+        if info is None or info.n_bytes != len(image_bytes) or not info.sha256:
             info = inspect_image(image_bytes, "prediction")
         if application is not None and (not isinstance(application, str) or len(application) > 64):
             raise CvlabError("BadRequestPredictionInvalidApplicationName",

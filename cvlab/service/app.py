@@ -113,8 +113,9 @@ def create_app(ws, *, training_key: str | None = None, prediction_key: str | Non
     app.state.ctx = ctx
     install_error_handlers(app)
     app.add_exception_handler(BodyTooLarge, _body_too_large)
-    app.include_router(training_router, prefix=TRAINING_PREFIX)
+    # The prediction routes first: Starlette tries routes in order, and the hot path should not test ~60 others.
     app.include_router(prediction_router, prefix=PREDICTION_PREFIX)
+    app.include_router(training_router, prefix=TRAINING_PREFIX)
     app.include_router(blob_router)
     app.add_middleware(Gateway, ctx=ctx)
     if workshop:

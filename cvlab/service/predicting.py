@@ -18,20 +18,20 @@ def predict_and_store(ctx, project_id: str, iteration, data: bytes, store: bool,
     """``expected_type`` is the project type the route serves (classify/detect), or None for quick test.
 
     The pixels are decoded once, inside the inference slot, so no more than the slots' worth of full-size images
-    (up to 10240 px: 300 MB each) are ever held while requests queue; the header is checked first, so image
-    errors still come before iteration errors."""
-    cvimages.inspect_image(data, purpose="prediction", decode=False)
-    if iteration.status != "Completed":
-        raise CvlabError("BadRequestIterationIsNotTrained", f"{iteration.name} is {iteration.status}; predictions "
-                         "need a Completed iteration.")
-    predictor = ctx.predictor(iteration.id)
-    if expected_type and predictor.project_type != expected_type:
-        raise CvlabError("BadRequestUnsupportedDomain", (
-            f"This iteration is {'an object detector' if predictor.project_type == 'ObjectDetection' else 'a classifier'}: "
-            f"call {_ACTION[predictor.project_type]}_image / {_ACTION[predictor.project_type]}_image_url, "
-            f"not {_ACTION[expected_type]}_*."))
+    (up to 10240 px: 300 MB each) are ever held while requests queue. The image is checked before the iteration,
+    so image errors still come before iteration errors; a no-store prediction never hashes the image."""
     with ctx.inference:
-        info, image = cvimages.decode_image(data, purpose="prediction")  # a damaged stream is refused here, uncharged
+        info, image = cvimages.decode_image(data, purpose="prediction", digest=store)  # refused here, uncharged
+        if iteration.status != "Completed":
+            raise CvlabError("BadRequestIterationIsNotTrained", f"{iteration.name} is {iteration.status}; "
+                             "predictions need a Completed iteration.")
+        predictor = ctx.predictor(iteration.id)
+        if expected_type and predictor.project_type != expected_type:
+            detector = predictor.project_type == "ObjectDetection"
+            raise CvlabError("BadRequestUnsupportedDomain", (
+                f"This iteration is {'an object detector' if detector else 'a classifier'}: "
+                f"call {_ACTION[predictor.project_type]}_image / {_ACTION[predictor.project_type]}_image_url, "
+                f"not {_ACTION[expected_type]}_*."))
         ctx.ws.check_prediction_quota()
         ctx.ws.add_usage("predictions")
         predictions = predictor.predict(image)

@@ -3,6 +3,7 @@ without storing the image. Only published iterations answer here, as on Azure.""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Security
+from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
@@ -40,7 +41,7 @@ def _predict_image(action: str, store: bool):
         def work():
             it = _published(ctx.ws, projectId, publishedName)
             return predict_and_store(ctx, projectId, it, payloads[0][1], store, application, _TYPE[action])
-        return await run_in_threadpool(work)
+        return JSONResponse(await run_in_threadpool(work))  # already wire-shaped: skip FastAPI's re-encoding
     return route
 
 
@@ -49,7 +50,7 @@ def _predict_url(action: str, store: bool):
         ctx = ctx_of(request)
         it = _published(ctx.ws, projectId, publishedName)
         data = fetch_image(body.url, rules.limit("max_image_bytes_prediction"))
-        return predict_and_store(ctx, projectId, it, data, store, application, _TYPE[action])
+        return JSONResponse(predict_and_store(ctx, projectId, it, data, store, application, _TYPE[action]))
     return route
 
 

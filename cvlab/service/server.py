@@ -16,18 +16,24 @@ log = logging.getLogger("cvlab.service")
 
 # ASGI cannot carry a reason phrase, and uvicorn writes the standard one. Azure's gateway answers a bad key with
 # "401 Access Denied", which is what the SDK prints ("Operation returned an invalid status code 'Access
-# Denied'"), so the h11 protocol (the only one cvlab runs) gets that phrase for 401 (the only 401 cvlab sends).
+# Denied'"), so both of uvicorn's HTTP protocols get that phrase for 401 (the only 401 cvlab sends).
 h11_impl.STATUS_PHRASES[401] = b"Access Denied"
+try:  # httptools (C) parses requests with less CPU than h11 (pure Python): ~0.2 ms per 100 KB upload
+    from uvicorn.protocols.http import httptools_impl
+    httptools_impl.STATUS_LINE[401] = b"HTTP/1.1 401 Access Denied\r\n"
+    HTTP_PROTOCOL = "httptools"
+except ImportError:
+    HTTP_PROTOCOL = "h11"
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def _config(app, log_level: str = "warning") -> uvicorn.Config:
-    # h11 keeps the patched reason phrase; no access log, so keys in query strings never reach a log
-    # (uvicorn re-enables its access log whenever that logger has a handler, so the logger itself is disabled).
+    # No access log, so keys in query strings never reach a log (uvicorn re-enables its access log whenever
+    # that logger has a handler, so the logger itself is disabled).
     logging.getLogger("uvicorn.access").disabled = True
-    return uvicorn.Config(app, http="h11", ws="none", lifespan="off", log_level=log_level, access_log=False,
-                          timeout_keep_alive=30)
+    return uvicorn.Config(app, http=HTTP_PROTOCOL, loop="asyncio", ws="none", lifespan="off", log_level=log_level,
+                          access_log=False, timeout_keep_alive=30)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
