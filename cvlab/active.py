@@ -695,7 +695,9 @@ def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 
                         chosen = [s.id for s in found]
                         Predictor.clear_cache()  # many iterations: keep only the models in use in memory
                     else:
-                        left = sorted(im.id for im in ws.iter_images(p.id, tagging_status="Untagged"))
+                        # in generated order, not by (random) image id, so the draw repeats run to run
+                        left = sorted((im.id for im in ws.iter_images(p.id, tagging_status="Untagged")),
+                                      key=unlabelled.__getitem__)
                         rng = np.random.default_rng([seed, r])
                         chosen = [left[i] for i in rng.choice(len(left), size=per_round, replace=False)]
                     for image_id in chosen:  # the oracle: the generator's true labels

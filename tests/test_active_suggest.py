@@ -160,5 +160,17 @@ def test_learning_curve_tiny_runs_both_strategies(trained):
         assert ws.get_image_count(p.id, tagging_status="Tagged") == 20 + 8 + 4
         assert len(ws.get_images(p.id, filter="holdout eq 'true'", take=50)) == 8
     assert "uncertainty_minus_random" in json.dumps(out)
+    # random labels the seeded draw from the pool in generated order, so a rerun draws the same images
+    import numpy as np
+
+    from cvlab import datasets
+
+    records = datasets.generate("parts", 8 + 6 + 2 * 5 * 4, seed=3, size=96)
+    initial, test, pool = active._split(records, datasets.info("parts").tags, 5, 8, 6, 0)
+    drawn = {records[sorted(pool)[i]].name for i in np.random.default_rng([0, 1]).choice(6, 4, replace=False)}
+    random_project = next(p for p in projects if p.name.split()[4] == "random")
+    fixed = {records[i].name for i in initial + test}
+    labelled = {im.original_name for im in ws.iter_images(random_project.id, tagging_status="Tagged")}
+    assert labelled - fixed == drawn
     with pytest.raises(CvlabError, match="pool"):
         active.learning_curve("parts", rounds=2, per_round=4, pool_size=6, workspace=ws, progress=False)
