@@ -17,6 +17,8 @@ The smart labeler's order (``query_suggested_images``, ``UncertaintyDescending``
 cosine distance of its cached embedding (``cvlab.embeddings``) to the nearest training image or image already
 suggested.  Plain top-uncertainty fills a batch of ten with near-copies of one confusing case; from a cold start
 it also piles onto whichever tag the young model confuses most (``benchmarks/active_learning.py`` has the numbers).
+For classification, information density, k-means / TypiClust picks, BADGE and class-balanced picks did no better
+on development data (``benchmarks/active_learning_replay.py``), so both project types share this order.
 
 An iteration never changes, so its predictions are cached per (iteration, image content): in memory and as
 ``<iteration dir>/suggestions/<sha256>.json`` (removed with the iteration).  Ranking stored predictions
