@@ -7,6 +7,10 @@ Crash safety: a blob is written to `blobs/tmp/`, fsynced and atomically renamed 
 it is committed; blobs are only deleted after the rows are gone. So a crash leaves at worst an orphan blob or a
 temp file, which `check()` reports and `check(repair=True)` removes. Blob deletion and row insertion both happen
 under SQLite's write lock, so they cannot race, even across processes.
+A stored prediction's image (Azure's Predictions tab: a 30-day log, not the learner's data) is renamed into place
+the same way but not fsynced, as its row is not (WAL with synchronous=NORMAL): a killed process loses nothing,
+a power cut may lose the last seconds of stored predictions, and `check(repair=True)` then drops a row whose
+image was lost. That fsync was ~2 ms of every stored prediction (benchmarks/serve.py).
 
 Thread safety: one sqlite3 connection per thread (threading.local), `busy_timeout`, short write transactions.
 """
@@ -579,13 +583,15 @@ class Workspace:
     def blob_path(self, sha256: str) -> Path:
         return self.blobs_dir / sha256[:2] / sha256
 
-    def _write_blob(self, sha: str, data: bytes) -> Path:
-        """Write one blob durably (see _write_blobs)."""
-        self._write_blobs([(sha, data)])
+    def _write_blob(self, sha: str, data: bytes, durable: bool = True) -> Path:
+        """Write one blob (see _write_blobs)."""
+        self._write_blobs([(sha, data)], durable=durable)
         return self.blob_path(sha)
 
-    def _write_blobs(self, items: Iterable[tuple[str, bytes]], raise_errors: bool = True) -> dict[str, OSError]:
-        """Write blobs durably: temp file + fsync + atomic rename each, then one fsync per touched folder.
+    def _write_blobs(self, items: Iterable[tuple[str, bytes]], raise_errors: bool = True,
+                     durable: bool = True) -> dict[str, OSError]:
+        """Write blobs durably: temp file + fsync + atomic rename each, then one fsync per touched folder
+        (``durable=False``: no fsyncs, for stored predictions; see the module docstring).
 
         Content-addressed, so idempotent: an existing blob of the right size is kept (check() re-hashes).
         Returns {sha: error} for blobs that could not be written (disk full...) when not `raise_errors`."""
@@ -600,8 +606,9 @@ class Workspace:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 with open(tmp, "wb") as f:
                     f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
+                    if durable:
+                        f.flush()
+                        os.fsync(f.fileno())
                 os.replace(tmp, final)
                 dirs.add(final.parent)
             except OSError as e:
@@ -610,7 +617,7 @@ class Workspace:
                 if raise_errors:
                     raise
                 failed[sha] = e
-        for d in dirs:
+        for d in dirs if durable else ():
             _fsync_dir(d)
         return failed
 
@@ -1324,11 +1331,11 @@ class Workspace:
             preds = json.loads(json.dumps(predictions, default=str))
         except (TypeError, ValueError) as e:
             raise CvlabError("BadRequestInvalid", f"Predictions must be JSON-like dicts: {e}.") from None
-        self._write_blob(info.sha256, bytes(image_bytes))
+        self._write_blob(info.sha256, bytes(image_bytes), durable=False)
         pid = _new_id()
         with self._tx() as c:
             if not self.blob_path(info.sha256).exists():  # a concurrent expiry collected it meanwhile
-                self._write_blob(info.sha256, bytes(image_bytes))
+                self._write_blob(info.sha256, bytes(image_bytes), durable=False)
             c.execute("INSERT INTO predictions(id, project_id, iteration_id, created, sha256, width, height, "
                       "predictions, application, domain_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
                       (pid, p.id, it.id if it else None, _ts(_now()), info.sha256, info.width, info.height,
@@ -1541,7 +1548,8 @@ class Workspace:
     # ---- integrity ----------------------------------------------------------------------------------------------
     def check(self, repair: bool = False, verify_hashes: bool = True) -> dict:
         """Integrity report: SQLite integrity and foreign keys, rows whose blob is missing or corrupt, orphan blobs,
-        leftover temp files. `repair=True` removes orphans and temp files (the only things safe to delete)."""
+        leftover temp files. `repair=True` removes orphans and temp files, and the stored predictions whose image
+        was lost (a power cut: their images are not fsynced); nothing else is safe to delete."""
         conn = self._conn()
         integrity = [r[0] for r in conn.execute("PRAGMA integrity_check")]
         fk = [tuple(r) for r in conn.execute("PRAGMA foreign_key_check")]
@@ -1563,7 +1571,16 @@ class Workspace:
         # a killed export leaves its build folder exports/tmp*; while an export runs, its folder is not a leftover
         building = self._q1("SELECT 1 FROM exports WHERE status = 'Exporting' LIMIT 1") is not None
         export_temps = [] if building else sorted(d.name for d in (self.path / "exports").glob("tmp*") if d.is_dir())
-        repaired = {"orphan_blobs": 0, "temp_files": 0}
+        repaired = {"orphan_blobs": 0, "temp_files": 0, "lost_predictions": 0}
+        training = {r[0] for r in self._q("SELECT sha256 FROM images")}
+        lost = [s for s in missing if s not in training]  # only stored predictions refer to these
+        if repair and lost:
+            with self._tx() as c:
+                for s in lost:
+                    if not self.blob_path(s).exists():
+                        repaired["lost_predictions"] += c.execute("DELETE FROM predictions WHERE sha256 = ?",
+                                                                  (s,)).rowcount
+            missing = [s for s in missing if s not in lost]
         if repair:
             with self._tx():  # under the write lock: no insert can be referencing an orphan right now
                 for s in orphans:
@@ -1587,7 +1604,7 @@ class Workspace:
         return {"path": str(self.path), "schema_version": self.schema_version, "ok": not problems and not leftovers,
                 "sqlite_integrity": integrity, "foreign_key_violations": fk, "counts": counts,
                 "missing_blobs": missing, "corrupt_blobs": corrupt, "orphan_blobs": orphans, "temp_files": temps,
-                "export_temp_dirs": export_temps, "repairable": bool(orphans or temps or export_temps),
+                "export_temp_dirs": export_temps, "repairable": bool(orphans or temps or export_temps or lost),
                 "repaired": repaired if repair else None}
 
 

@@ -441,13 +441,33 @@ def test_check_reports_and_repairs_orphans(ws, jpeg_bytes):
     r = ws.check()
     assert not r["ok"] and r["repairable"] and r["orphan_blobs"] == ["ab" * 32] and r["temp_files"] == ["x.part"]
     r = ws.check(repair=True)
-    assert r["ok"] and r["repaired"] == {"orphan_blobs": 1, "temp_files": 1} and not orphan.exists()
+    assert r["ok"] and r["repaired"] == {"orphan_blobs": 1, "temp_files": 1, "lost_predictions": 0}
+    assert not orphan.exists()
     ws.image_path(img).write_bytes(b"tampered")
     r = ws.check()
     assert r["corrupt_blobs"] == [img.sha256] and not r["ok"]
     ws.image_path(img).unlink()
     assert ws.check(repair=True)["missing_blobs"] == [img.sha256]
-    assert ws.get_image_count(p.id) == 1  # repair never deletes stored rows
+    assert ws.get_image_count(p.id) == 1  # repair never deletes training images
+
+
+def test_a_stored_prediction_whose_image_was_lost_is_dropped_by_repair(ws, jpeg_bytes):
+    """Prediction images are not fsynced (a log, like their rows): after a power cut, repair drops the row whose
+    image is gone; a prediction sharing its image with a training image is never dropped."""
+    p = ws.create_project("P")
+    preds = [{"tag_id": "t", "tag_name": "t", "tag_type": "Regular", "probability": 0.9, "bounding_box": None}]
+    lost = ws.store_prediction(p.id, None, jpeg_bytes(seed=1), preds)
+    kept = ws.store_prediction(p.id, None, jpeg_bytes(seed=2), preds)
+    shared = ws.create_images(p.id, [jpeg_bytes(seed=3)]).images[0].image
+    ws.store_prediction(p.id, None, jpeg_bytes(seed=3), preds)
+    ws.blob_path(lost.sha256).unlink()  # what a power cut can do to an un-fsynced blob
+    ws.image_path(shared).unlink()
+    r = ws.check()
+    assert not r["ok"] and r["repairable"] and set(r["missing_blobs"]) == {lost.sha256, shared.sha256}
+    r = ws.check(repair=True)
+    assert r["repaired"]["lost_predictions"] == 1 and r["missing_blobs"] == [shared.sha256] and not r["ok"]
+    ids = {sp.id for sp in ws.query_predictions(p.id)}
+    assert kept.id in ids and lost.id not in ids and len(ids) == 2 and ws.get_image_count(p.id) == 1
 
 
 def test_project_convenience_methods(ws, jpeg_bytes):
