@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/active_learning.py [--seeds 0 1 2] [--only classification|detection]
         [--rounds 3] [--per-round 10] [--cls-pool 120] [--cls-test 120] [--det-pool 40] [--det-test 30]
-        [--det-epochs 6] [--backend onnx|torch] [--out results.json]
+        [--det-epochs 6] [--random-draws 5] [--det-random-draws 1] [--backend onnx|torch] [--out results.json]
 
 Issue 9: from Azure's minimum labelled set (5 images per tag for `parts` classification, 15 per tag for `site`
 detection), three rounds each add the 10 images the smart labeler ranks most uncertain
@@ -87,6 +87,9 @@ def main(argv=None) -> int:
     ap.add_argument("--det-pool", type=int, default=40)
     ap.add_argument("--det-test", type=int, default=30)
     ap.add_argument("--det-epochs", type=int, default=6)
+    ap.add_argument("--random-draws", type=int, default=5,
+                    help="classification: average random over this many draws per seed (one draw is a noisy baseline)")
+    ap.add_argument("--det-random-draws", type=int, default=1, help="detection: the same (each draw costs 3 trainings)")
     ap.add_argument("--backend", choices=("onnx", "torch"), default="torch",
                     help="Predictor backend for ranking the pool (torch skips one ONNX conversion per iteration)")
     ap.add_argument("--no-ablation", action="store_true",
@@ -113,10 +116,11 @@ def main(argv=None) -> int:
             results["classification"] = _run("parts", dataset="parts", pool_size=args.cls_pool,
                                              test_size=args.cls_test, on_seed=on_seed("parts"),
                                              strategies=STRATEGIES + (() if args.no_ablation else (ABLATION,)),
-                                             **common)
+                                             random_draws=args.random_draws, **common)
         if args.only in (None, "detection"):
             results["detection"] = _run("site", dataset="site", pool_size=args.det_pool, test_size=args.det_test,
-                                        detection_epochs=args.det_epochs, on_seed=on_seed("site"), **common)
+                                        detection_epochs=args.det_epochs, on_seed=on_seed("site"),
+                                        random_draws=args.det_random_draws, **common)
         ws.close()
     results.pop("partial")
     text = json.dumps(results, indent=1)

@@ -593,11 +593,17 @@ def _upload(ws, project_id, indices, data, records, tag_ids, labelled: bool, met
     return out
 
 
+def _mean(values: Sequence[float | None]) -> float | None:
+    """Mean of the defined values (None: a metric undefined on that run)."""
+    kept = [v for v in values if v is not None]
+    return sum(kept) / len(kept) if kept else None
+
+
 def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 10, start_per_tag: int | None = None,
                    pool_size: int = 100, test_size: int = 100, seeds: Sequence[int] = (0,), data_seed: int = 0,
                    image_size: int | None = None, detection_epochs: int | None = None, workspace=None,
                    backend: str | None = None, progress: bool = True, strategies: Sequence[str] = STRATEGIES,
-                   on_seed: Callable[[int, dict], None] | None = None) -> dict:
+                   random_draws: int = 1, on_seed: Callable[[int, dict], None] | None = None) -> dict:
     """Label ``per_round`` more images per round, chosen by uncertainty (the smart labeler's order) or at
     random, retrain (Quick training) and score each model on a held-out test set (metadata holdout=true):
     micro F1 at threshold 0.5 for classification, mAP@0.5 for detection.
@@ -610,6 +616,8 @@ def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 
     ``on_seed(seed, {strategy: scores per round})`` is called as each seed finishes (for partial results).
     ``strategies`` may add ``ABLATION`` (plain top uncertainty); ``picked`` counts the tags of the images each
     strategy labelled (summed over seeds and rounds), to see a strategy lean on one tag.
+    ``random_draws`` > 1 averages random over that many draws per seed (each its own project and trainings):
+    one draw is a noisy baseline, its spread about 0.05 F1 per seed on ``parts``; the expected curve is the fair one.
     """
     from tqdm.auto import tqdm
 
@@ -624,8 +632,10 @@ def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 
     strategies = tuple(strategies)
     if set(strategies) - set(STRATEGIES + (ABLATION,)) or not set(STRATEGIES) <= set(strategies):
         raise CvlabError("BadRequest", f"strategies must include {STRATEGIES} and may add {ABLATION!r}.")
-    if rounds < 1 or per_round < 1 or not seeds:
-        raise CvlabError("BadRequest", "rounds and per_round must be at least 1, and seeds must not be empty.")
+    if rounds < 1 or per_round < 1 or random_draws < 1 or not seeds:
+        raise CvlabError("BadRequest", "rounds, per_round and random_draws must be at least 1, and seeds must not "
+                         "be empty.")
+    lanes = strategies + tuple(f"random#{d}" for d in range(1, random_draws))  # random#d: the d-th extra draw
     meta = datasets.info(dataset)
     ptype = meta.project_type
     start_per_tag = start_per_tag or rules.min_images_per_tag(ptype)
@@ -650,14 +660,14 @@ def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 
     picked: dict[str, dict[str, int]] = {s: {t: 0 for t in meta.tags} for s in strategies if s != "random"}
     picked["random"] = {t: 0 for t in meta.tags}
     labelled_counts: list[int] = []
-    trainings = len(seeds) * (len(strategies) - 1 + rounds * len(strategies))
+    trainings = len(seeds) * (len(strategies) - 1 + rounds * len(lanes))
     bar = tqdm(total=trainings, desc=f"active learning on {dataset}", disable=not progress)
     try:
         for seed in seeds:
             initial, test, pool = _split(records, meta.tags, start_per_tag, test_size, pool_size, seed)
             labelled_counts = [len(initial) + r * per_round for r in range(rounds + 1)]
             projects = {}
-            for strategy in strategies:
+            for strategy in lanes:
                 p = ws.create_project(f"al {dataset} seed {seed} {strategy} {uuid.uuid4().hex[:6]}",
                                       domain_id=resolve_domain(None, ptype),
                                       classification_type=meta.classification_type)
@@ -681,11 +691,11 @@ def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 
             latest = {"uncertainty": first}
             if ABLATION in strategies:  # same images and seed as the first: its own copy of round 0
                 latest[ABLATION] = train_and_score(projects[ABLATION][0])[0]
-            curves = {s: [score0] for s in strategies}
+            curves = {s: [score0] for s in lanes}
             for r in range(1, rounds + 1):
-                for strategy in strategies:
+                for strategy in lanes:
                     p, tag_ids, unlabelled = projects[strategy]
-                    if strategy != "random":
+                    if not strategy.startswith("random"):
                         it = latest[strategy]
                         predictor = Predictor.load(ws, it.id, backend=backend) if backend else None
                         if strategy == "uncertainty":  # exactly what the smart labeler returns
@@ -700,12 +710,13 @@ def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 
                         # in generated order, not by (random) image id, so the draw repeats run to run
                         left = sorted((im.id for im in ws.iter_images(p.id, tagging_status="Untagged")),
                                       key=unlabelled.__getitem__)
-                        rng = np.random.default_rng([seed, r])
+                        draw = int(strategy.partition("#")[2] or 0)
+                        rng = np.random.default_rng([seed, r] + ([draw] if draw else []))
                         chosen = [left[i] for i in rng.choice(len(left), size=per_round, replace=False)]
                     for image_id in chosen:  # the oracle: the generator's true labels
                         record = records[unlabelled[image_id]]
                         for t in set(record.tags) | {g.tag for g in record.regions}:
-                            picked[strategy][t] += 1
+                            picked[strategy.partition("#")[0]][t] += 1
                         labels = _labels_of(record, tag_ids)
                         if ptype == "ObjectDetection":
                             ws.set_image_labels(p.id, image_id, regions=labels["regions"])
@@ -713,6 +724,8 @@ def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 
                             ws.set_image_labels(p.id, image_id, tag_ids=labels["tag_ids"])
                     latest[strategy], score = train_and_score(p)
                     curves[strategy].append(score)
+            draws = [curves.pop(s) for s in lanes if s.startswith("random")]
+            curves["random"] = [_mean([d[r] for d in draws]) for r in range(rounds + 1)]
             for s in strategies:
                 runs[s].append(curves[s])
             if on_seed is not None:
@@ -744,6 +757,7 @@ def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 
             "settings": {"rounds": rounds, "per_round": per_round, "start_per_tag": start_per_tag,
                          "pool_size": pool_size, "test_size": test_size, "seeds": list(seeds),
                          "data_seed": data_seed, "image_size": image_size or meta.default_size,
+                         "random_draws": random_draws,
                          "detection_epochs": detection_epochs, "training": "Quick (Regular)",
                          "uncertainty": "cvlab.active.prediction_uncertainty",
                          "order": f"cvlab.active.spread_order, DIVERSITY={DIVERSITY}"},

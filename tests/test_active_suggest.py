@@ -144,7 +144,8 @@ def test_learning_curve_tiny_runs_both_strategies(trained):
     Same data seed and size as the fixture, so most embeddings are already cached in its workspace."""
     ws = trained[0]
     out = active.learning_curve("parts", rounds=1, per_round=4, pool_size=6, test_size=8, seeds=(0,),
-                                data_seed=3, image_size=96, workspace=ws, backend="torch", progress=False)
+                                data_seed=3, image_size=96, workspace=ws, backend="torch", progress=False,
+                                random_draws=2)
     assert out["metric"] == "F1@0.5" and out["settings"]["start_per_tag"] == 5
     for strategy in ("uncertainty", "random"):
         curve = out["curves"][strategy]
@@ -154,12 +155,19 @@ def test_learning_curve_tiny_runs_both_strategies(trained):
     # both strategies share round 0
     assert out["curves"]["uncertainty"]["mean"][0] == out["curves"]["random"]["mean"][0]
     projects = [p for p in ws.get_projects() if p.name.startswith("al parts seed 0")]
-    assert len(projects) == 2
+    assert len(projects) == 3  # uncertainty, random and random's second draw (random#1)
     for p in projects:
         assert ws.get_image_count(p.id, tagging_status="Untagged") == 2  # 6 in the pool, 4 labelled
         assert ws.get_image_count(p.id, tagging_status="Tagged") == 20 + 8 + 4
         assert len(ws.get_images(p.id, filter="holdout eq 'true'", take=50)) == 8
-    assert "uncertainty_minus_random" in json.dumps(out)
+    assert "uncertainty_minus_random" in json.dumps(out) and out["settings"]["random_draws"] == 2
+    # the random curve is the mean of its draws' held-out scores
+    from cvlab.performance import get_iteration_performance
+
+    draws = [p for p in projects if p.name.split()[4].startswith("random")]
+    scores = [get_iteration_performance(ws, p.id, max(ws.get_iterations(p.id), key=lambda i: i.created).id,
+                                        split="holdout").f1 for p in draws]
+    assert out["curves"]["random"]["mean"][1] == pytest.approx(sum(scores) / 2)
     # random labels the seeded draw from the pool in generated order, so a rerun draws the same images
     import numpy as np
 
