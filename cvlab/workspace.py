@@ -1664,7 +1664,8 @@ def open_workspace(path: str | os.PathLike | None = None) -> Workspace:
 def configure(parser) -> None:
     parser.description = "Check a workspace's integrity (database vs. image store) and print a JSON report."
     parser.add_argument("--workspace", default=None, help="workspace folder (default: $CVLAB_WORKSPACE or ./workspace)")
-    parser.add_argument("--repair", action="store_true", help="remove orphan blobs, leftover temp files and stored predictions whose image was lost")
+    parser.add_argument("--repair", action="store_true",
+                        help="remove orphan blobs, leftover temp files and stored predictions whose image was lost")
     parser.add_argument("--no-hashes", action="store_true", help="skip re-hashing every blob (faster)")
 
 
