@@ -141,6 +141,11 @@ def _guids(values: Any, what: str) -> list[str]:
     return out
 
 
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -602,6 +607,9 @@ class Workspace:
             tmp = self.blobs_dir / "tmp" / f"{sha}.{uuid.uuid4().hex}.part"
             try:
                 if final.exists() and final.stat().st_size == len(data):
+                    if durable:  # it may be a stored prediction's un-fsynced image, now becoming training data
+                        _fsync_file(final)
+                        dirs.add(final.parent)
                     continue
                 final.parent.mkdir(parents=True, exist_ok=True)
                 with open(tmp, "wb") as f:

@@ -470,6 +470,23 @@ def test_a_stored_prediction_whose_image_was_lost_is_dropped_by_repair(ws, jpeg_
     assert kept.id in ids and lost.id not in ids and len(ids) == 2 and ws.get_image_count(p.id) == 1
 
 
+def test_a_stored_prediction_image_is_fsynced_when_it_becomes_training_data(ws, jpeg_bytes, monkeypatch):
+    """The same bytes share one blob: a prediction's un-fsynced image added to training must reach the disk."""
+    import os
+
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real(fd)))
+    p = ws.create_project("P")
+    data = jpeg_bytes(seed=4)
+    preds = [{"tag_id": "t", "tag_name": "t", "tag_type": "Regular", "probability": 0.9, "bounding_box": None}]
+    sp = ws.store_prediction(p.id, None, data, preds)
+    blob = str(ws.blob_path(sp.sha256))
+    assert blob not in synced and str(ws.blob_path(sp.sha256).parent) not in synced
+    ws.create_images(p.id, [data])
+    assert blob in synced and str(ws.blob_path(sp.sha256).parent) in synced
+
+
 def test_project_convenience_methods(ws, jpeg_bytes):
     p = ws.create_project("P")
     assert repr(p).count("_ws") == 0 and "_ws" not in dataclasses.asdict(p)
