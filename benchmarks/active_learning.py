@@ -41,8 +41,9 @@ Classification (parts, F1@0.5 at 20/30/40/50 labelled, mean of 3 seeds; random: 
 Detection (site, mAP@0.5 at ~19/29/39/49 labelled, 40 epochs, pool 40, test 30; 2,723 s wall for 3 seeds,
   the machine shared with a second run): uncertainty 0.825/0.911/0.944/0.958, random 0.825/0.913/0.936/0.957,
   gain -0.002/+0.008/+0.001, per seed -0.012/+0.022/-0.003: a tie; the detector is near its ceiling (mAP 0.95)
-  by 40 labelled images.  One seed with a pool of 120 and a test set of 60: uncertainty 0.927/0.941/0.958, random
-  0.932/0.957/0.952 (seeds 1-2 not run for time).  With 6 epochs (the old default here) the runs measured
+  by 40 labelled images.  With a pool of 120 and a test set of 60 (``--det-pool 120 --det-test 60``, 3 seeds,
+  ~9 min for two seeds alone): uncertainty 0.860/0.914/0.938/0.948, random 0.860/0.910/0.940/0.955, gain
+  +0.004/-0.002/-0.007: a tie again.  With 6 epochs (the old default here) the runs measured
   training noise, not picking: mAP fell from 0.21 to 0.05 on one seed when 10 labelled images were added, and the
   means were uncertainty 0.244/0.355/0.522 vs random 0.279/0.546/0.568.
 """
