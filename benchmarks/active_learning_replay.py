@@ -97,12 +97,6 @@ def margin(probs):
     return 1.0 - (top[:, 0] - top[:, 1])
 
 
-def _unit(cand, known):
-    centre = np.vstack([cand, known]).mean(0)
-    f = lambda v: (v - centre) / np.maximum(np.linalg.norm(v - centre, axis=1, keepdims=True), 1e-12)  # noqa: E731
-    return f(np.asarray(cand, np.float64)), f(np.asarray(known, np.float64))
-
-
 def plain(probs, cand, known, k):
     return active.spread_order(margin(probs), cand, known, power=0)
 
@@ -114,7 +108,7 @@ def spread(power):
 def density(beta):
     """Information density (Settles & Craven 2008): margin x (mean cosine similarity to the pool) ** beta."""
     def order(probs, cand, known, k):
-        u, _ = _unit(cand, known)
+        u, _ = active.centred_unit(cand, known)
         sim = (u @ u.T).mean(1)
         dens = (sim - sim.min()) / max(sim.max() - sim.min(), 1e-12)
         return list(np.argsort(-margin(probs) * (dens + 1e-3) ** beta, kind="stable"))
@@ -130,7 +124,7 @@ def _kmeans(u, k, seed=0):
 def cluster(pick):
     """k-means of the pool into k clusters, one image per cluster: the most uncertain or the most typical."""
     def order(probs, cand, known, k):
-        u, _ = _unit(cand, known)
+        u, _ = active.centred_unit(cand, known)
         lab = _kmeans(u, k)
         mu = margin(probs)
         out = []
@@ -147,7 +141,7 @@ def cluster(pick):
 def typiclust(probs, cand, known, k):
     """TypiClust (Hacohen et al. 2022): k-means of pool + labelled into |L| + k clusters; in each of the
     largest clusters with no labelled image, the most typical image."""
-    u, v = _unit(cand, known)
+    u, v = active.centred_unit(cand, known)
     both = np.vstack([u, v])
     lab = _kmeans(both, len(known) + k)
     covered = set(lab[len(u):].tolist())
@@ -164,7 +158,7 @@ def badge(probs, cand, known, k):
     """BADGE (Ash et al. 2020): k-means++ seeding on the last layer's gradient embeddings (p - onehot(argmax)) x."""
     g = probs.copy()
     g[np.arange(len(g)), probs.argmax(1)] -= 1.0
-    u, _ = _unit(cand, known)
+    u, _ = active.centred_unit(cand, known)
     emb = (g[:, :, None] * u[:, None, :]).reshape(len(u), -1)
     first = int(np.argmax((emb ** 2).sum(1)))
     out, d = [first], ((emb - emb[first]) ** 2).sum(1)
@@ -178,7 +172,7 @@ def badge(probs, cand, known, k):
 
 def typical_spread(probs, cand, known, k):
     """``spread`` with the margin weighted by typicality (1 / mean cosine distance to the 20 nearest images)."""
-    u, _ = _unit(cand, known)
+    u, _ = active.centred_unit(cand, known)
     near = np.sort(1.0 - u @ u.T, 1)[:, 1:min(20, len(u) - 1) + 1].mean(1)
     typical = 1.0 / (near + 1e-9)
     return active.spread_order(margin(probs) * typical / typical.max(), cand, known, power=4.0, head=k)
@@ -191,7 +185,7 @@ def coreset(probs, cand, known, k):
 
 def cover_uncertain(probs, cand, known, k):
     """TypiClust's uncovered clusters, the most uncertain image of each."""
-    u, v = _unit(cand, known)
+    u, v = active.centred_unit(cand, known)
     lab = _kmeans(np.vstack([u, v]), len(known) + k)
     covered, mu = set(lab[len(u):].tolist()), margin(probs)
     sizes = np.bincount(lab[:len(u)], minlength=lab.max() + 1)

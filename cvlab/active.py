@@ -93,6 +93,16 @@ def rank_by_uncertainty(items: Iterable, uncertainty: Callable[[Any], float], de
     return [x for _, _, x in scored]
 
 
+def centred_unit(candidates: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both sets of embeddings centred on their joint mean and scaled to unit length, so cosine similarities
+    compare directions within this pool rather than the direction all embeddings share."""
+    cand = np.asarray(candidates, np.float64)
+    known = np.asarray(known, np.float64).reshape(-1, cand.shape[1])
+    centre = np.vstack([cand, known]).mean(0)
+    unit = lambda x: (x - centre) / np.maximum(np.linalg.norm(x - centre, axis=1, keepdims=True), 1e-12)  # noqa: E731
+    return unit(cand), unit(known)
+
+
 def spread_order(uncertainty: Sequence[float], candidates: np.ndarray, known: np.ndarray,
                  power: float | None = None, head: int | None = None) -> list[int]:
     """Candidate indices, most uncertain first but spread out: greedily, the next pick maximises
@@ -105,11 +115,7 @@ def spread_order(uncertainty: Sequence[float], candidates: np.ndarray, known: np
     plain = [int(i) for i in np.argsort(-u, kind="stable")]
     if power == 0 or len(u) < 2:
         return plain
-    cand = np.asarray(candidates, np.float64)
-    known = np.asarray(known, np.float64).reshape(-1, cand.shape[1])
-    centre = np.vstack([cand, known]).mean(0)
-    unit = lambda x: (x - centre) / np.maximum(np.linalg.norm(x - centre, axis=1, keepdims=True), 1e-12)  # noqa: E731
-    cand, known = unit(cand), unit(known)
+    cand, known = centred_unit(candidates, known)
     dist = (1.0 - known @ cand.T).min(0) if len(known) else np.ones(len(cand))
     picked: list[int] = []
     free = np.ones(len(u), bool)
