@@ -8,9 +8,10 @@ it is committed; blobs are only deleted after the rows are gone. So a crash leav
 temp file, which `check()` reports and `check(repair=True)` removes. Blob deletion and row insertion both happen
 under SQLite's write lock, so they cannot race, even across processes.
 A stored prediction's image (Azure's Predictions tab: a 30-day log, not the learner's data) is renamed into place
-the same way but not fsynced, as its row is not (WAL with synchronous=NORMAL): a killed process loses nothing,
-a power cut may lose the last seconds of stored predictions, and `check(repair=True)` then drops a row whose
-image was lost. That fsync was ~2 ms of every stored prediction (benchmarks/serve.py).
+the same way but not fsynced, as its row is not (WAL with synchronous=NORMAL): a power cut may lose the last
+seconds of stored predictions, and `check(repair=True)` then drops a row whose image was lost. That fsync was
+~2 ms of every stored prediction (benchmarks/serve.py). (The REST service also writes a stored prediction just
+after answering, so a server killed in that millisecond loses it: cvlab.service.context.DeferredStores.)
 
 Thread safety: one sqlite3 connection per thread (threading.local), `busy_timeout`, short write transactions.
 """
@@ -27,7 +28,7 @@ import threading
 import time
 import uuid
 import weakref
-from dataclasses import dataclass, fields as dc_fields
+from dataclasses import dataclass, fields as dc_fields, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -35,7 +36,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from . import rules
 from .domains import default_domain, get_domain
 from .errors import CvlabError
-from .images import ImageInfo, batch_status, inspect_image, load_rgb
+from .images import ImageInfo, batch_status, inspect_image, load_rgb, sha256_bytes
 from .model import (Export, Image, ImageCreateResult, ImageCreateSummary, ImageRegion, ImageTag, Iteration, Project,
                     StoredPrediction, Tag)
 
@@ -122,6 +123,13 @@ def _dt(s: str | None) -> datetime | None:
 
 def _new_id() -> str:
     return str(uuid.uuid4())
+
+
+def check_application_name(application: Any) -> None:
+    """Azure's rule for a stored prediction's ``application``: None, or text of at most 64 characters."""
+    if application is not None and (not isinstance(application, str) or len(application) > 64):
+        raise CvlabError("BadRequestPredictionInvalidApplicationName",
+                         "The application name must be text of at most 64 characters.")
 
 
 def _guid(value: Any, what: str) -> str:
@@ -1324,29 +1332,32 @@ class Workspace:
 
     def store_prediction(self, project_id: str, iteration_id: str | None, image_bytes: bytes,
                          predictions: list[dict], application: str | None = None,
-                         info: ImageInfo | None = None) -> StoredPrediction:
+                         info: ImageInfo | None = None, prediction_id: str | None = None,
+                         created: datetime | None = None) -> StoredPrediction:
         """Keep a prediction (quick test / prediction with storage) with its image, like Azure's Predictions tab.
 
-        ``info``: the ``ImageInfo`` the caller got when it checked these very bytes (skips a second decode)."""
+        ``info``: the ``ImageInfo`` the caller got when it checked these very bytes (skips a second decode).
+        ``prediction_id`` / ``created``: the id and time already sent to the client (the service answers before
+        it stores, see ``cvlab.service.context.DeferredStores``)."""
         p = self.get_project(project_id)
         it = self.get_iteration(p.id, iteration_id) if iteration_id is not None else None
-        if info is None or info.n_bytes != len(image_bytes) or not info.sha256:
+        if info is None or info.n_bytes != len(image_bytes):
             info = inspect_image(image_bytes, "prediction")
-        if application is not None and (not isinstance(application, str) or len(application) > 64):
-            raise CvlabError("BadRequestPredictionInvalidApplicationName",
-                             "The application name must be text of at most 64 characters.")
+        elif not info.sha256:  # checked by the caller but not hashed (the service hashes after answering)
+            info = replace(info, sha256=sha256_bytes(image_bytes))
+        check_application_name(application)
         try:
             preds = json.loads(json.dumps(predictions, default=str))
         except (TypeError, ValueError) as e:
             raise CvlabError("BadRequestInvalid", f"Predictions must be JSON-like dicts: {e}.") from None
         self._write_blob(info.sha256, bytes(image_bytes), durable=False)
-        pid = _new_id()
+        pid = prediction_id or _new_id()
         with self._tx() as c:
             if not self.blob_path(info.sha256).exists():  # a concurrent expiry collected it meanwhile
                 self._write_blob(info.sha256, bytes(image_bytes), durable=False)
             c.execute("INSERT INTO predictions(id, project_id, iteration_id, created, sha256, width, height, "
                       "predictions, application, domain_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                      (pid, p.id, it.id if it else None, _ts(_now()), info.sha256, info.width, info.height,
+                      (pid, p.id, it.id if it else None, _ts(created or _now()), info.sha256, info.width, info.height,
                        json.dumps(preds), application, it.domain_id if it else p.domain_id))
         if time.monotonic() - self._last_expiry > EXPIRY_INTERVAL_S:  # a table scan: not on every prediction
             self._last_expiry = time.monotonic()

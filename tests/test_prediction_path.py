@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from cvlab import CvlabError
-from cvlab.images import decode_image, inspect_image, load_rgb, to_rgb
+from cvlab.images import decode_image, inspect_image, load_rgb, sha256_bytes, to_rgb
+from cvlab.service.wire import dt as _ts
 from conftest import make_image_bytes
 from test_images import _jpeg_with_orientation
 
@@ -90,5 +91,39 @@ def test_predict_and_store_checks_then_decodes_once(trained_colours):
     assert [(p["tagId"], p["probability"]) for p in answer["predictions"]] == \
         [(p["tag_id"], p["probability"]) for p in direct]
     assert ws.get_usage("predictions") == used + 1
+    assert ws.query_predictions(pid) == []  # queued: written once the answer is on its way
+    ctx.stores.drain()
+    (stored,) = ws.query_predictions(pid)
+    assert (stored.id, stored.application, stored.sha256) == (answer["id"], "app", sha256_bytes(good))
+    assert _ts(stored.created) == answer["created"]
+    ws.close()
+
+
+def test_a_queued_store_is_written_before_any_training_request(trained_colours, caplog):
+    """The prediction route answers before it stores; a training-API request (query_predictions) drains the queue
+    first, so it always sees predictions already answered. A store that cannot be written is logged, not raised."""
+    from fastapi.testclient import TestClient
+
+    from cvlab import Workspace
+    from cvlab.service.app import TRAINING_PREFIX, create_app
+    from cvlab.service.predicting import predict_and_store
+
+    path, info = trained_colours()
+    ws = Workspace(path)
+    app = create_app(ws, training_key="t", prediction_key="p", rate_limits=False)
+    ctx, pid = app.state.ctx, info["project_id"]
+    it = ws.get_iteration(pid, info["iteration_id"])
+    answer = predict_and_store(ctx, pid, it, make_image_bytes(64, 64, color=(30, 40, 200)), True, "cam", None)
+    assert ctx.stores.pending() and ws.query_predictions(pid) == []
+    with TestClient(app) as client:
+        r = client.post(f"{TRAINING_PREFIX}/projects/{pid}/predictions/query", json={}, headers={"Training-Key": "t"})
+    assert r.status_code == 200, r.text
+    assert [x["id"] for x in r.json()["results"]] == [answer["id"]] and not ctx.stores.pending()
+
+    ctx.stores.put(project_id="00000000-0000-0000-0000-000000000000", iteration_id=it.id, image_bytes=b"x",
+                   predictions=[], prediction_id="00000000-0000-0000-0000-000000000001")
+    with caplog.at_level("WARNING", logger="cvlab.service"):
+        ctx.stores.drain()
+    assert "dropped" in caplog.text and not ctx.stores.pending()
     assert len(ws.query_predictions(pid)) == 1
     ws.close()

@@ -11,15 +11,15 @@ import io
 import os
 from datetime import datetime, timedelta, timezone
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response
 
 from cvlab import images as cvimages
 from cvlab.errors import CvlabError
 
-from .context import VARIANTS, ctx_of
+from .context import VARIANTS, ctx_of, settle_stores
 
-router = APIRouter(tags=["blobs"])
+router = APIRouter(tags=["blobs"], dependencies=[Depends(settle_stores)])
 
 RESIZED_SIDE = 1024   # Azure's resized copy is for display; cvlab keeps the long side at most 1024 px
 THUMBNAIL_SIDE = 256

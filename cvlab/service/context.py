@@ -1,20 +1,57 @@
 """What every route needs: the workspace, keys, rate limiter, predictors and signed blob URLs."""
 from __future__ import annotations
 
+import collections
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import threading
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from .auth import ServiceKeys
 from .quotas import RateLimiter
 
+log = logging.getLogger("cvlab.service")
+
 _BLOB_SECRET = "service.blob_secret"
 VARIANTS = ("original", "resized", "thumbnail")
 _URI_FIELDS = {"original": "originalImageUri", "resized": "resizedImageUri", "thumbnail": "thumbnailUri"}
+
+
+class DeferredStores:
+    """Stored predictions written just after their response has gone out, so a client never waits for the disk
+    (blob + row: ~0.7 ms, a third of the HTTP overhead over a direct prediction; benchmarks/serve.py).
+
+    ``put`` queues one before the response is sent; ``drain`` writes every queued one in order, one writer at a
+    time. The prediction route drains after its response (a background task), and ``settle`` drains before every
+    training-API request, so a ``query_predictions`` sent after ``classify_image`` returned always sees it. A
+    store that fails (the project was deleted meanwhile, a full disk) is logged and dropped: the client already
+    has its answer, as with Azure's own asynchronous storage."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self._queue: collections.deque[dict] = collections.deque()
+        self._writer = threading.Lock()
+
+    def put(self, **store_kwargs) -> None:
+        self._queue.append(store_kwargs)
+
+    def pending(self) -> bool:
+        """Anything queued or being written (an item is popped only under the writer lock)."""
+        return bool(self._queue) or self._writer.locked()
+
+    def drain(self) -> None:
+        with self._writer:
+            while self._queue:
+                item = self._queue.popleft()
+                try:
+                    self.ws.store_prediction(**item)
+                except Exception as exc:  # noqa: BLE001 - the client has its answer; keep serving
+                    log.warning("A stored prediction of project %s was dropped: %s", item.get("project_id"), exc)
 
 
 class ServiceContext:
@@ -25,6 +62,7 @@ class ServiceContext:
         # Inference already uses both cores (ONNX intra-op threads); more concurrent runs only thrash the CPU
         # and grow memory, so requests queue here while decoding/storing still overlaps.
         self.inference = threading.BoundedSemaphore(max(1, (os.cpu_count() or 2) // 2))
+        self.stores = DeferredStores(ws)
         secret = ws.get_setting(_BLOB_SECRET)
         if not secret:
             secret = secrets.token_hex(16)
@@ -58,3 +96,10 @@ class ServiceContext:
 def ctx_of(request: Request) -> ServiceContext:
     """The context of the caller: a workshop seat's own (set by the gateway from its key) or the endpoint's."""
     return request.scope.get("cvlab.ctx") or request.app.state.ctx
+
+
+async def settle_stores(request: Request) -> None:
+    """Router dependency: the caller's answered predictions are stored before its request runs (read your writes)."""
+    stores = ctx_of(request).stores
+    if stores.pending():
+        await run_in_threadpool(stores.drain)

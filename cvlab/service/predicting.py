@@ -5,8 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
+from fastapi.responses import JSONResponse
+from starlette.background import BackgroundTask
+
 from cvlab import images as cvimages
 from cvlab.errors import CvlabError
+from cvlab.workspace import check_application_name
 
 from . import wire
 
@@ -19,9 +23,12 @@ def predict_and_store(ctx, project_id: str, iteration, data: bytes, store: bool,
 
     The pixels are decoded once, inside the inference slot, so no more than the slots' worth of full-size images
     (up to 10240 px: 300 MB each) are ever held while requests queue. The image is checked before the iteration,
-    so image errors still come before iteration errors; a no-store prediction never hashes the image."""
+    so image errors still come before iteration errors. A stored prediction is only queued here (``ctx.stores``,
+    hashed and written by ``DeferredStores.drain``): the caller drains it once its response is on its way."""
+    if store:
+        check_application_name(application)
     with ctx.inference:
-        info, image = cvimages.decode_image(data, purpose="prediction", digest=store)  # refused here, uncharged
+        info, image = cvimages.decode_image(data, purpose="prediction", digest=False)  # refused here, uncharged
         if iteration.status != "Completed":
             raise CvlabError("BadRequestIterationIsNotTrained", f"{iteration.name} is {iteration.status}; "
                              "predictions need a Completed iteration.")
@@ -36,9 +43,13 @@ def predict_and_store(ctx, project_id: str, iteration, data: bytes, store: bool,
         ctx.ws.add_usage("predictions")
         predictions = predictor.predict(image)
         del image
+    prediction_id, created = str(uuid.uuid4()), datetime.now(timezone.utc)
     if store:
-        rec = ctx.ws.store_prediction(project_id, iteration.id, data, predictions, application=application,
-                                     info=info)
-        return wire.image_prediction(rec.id, project_id, iteration.id, rec.created, predictions)
-    return wire.image_prediction(str(uuid.uuid4()), project_id, iteration.id, datetime.now(timezone.utc),
-                                 predictions)
+        ctx.stores.put(project_id=project_id, iteration_id=iteration.id, image_bytes=data, predictions=predictions,
+                       application=application, info=info, prediction_id=prediction_id, created=created)
+    return wire.image_prediction(prediction_id, project_id, iteration.id, created, predictions)
+
+
+def answer(ctx, prediction: dict) -> JSONResponse:
+    """The prediction as sent (already wire-shaped: no re-encoding by FastAPI), then its queued store written."""
+    return JSONResponse(prediction, background=BackgroundTask(ctx.stores.drain) if ctx.stores.pending() else None)

@@ -3,7 +3,6 @@ without storing the image. Only published iterations answer here, as on Azure.""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Security
-from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
@@ -13,7 +12,7 @@ from cvlab.errors import CvlabError
 from .bodies import image_payloads
 from .context import ctx_of
 from .fetch import fetch_image
-from .predicting import predict_and_store
+from .predicting import answer, predict_and_store
 from .schemas import ImageUrl
 
 _key_doc = APIKeyHeader(name="Prediction-Key", auto_error=False,
@@ -24,8 +23,7 @@ _TYPE = {"classify": "Classification", "detect": "ObjectDetection"}
 
 
 def _published(ws, project_id: str, published_name: str):
-    ws.get_project(project_id)  # NotFoundProject first, as Azure
-    it = ws.find_published(project_id, published_name)
+    it = ws.find_published(project_id, published_name)  # NotFoundProject first, as Azure
     if it is None:
         raise CvlabError("NotFoundIteration", f"Invalid iteration: no iteration of this project is published as "
                          f"{published_name!r}. Publish one with publish_iteration(project_id, iteration_id, "
@@ -41,7 +39,7 @@ def _predict_image(action: str, store: bool):
         def work():
             it = _published(ctx.ws, projectId, publishedName)
             return predict_and_store(ctx, projectId, it, payloads[0][1], store, application, _TYPE[action])
-        return JSONResponse(await run_in_threadpool(work))  # already wire-shaped: skip FastAPI's re-encoding
+        return answer(ctx, await run_in_threadpool(work))
     return route
 
 
@@ -50,7 +48,7 @@ def _predict_url(action: str, store: bool):
         ctx = ctx_of(request)
         it = _published(ctx.ws, projectId, publishedName)
         data = fetch_image(body.url, rules.limit("max_image_bytes_prediction"))
-        return JSONResponse(predict_and_store(ctx, projectId, it, data, store, application, _TYPE[action]))
+        return answer(ctx, predict_and_store(ctx, projectId, it, data, store, application, _TYPE[action]))
     return route
 
 

@@ -9,7 +9,7 @@ import base64
 import binascii
 from datetime import datetime, timezone
 
-from fastapi import APIRouter, Query, Request, Security
+from fastapi import APIRouter, Depends, Query, Request, Security
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
@@ -21,15 +21,15 @@ from cvlab.errors import CvlabError
 
 from . import transfer, wire
 from .bodies import ImageTooLarge, image_payloads, json_body
-from .context import ctx_of
+from .context import ctx_of, settle_stores
 from .fetch import fetch_image
-from .predicting import predict_and_store
+from .predicting import answer, predict_and_store
 from .schemas import (ImageFileCreateBatch, ImageIdCreateBatch, ImageRegionCreateBatch, ImageTagCreateBatch,
                       ImageUrl, ImageUrlCreateBatch, IterationUpdate, PredictionQueryToken, ProjectUpdate,
                       SuggestedTagAndRegionQueryToken, TagFilter, TagUpdate, TrainingParameters)
 
 _key_doc = APIKeyHeader(name="Training-Key", auto_error=False, description="the training key `cvlab serve` printed")
-router = APIRouter(dependencies=[Security(_key_doc)])
+router = APIRouter(dependencies=[Security(_key_doc), Depends(settle_stores)])
 
 TAKE_DEFAULT = 50
 
@@ -544,7 +544,8 @@ async def quick_test_image(request: Request, projectId: str, iterationId: str | 
     payloads = await image_payloads(request)
     ctx = ctx_of(request)
     it = await run_in_threadpool(_quick_iteration, ctx.ws, projectId, iterationId)
-    return await run_in_threadpool(predict_and_store, ctx, projectId, it, payloads[0][1], store, None, None)
+    return answer(ctx, await run_in_threadpool(predict_and_store, ctx, projectId, it, payloads[0][1], store, None,
+                                               None))
 
 
 @router.post("/projects/{projectId}/quicktest/url", tags=["predictions"], summary="quick_test_image_url")
@@ -553,7 +554,7 @@ def quick_test_image_url(request: Request, projectId: str, body: ImageUrl, itera
     ctx = ctx_of(request)
     it = _quick_iteration(ctx.ws, projectId, iterationId)
     data = fetch_image(body.url, rules.limit("max_image_bytes_prediction"))  # quick test = a stored prediction
-    return predict_and_store(ctx, projectId, it, data, store, None, None)
+    return answer(ctx, predict_and_store(ctx, projectId, it, data, store, None, None))
 
 
 @router.post("/projects/{projectId}/predictions/query", tags=["predictions"], summary="query_predictions")
