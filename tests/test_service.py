@@ -494,6 +494,9 @@ def test_wire_format_dates_and_json_errors(service, multiclass):
     spec = requests.get(f"{service.endpoint}/openapi.json", timeout=10).json()
     assert "/customvision/v3.4-preview/training/projects/{projectId}/train" in spec["paths"]
     assert "/customvision/v3.1/prediction/{projectId}/detect/iterations/{publishedName}/url/nostore" in spec["paths"]
+    # the image routes are served by plain Starlette routes (prediction_api.fast_routes) but documented in full
+    image = spec["paths"]["/customvision/v3.1/prediction/{projectId}/classify/iterations/{publishedName}/image"]
+    assert {p["name"] for p in image["post"]["parameters"]} >= {"projectId", "publishedName", "application"}
 
 
 def test_label_editing_operations(trainer, service, image_host):

@@ -91,7 +91,7 @@ def create_app(ws, *, training_key: str | None = None, prediction_key: str | Non
     ``workshop`` (default: when the workspace has workshop seats) also serves every seat's keys, each on its own
     isolated seat workspace, plus the ``/cvlab/workshop`` routes (``cvlab.service.workshop``)."""
     from .blobs import router as blob_router
-    from .prediction_api import router as prediction_router
+    from .prediction_api import fast_routes, router as prediction_router
     from .training_api import router as training_router
 
     if tier is not None:
@@ -114,6 +114,7 @@ def create_app(ws, *, training_key: str | None = None, prediction_key: str | Non
     install_error_handlers(app)
     app.add_exception_handler(BodyTooLarge, _body_too_large)
     # The prediction routes first: Starlette tries routes in order, and the hot path should not test ~60 others.
+    app.router.routes.extend(fast_routes(PREDICTION_PREFIX))
     app.include_router(prediction_router, prefix=PREDICTION_PREFIX)
     app.include_router(training_router, prefix=TRAINING_PREFIX)
     app.include_router(blob_router)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Security
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
 
 from cvlab import rules
 from cvlab.errors import CvlabError
@@ -50,6 +51,23 @@ def _predict_url(action: str, store: bool):
         data = fetch_image(body.url, rules.limit("max_image_bytes_prediction"))
         return answer(ctx, predict_and_store(ctx, projectId, it, data, store, application, _TYPE[action]))
     return route
+
+
+def fast_routes(prefix: str) -> list[Route]:
+    """The image routes again as plain Starlette routes, matched before FastAPI's: the hot path skips FastAPI's
+    per-request parameter and dependency solving (~0.3 ms of a ~16 ms prediction on 2 cores). The APIRoutes
+    below stay for /docs (and answer the same way if these ever miss)."""
+    def endpoint(action: str, store: bool):
+        handle = _predict_image(action, store)
+
+        async def fast(request: Request):
+            params = request.path_params
+            return await handle(request, params["projectId"], params["publishedName"],
+                                request.query_params.get("application"))
+        return fast
+    return [Route(f"{prefix}/{{projectId}}/{action}/iterations/{{publishedName}}/image{'' if store else '/nostore'}",
+                  endpoint(action, store), methods=["POST"], include_in_schema=False)
+            for action in _TYPE for store in (True, False)]
 
 
 for _action in ("classify", "detect"):
