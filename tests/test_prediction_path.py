@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cvlab import CvlabError
+from cvlab import CvlabError, rules
 from cvlab.images import decode_image, inspect_image, load_rgb, sha256_bytes, to_rgb
 from cvlab.service.wire import dt as _ts
 from conftest import make_image_bytes
@@ -90,9 +90,9 @@ def test_predict_and_store_checks_then_decodes_once(trained_colours):
     direct = Predictor.load(ws, it.id).predict(good)
     assert [(p["tagId"], p["probability"]) for p in answer["predictions"]] == \
         [(p["tag_id"], p["probability"]) for p in direct]
-    assert ws.get_usage("predictions") == used + 1
-    assert ws.query_predictions(pid) == []  # queued: written once the answer is on its way
+    assert ws.query_predictions(pid) == [] and ctx.stores.queued_predictions() == 1  # written once answered
     ctx.stores.drain()
+    assert ws.get_usage("predictions") == used + 1 and ctx.stores.queued_predictions() == 0
     (stored,) = ws.query_predictions(pid)
     assert (stored.id, stored.application, stored.sha256) == (answer["id"], "app", sha256_bytes(good))
     assert _ts(stored.created) == answer["created"]
@@ -115,10 +115,16 @@ def test_a_queued_store_is_written_before_any_training_request(trained_colours, 
     it = ws.get_iteration(pid, info["iteration_id"])
     answer = predict_and_store(ctx, pid, it, make_image_bytes(64, 64, color=(30, 40, 200)), True, "cam", None)
     assert ctx.stores.pending() and ws.query_predictions(pid) == []
+    ws.add_usage("predictions", rules.limit("predictions_per_month", "F0") - ws.get_usage("predictions") - 1)
+    ws.set_tier("F0")  # one prediction left this month, and it is already answered (queued): the next is refused
+    with pytest.raises(CvlabError) as e:
+        predict_and_store(ctx, pid, it, make_image_bytes(64, 64, color=(30, 40, 200)), False, None, None)
+    assert e.value.code == "BadRequestExceededQuota"
     with TestClient(app) as client:
         r = client.post(f"{TRAINING_PREFIX}/projects/{pid}/predictions/query", json={}, headers={"Training-Key": "t"})
     assert r.status_code == 200, r.text
     assert [x["id"] for x in r.json()["results"]] == [answer["id"]] and not ctx.stores.pending()
+    assert ws.get_usage("predictions") == rules.limit("predictions_per_month", "F0")
 
     ctx.stores.put(project_id="00000000-0000-0000-0000-000000000000", iteration_id=it.id, image_bytes=b"x",
                    predictions=[], prediction_id="00000000-0000-0000-0000-000000000001")

@@ -23,12 +23,13 @@ _URI_FIELDS = {"original": "originalImageUri", "resized": "resizedImageUri", "th
 
 
 class DeferredStores:
-    """Stored predictions written just after their response has gone out, so a client never waits for the disk
-    (blob + row: ~0.7 ms, a third of the HTTP overhead over a direct prediction; benchmarks/serve.py).
+    """What a prediction writes, done just after its response has gone out, so a client never waits for the disk:
+    the stored prediction (blob + row: ~0.7 ms) and the month's prediction count (a write transaction).
 
-    ``put`` queues one before the response is sent; ``drain`` writes every queued one in order, one writer at a
-    time. The prediction route drains after its response (a background task), and ``settle`` drains before every
-    training-API request, so a ``query_predictions`` sent after ``classify_image`` returned always sees it. A
+    ``put`` / ``count_prediction`` queue them before the response is sent; ``drain`` writes everything queued, in
+    order, one writer at a time. The prediction route drains after its response (a background task), and
+    ``settle_stores`` drains before every training-API and blob request, so a ``query_predictions`` sent after
+    ``classify_image`` returned always sees it; ``queued_predictions`` keeps the quota check exact meanwhile. A
     store that fails (the project was deleted meanwhile, a full disk) is logged and dropped: the client already
     has its answer, as with Azure's own asynchronous storage."""
 
@@ -36,16 +37,30 @@ class DeferredStores:
         self.ws = ws
         self._queue: collections.deque[dict] = collections.deque()
         self._writer = threading.Lock()
+        self._count_lock = threading.Lock()
+        self._counted = 0  # predictions answered whose usage is not in the database yet
 
     def put(self, **store_kwargs) -> None:
         self._queue.append(store_kwargs)
 
+    def count_prediction(self) -> None:
+        with self._count_lock:
+            self._counted += 1
+
+    def queued_predictions(self) -> int:
+        return self._counted
+
     def pending(self) -> bool:
         """Anything queued or being written (an item is popped only under the writer lock)."""
-        return bool(self._queue) or self._writer.locked()
+        return bool(self._queue) or self._counted > 0 or self._writer.locked()
 
     def drain(self) -> None:
         with self._writer:
+            counted = self._counted
+            if counted:
+                self.ws.add_usage("predictions", counted)
+                with self._count_lock:  # still counted until written, so the quota check never misses them
+                    self._counted -= counted
             while self._queue:
                 item = self._queue.popleft()
                 try:

@@ -23,8 +23,9 @@ def predict_and_store(ctx, project_id: str, iteration, data: bytes, store: bool,
 
     The pixels are decoded once, inside the inference slot, so no more than the slots' worth of full-size images
     (up to 10240 px: 300 MB each) are ever held while requests queue. The image is checked before the iteration,
-    so image errors still come before iteration errors. A stored prediction is only queued here (``ctx.stores``,
-    hashed and written by ``DeferredStores.drain``): the caller drains it once its response is on its way."""
+    so image errors still come before iteration errors. The prediction's count and, unless no-store, the prediction
+    itself are only queued here (``ctx.stores``, written by ``DeferredStores.drain``): the caller drains them once
+    its response is on its way (``answer``)."""
     if store:
         check_application_name(application)
     with ctx.inference:
@@ -39,8 +40,8 @@ def predict_and_store(ctx, project_id: str, iteration, data: bytes, store: bool,
                 f"This iteration is {'an object detector' if detector else 'a classifier'}: "
                 f"call {_ACTION[predictor.project_type]}_image / {_ACTION[predictor.project_type]}_image_url, "
                 f"not {_ACTION[expected_type]}_*."))
-        ctx.ws.check_prediction_quota()
-        ctx.ws.add_usage("predictions")
+        ctx.ws.check_prediction_quota(1 + ctx.stores.queued_predictions())
+        ctx.stores.count_prediction()
         predictions = predictor.predict(image)
         del image
     prediction_id, created = str(uuid.uuid4()), datetime.now(timezone.utc)
@@ -51,5 +52,5 @@ def predict_and_store(ctx, project_id: str, iteration, data: bytes, store: bool,
 
 
 def answer(ctx, prediction: dict) -> JSONResponse:
-    """The prediction as sent (already wire-shaped: no re-encoding by FastAPI), then its queued store written."""
+    """The prediction as sent (already wire-shaped: no re-encoding by FastAPI), then what it queued written."""
     return JSONResponse(prediction, background=BackgroundTask(ctx.stores.drain) if ctx.stores.pending() else None)
