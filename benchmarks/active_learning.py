@@ -53,11 +53,13 @@ Detection (site, mAP@0.5 at ~19/29/39/49 labelled, 40 epochs, pool 40, test 30; 
   (-0.025/-0.011/+0.005), count of undecided boxes (probability 0.2-0.8) 0.800/0.922/0.932/0.940
   (+0.006/-0.007/+0.002; per seed +0.007/-0.018/+0.012).  Data seed 1, split seed 0, rounds 1-2: random
   0.951/0.960, 1 - top box 0.942/0.952, plain 1 - top box 0.947/0.950, undecided boxes 0.946 and per-tag summed
-  ambiguity 0.943 (round 1; stopped there).  Images generated at 160 px (data seed 1, split seed 0): round 0
-  0.897, then random 0.923/0.961/0.963, 1 - top box 0.929/0.911/0.945, undecided boxes 0.935/0.952/0.956: still
-  at the ceiling by round 2, so smaller images are no harder setting.  Adding 10 labelled images moves one seed's
-  mAP by up to +-0.02 (e.g. random 0.924 -> 0.908), as large as any gap between orders: the detector learns
-  `site` from ~20-30 images whichever ones they are.
+  ambiguity 0.943 (round 1; stopped there); split seeds 1-2: random 0.866/0.929/0.939/0.949, undecided boxes
+  0.866/0.935/0.935/0.949 (+0.005/-0.004/-0.001; per seed -0.013/+0.013).  Over the five development splits
+  the undecided-box count gains +0.0002 per round on average.  Images generated at 160 px (data seed 1, split
+  seed 0): round 0 0.897, then random 0.923/0.961/0.963, 1 - top box 0.929/0.911/0.945, undecided boxes
+  0.935/0.952/0.956: still at the ceiling by round 2, so smaller images are no harder setting.  Adding 10
+  labelled images moves one seed's mAP by up to +-0.02 (e.g. random 0.924 -> 0.908), as large as any gap
+  between orders: the detector learns `site` from ~20-30 images whichever ones they are.
 """
 from __future__ import annotations
 

@@ -13,7 +13,8 @@ picks are kept in the output (``--out``) for offline analysis.
 Orders: ``top`` = 1 - top box probability (cvlab's), ``band`` = how many boxes lie at probability 0.2-0.8 (all
 the boxes a labeller would correct), ``pertag`` = summed per-tag worst ambiguity, ``errors`` = summed
 min(p, 1 - p).  Measured 2026-11-26 (figures in ``benchmarks/active_learning.py``'s docstring): on data seed 2,
-split seeds 0-2, none beats random (``band`` +0.006/-0.007/+0.002 per round, ``top`` -0.025/-0.011/+0.005).
+split seeds 0-2, none beats random (``band`` +0.006/-0.007/+0.002 per round, ``top`` -0.025/-0.011/+0.005);
+data seed 1, split seeds 1-2: ``band`` +0.005/-0.004/-0.001.
 """
 from __future__ import annotations
 
