@@ -2,19 +2,40 @@
 
     nice -n 19 .venv/bin/python benchmarks/active_learning_detection_dev.py --data-seed 1 [--seeds 0 1 2]
         [--orders top top-plain band ...] [--pool 40] [--test 30] [--image-size N] [--out f.json]
+        [--rare-tag vest --rare-fraction 0.15]
 
 The same experiment as ``benchmarks/active_learning.py --only detection`` (``cvlab.active.learning_curve``: the
 same split, oracle, Quick training at 40 epochs, holdout mAP@0.5 and the same seeded random draw), but every
 order in ``--orders`` gets its own project after a shared round 0, so one run compares them.  Each order is an
 image score from the iteration's stored predictions, spread over the embedding space (``spread_order``) unless
 its name ends in ``-plain``.  Choose on data seeds other than 0 (the benchmark's test data).  Each model's pool
-picks are kept in the output (``--out``) for offline analysis.
+picks are kept in the output (``--out``) for offline analysis, and every model's per-tag holdout AP
+(``tag_ap``: lane -> one list per split seed of {tag: AP} per round).
+
+``--rare-tag T --rare-fraction f``: an imbalanced pool, the setting a smart labeler exists for.  Only
+round(f * pool) pool images contain T (the rest contain none); the initial set (15 images per tag) and the test
+set are drawn as usual, so T's AP is still a third of mAP.  More images are generated to fill such a pool
+(``pool * 8`` extra, seeded as always), which changes the split against a run without ``--rare-tag``.
 
 Orders: ``top`` = 1 - top box probability (cvlab's), ``band`` = how many boxes lie at probability 0.2-0.8 (all
 the boxes a labeller would correct), ``pertag`` = summed per-tag worst ambiguity, ``errors`` = summed
 min(p, 1 - p).  Measured 2026-11-26 (figures in ``benchmarks/active_learning.py``'s docstring): on data seed 2,
 split seeds 0-2, none beats random (``band`` +0.006/-0.007/+0.002 per round, ``top`` -0.025/-0.011/+0.005);
 data seed 1, split seeds 1-2: ``band`` +0.005/-0.004/-0.001.
+
+Imbalanced pool, measured 2026-11-26 (dev data only, not the test setting; 2-core machine shared), pool 40 with
+6 vest images (``--data-seed 1 --seeds 0 1 2 --orders top band --rare-tag vest --rare-fraction 0.15``, 1,053 s):
+vest because it had the lowest round-0 AP of the tags that can be rare (every image has a person) on split
+seed 0 (vest 0.035, helmet 0.165: a collapsed model), though on balanced data seed 1 helmet is the hardest tag.
+mAP@0.5 at rounds 0-3, mean of 3 split seeds (initial sets 21/18/19 images): random 0.608/0.928/0.942/0.947,
+``top`` 0.608/0.901/0.932/0.942 (-0.027/-0.010/-0.005; per seed -0.005/-0.003/-0.034), ``band``
+0.608/0.883/0.939/0.951 (-0.045/-0.003/+0.004; per seed -0.029/-0.009/-0.005).  Vest AP: random
+0.621/0.964/0.969/0.976, top 0.621/0.984/0.968/0.970, band 0.621/0.856/0.976/0.981.  Vest images picked per
+round (of 6 in the pool), split seeds 0/1/2: random 2-1-1/3-1-1/1-2-3, top 1-1-3/1-0-2/0-2-1, band
+0-2-3/0-0-3/0-2-3: neither order seeks the rare tag out; both pick fewer vest images than random in round 1.
+Vest is easy (random reaches AP 0.96 from ~2 more vest images), so the rare tag does not bind.  Training noise
+dominates at ~20 images: split seed 0's round-0 model (21 images) scored 0.077 in this run and 0.823 in the
+``--rare-tag helmet`` run, the same labelled images (only the untagged pool differed).
 """
 from __future__ import annotations
 
@@ -53,6 +74,37 @@ def _per_tag(preds):
             a = 1.0 - abs(2.0 * x["probability"] - 1.0)
             best[x["tag_id"]] = max(best.get(x["tag_id"], 0.0), a)
     return float(sum(best.values()))
+
+
+def _tags(record) -> set[str]:
+    return set(record.tags) | {r.tag for r in record.regions}
+
+
+def _rare_split(records, tag_names, start, test_size, pool_size, seed, rare, fraction):
+    """``active._split`` (same initial and test sets), but the pool holds only round(fraction * pool_size)
+    images with tag ``rare``: the first such images of the seeded order, the rest the first without it."""
+    initial, test, _ = active._split(records, tag_names, start, test_size, 0, seed)
+    used = set(initial) | set(test)
+    rest = [int(i) for i in np.random.default_rng(seed).permutation(len(records)) if int(i) not in used]
+    n_rare = int(round(fraction * pool_size))
+    with_tag = [i for i in rest if rare in _tags(records[i])][:n_rare]
+    without = [i for i in rest if rare not in _tags(records[i])][:pool_size - n_rare]
+    if len(with_tag) < n_rare or len(without) < pool_size - n_rare:
+        raise SystemExit(f"not enough generated images for a pool of {pool_size} with {n_rare} {rare!r} images")
+    chosen = set(with_tag) | set(without)
+    return initial, test, [i for i in rest if i in chosen]
+
+
+class _LazyPng(dict):
+    """Record index -> PNG bytes, encoded on first use (the rare-tag pool generates many unused images)."""
+
+    def __init__(self, records):
+        super().__init__()
+        self.records = records
+
+    def __missing__(self, i):
+        self[i] = active._png(self.records[i])
+        return self[i]
 
 
 SCORES = {
@@ -98,22 +150,34 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--image-size", type=int)
     ap.add_argument("--out")
+    ap.add_argument("--rare-tag")
+    ap.add_argument("--rare-fraction", type=float, default=0.15)
     args = ap.parse_args(argv)
     if args.data_seed == 0:
         ap.error("data seed 0 is the benchmark's test data: develop on other seeds")
     os.environ[DETECTION_EPOCHS_ENV] = str(args.epochs)
     meta = datasets.info("site")
     start = 15
-    records = datasets.generate("site", args.test + args.pool + 2 * start * len(meta.tags), seed=args.data_seed,
-                                size=args.image_size)
-    data = [active._png(r) for r in records]
+    if args.rare_tag is not None and args.rare_tag not in meta.tags:
+        ap.error(f"--rare-tag must be one of {meta.tags}")
+    extra = 8 * args.pool if args.rare_tag else 0
+    records = datasets.generate("site", args.test + args.pool + extra + 2 * start * len(meta.tags),
+                                seed=args.data_seed, size=args.image_size)
+    data = _LazyPng(records)
     lanes = ["random"] + list(args.orders)
-    out = {"data_seed": args.data_seed, "settings": vars(args), "runs": {s: [] for s in lanes}, "pool_preds": []}
+    out = {"data_seed": args.data_seed, "settings": vars(args), "runs": {s: [] for s in lanes},
+           "tag_ap": {s: [] for s in lanes}, "pool_preds": []}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cvlab-al-det-") as tmp:
         ws = Workspace(tmp)
         for seed in args.seeds:
-            initial, test, pool = active._split(records, meta.tags, start, args.test, args.pool, seed)
+            if args.rare_tag:
+                initial, test, pool = _rare_split(records, meta.tags, start, args.test, args.pool, seed,
+                                                  args.rare_tag, args.rare_fraction)
+            else:
+                initial, test, pool = active._split(records, meta.tags, start, args.test, args.pool, seed)
+            out.setdefault("pool_rare_images", []).append(
+                sum(args.rare_tag in _tags(records[i]) for i in pool) if args.rare_tag else None)
             projects = {}
             for lane in lanes:
                 p = ws.create_project(f"dev {seed} {lane} {uuid.uuid4().hex[:6]}",
@@ -126,12 +190,14 @@ def main(argv=None) -> int:
             def train(p):
                 it = train_project(ws, p.id, seed=seed, show_progress=False)
                 perf = get_iteration_performance(ws, p.id, it.id, split="holdout")
-                return it, json_number(perf.average_precision)
+                tag_ap = {t.name: json_number(t.average_precision) for t in perf.per_tag_performance}
+                return it, json_number(perf.average_precision), tag_ap
 
-            it0, score0 = train(projects[lanes[0]][0])
-            print(f"seed {seed} round 0: {score0:.4f}", file=sys.stderr, flush=True)
+            it0, score0, ap0 = train(projects[lanes[0]][0])
+            print(f"seed {seed} round 0: {score0:.4f} {ap0}", file=sys.stderr, flush=True)
             latest = {lane: (projects[lanes[0]][0], it0) for lane in lanes}
             curves = {lane: [score0] for lane in lanes}
+            tag_aps = {lane: [ap0] for lane in lanes}
             for r in range(1, args.rounds + 1):
                 for lane in lanes:
                     p, tag_ids, unlabelled = projects[lane]
@@ -160,13 +226,15 @@ def main(argv=None) -> int:
                     for image_id in chosen:
                         labels = active._labels_of(records[unlabelled[image_id]], tag_ids)
                         ws.set_image_labels(p.id, image_id, regions=labels["regions"])
-                    it, score = train(p)
+                    it, score, tag_ap = train(p)
                     latest[lane] = (p, it)
                     curves[lane].append(score)
-                    print(f"seed {seed} round {r} {lane}: {score:.4f} ({time.perf_counter() - started:.0f} s)",
-                          file=sys.stderr, flush=True)
+                    tag_aps[lane].append(tag_ap)
+                    print(f"seed {seed} round {r} {lane}: {score:.4f} {tag_ap} "
+                          f"({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
             for lane in lanes:
                 out["runs"][lane].append(curves[lane])
+                out["tag_ap"][lane].append(tag_aps[lane])
             if args.out:
                 Path(args.out).write_text(json.dumps(out, indent=1))
         ws.close()
