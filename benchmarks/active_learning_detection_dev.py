@@ -36,6 +36,12 @@ round (of 6 in the pool), split seeds 0/1/2: random 2-1-1/3-1-1/1-2-3, top 1-1-3
 Vest is easy (random reaches AP 0.96 from ~2 more vest images), so the rare tag does not bind.  Training noise
 dominates at ~20 images: split seed 0's round-0 model (21 images) scored 0.077 in this run and 0.823 in the
 ``--rare-tag helmet`` run, the same labelled images (only the untagged pool differed).
+The same with 6 helmet images in the pool (``--rare-tag helmet``, the hardest tag on balanced data; 1,030 s):
+random 0.853/0.881/0.924/0.936, top 0.853/0.884/0.945/0.924 (+0.003/+0.021/-0.012; per seed
++0.029/-0.041/+0.024), band 0.853/0.896/0.925/0.930 (+0.015/+0.001/-0.007; per seed +0.011/-0.011/+0.009).
+Helmet AP: random 0.748/0.812/0.819/0.835, top 0.748/0.740/0.873/0.805, band 0.748/0.758/0.858/0.800.  Helmet
+images picked after 3 rounds (of 6), split seeds 0/1/2: random 6/5/4, top 4/4/5, band 4/6/5.  A tie within
+the per-seed noise (+-0.04): an imbalanced pool gives neither order a margin on this data.
 """
 from __future__ import annotations
 
