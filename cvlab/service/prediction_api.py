@@ -56,7 +56,7 @@ def _predict_url(action: str, store: bool):
 def fast_routes(prefix: str) -> list[Route]:
     """The image routes again as plain Starlette routes, matched before FastAPI's: the hot path skips FastAPI's
     per-request parameter and dependency solving (~0.3 ms of a ~16 ms prediction on 2 cores). The APIRoutes
-    below stay for /docs (and answer the same way if these ever miss)."""
+    below share their handler but are shadowed by these: they stay only to document the routes in /docs."""
     def endpoint(action: str, store: bool):
         handle = _predict_image(action, store)
 
