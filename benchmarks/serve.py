@@ -85,7 +85,8 @@ def main() -> None:
     from azure.cognitiveservices.vision.customvision.prediction import CustomVisionPredictionClient
     from msrest.authentication import ApiKeyCredentials
 
-    folder = Path(tempfile.mkdtemp(prefix="cvlab-bench-")) / "ws"
+    scratch = tempfile.TemporaryDirectory(prefix="cvlab-bench-")  # ~1 GB of stored predictions: removed at exit
+    folder = Path(scratch.name) / "ws"
     ws, project, it = prepare(folder)
     images = [photo(1000 + i, (220, 30, 30) if i % 2 else (30, 30, 220)) for i in range(20)]
     from cvlab.predict import Predictor
@@ -182,6 +183,7 @@ def main() -> None:
         stored = len(ws.query_predictions(project.id, max_count=10**6))
     finally:
         srv.stop(timeout=10)
+        scratch.cleanup()
 
     d50 = percentile(direct_times, 50)
     h50 = percentile(single, 50)

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 SCENARIOS = {
     "parts-quick": dict(dataset="parts", train=150, holdout=100, training_type="Regular"),
@@ -79,6 +80,11 @@ def _latency(ws, iteration_id, image, n: int = 30) -> dict:
 
 
 def run_scenario(name: str, budget: int, domain: str | None, seed: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="cvlab-bench-") as tmp:  # removed even when a scenario fails
+        return _run_scenario(Path(tmp), name, budget, domain, seed)
+
+
+def _run_scenario(tmp: Path, name: str, budget: int, domain: str | None, seed: int) -> dict:
     import cvlab
     from cvlab import datasets, training
     from cvlab.datasets.importing import import_records
@@ -88,7 +94,7 @@ def run_scenario(name: str, budget: int, domain: str | None, seed: int) -> dict:
     spec = SCENARIOS[name]
     meta = datasets.info(spec["dataset"])
     records = datasets.generate(spec["dataset"], spec["train"] + spec["holdout"], seed=seed)
-    ws = cvlab.Workspace(tempfile.mkdtemp(prefix="cvlab-bench-"))
+    ws = cvlab.Workspace(tmp / "ws")
     dom = find_domain(domain or DEFAULT_DOMAIN[meta.project_type], meta.project_type)
     p = ws.create_project(name, domain_id=dom.id, classification_type=meta.classification_type)
     import_records(ws, p.id, records[:spec["train"]])
