@@ -567,6 +567,16 @@ def planned_epochs(backbone: str, n_train: int, budget_s: float) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 # detection
 # ---------------------------------------------------------------------------------------------------------------
+def _rarest_tag_strata(tags, images) -> list[int]:
+    """Each image's rarest tag, as its position in `tags`: stratifying on it puts every tag in the validation
+    split when possible. Positions, not tag ids: ids are random uuids, and the split sorts its strata, so two
+    projects with the same images and tags would otherwise get different splits."""
+    index = {t.id: i for i, t in enumerate(tags)}
+    freq = [sum(any(r.tag_id == t.id for r in im.regions) for im in images) for t in tags]
+    return [min((index[r.tag_id] for r in im.regions if r.tag_id in index), key=lambda i: (freq[i], i))
+            for im in images]
+
+
 def _train_detection(ws, plan: _Plan, iteration, bar: _Progress, cancelled) -> dict:
     from cvlab.nets import detector
     from cvlab.nets.preprocess import Preprocessing
@@ -576,10 +586,7 @@ def _train_detection(ws, plan: _Plan, iteration, bar: _Progress, cancelled) -> d
     def targets(im):
         return [(index[r.tag_id], r.left, r.top, r.width, r.height) for r in im.regions if r.tag_id in index]
 
-    # stratify on each image's rarest tag so every tag appears in the validation split when possible
-    freq = {t.id: sum(any(r.tag_id == t.id for r in im.regions) for im in plan.train) for t in plan.tags}
-    strata = [min((r.tag_id for r in im.regions if r.tag_id in index), key=lambda t: freq[t]) for im in plan.train]
-    tr, va = _validation_split(plan, strata)
+    tr, va = _validation_split(plan, _rarest_tag_strata(plan.tags, plan.train))
     timings, t0 = {}, time.monotonic()
     model = detector.build_detector(len(plan.tags), size=DETECTION_SIZE, seed=plan.seed)
     train_images = [ws.open_image(plan.train[i]) for i in tr]

@@ -241,3 +241,14 @@ def test_onnx_export_matches_torch(trained, data, tmp_path):
         np.testing.assert_allclose(got[2], want[2], atol=1e-4)
         counts.append(got[2].shape[1])
     assert counts[2] == max(counts[0], counts[1]), "a batch is padded to its longest row"
+
+
+def test_seeded_build_does_not_depend_on_the_weight_cache(monkeypatch):
+    """The first detector of a process loads the ImageNet weights; that load must not shift the seeded head init
+    (it did: a workshop's first training differed from every later one with the same seed)."""
+    from cvlab.nets import backbones
+
+    monkeypatch.setattr(backbones, "_cache", {})  # as in a fresh process
+    cold = state(build_detector(2, size=SIZE, seed=0))
+    warm = state(build_detector(2, size=SIZE, seed=0))
+    assert all(torch.equal(cold[k], warm[k]) for k in cold)

@@ -71,3 +71,33 @@ def test_detection_predictor(detection):
     assert all(0 <= v <= 1 for o in out for v in o["bounding_box"].values())
     boxes, classes, scores = pred.module(pred.preprocessing.batch([Image.open(io.BytesIO(data))]))
     assert boxes.shape[-1] == 4 and classes.dtype.is_floating_point is False
+
+
+def test_identical_projects_train_identically(tmp_path, monkeypatch):
+    """Same images, labels and seed in two projects (so different tag and image uuids) give the same validation
+    split and the same detections: the workshop promise that every laptop gets the same numbers."""
+    import cvlab
+    from cvlab.workspace import ImageEntry
+
+    monkeypatch.setenv(training.DETECTION_EPOCHS_ENV, "1")
+    ws = cvlab.Workspace(tmp_path / "ws")
+    scenes = [disc_scene(i) for i in range(40)]
+    results = []
+    for name in ("first", "second"):
+        p = ws.create_project(name, domain_id=OD_COMPACT)
+        tags = [ws.create_tag(p.id, t) for t in ("disc", "puck")]
+        # 'puck' is the rarer tag, so the stratified split depends on the tags' order, not their uuids
+        entries = [ImageEntry(data=data, name=f"{name}{i}.jpg", regions=[
+            {"tag_id": tags[int(i % 5 in (0, 2))].id, "left": l, "top": t, "width": w, "height": h}])
+            for i, (data, (l, t, w, h)) in enumerate(scenes)]
+        assert ws.create_images(p.id, entries).is_batch_successful
+        it = training.train_project(ws, p.id, seed=0, show_progress=False)
+        assert it.status == "Completed", it.training_error_details
+        info = json.loads((ws.iteration_dir(it.id) / "iteration.json").read_text())
+        ev = json.loads((ws.iteration_dir(it.id) / "evaluation.json").read_text())
+        names = {im.id: im.original_name.removeprefix(name) for im in ws.iter_images(p.id)}
+        tag_names = {t.id: t.name for t in tags}
+        results.append(([names[i] for i in info["validation_image_ids"]],
+                        [[(tag_names[d["tag_id"]], round(d["probability"], 5)) for d in r["predictions"][:5]]
+                         for r in ev["records"]]))
+    assert results[0] == results[1]

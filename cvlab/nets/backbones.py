@@ -70,7 +70,8 @@ def _build_imagenet(name: str) -> nn.Module:
     import timm
 
     s = spec(name)
-    model = timm.create_model(s.timm_arch, pretrained=False)
+    with torch.random.fork_rng():  # the random init is overwritten below; drawing it must not shift the caller's
+        model = timm.create_model(s.timm_arch, pretrained=False)  # seeded RNG (only the first, uncached call does)
     source = torch.load(weights_path(name), map_location="cpu", weights_only=True)
     target = model.state_dict()
     if len(source) != len(target):
