@@ -148,3 +148,18 @@ def test_registry_tags_match_the_generators():
     assert info("site").tags == site.TAGS
     for name in ("parts", "parts-multilabel", "parts-subtle"):
         assert info(name).tags == (*parts.TAGS, "Negative")
+
+
+def test_site_empty_frames_have_no_regions_and_repeat():
+    """Empty frames (a fixed camera's footage with nobody in it) for the active-learning pool: no boxes, the
+    same pixels every time, and not copies of the regular scenes."""
+    import numpy as np
+
+    from cvlab.datasets import site
+
+    empty = list(site.iter_records("site", 3, seed=3, size=128, empty=True))
+    again = list(site.iter_records("site", 3, seed=3, size=128, empty=True))
+    regular = list(site.iter_records("site", 3, seed=3, size=128))
+    assert all(r.regions == [] and r.metadata["people"] == "0" and "empty" in r.name for r in empty)
+    assert all(np.array_equal(np.asarray(a.image), np.asarray(b.image)) for a, b in zip(empty, again))
+    assert not any(np.array_equal(np.asarray(a.image), np.asarray(b.image)) for a, b in zip(empty, regular))

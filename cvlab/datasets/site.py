@@ -234,11 +234,13 @@ def _overlap(a, b) -> float:
     return w * h / (0.6 * min(ha, hb) ** 2)
 
 
-def render(rng: np.random.Generator, n: int, max_people: int = 5) -> tuple[Image.Image, list[Region], dict]:
-    """One scene of ``n``×``n`` pixels with 1..``max_people`` workers and their exact boxes."""
+def render(rng: np.random.Generator, n: int, max_people: int = 5, min_people: int = 1
+           ) -> tuple[Image.Image, list[Region], dict]:
+    """One scene of ``n``×``n`` pixels with ``min_people``..``max_people`` workers and their exact boxes
+    (``max_people=0``: an empty frame, the site with nobody in it, as most of a fixed camera's footage)."""
     im, horizon = _scene(rng, n)
     _props(rng, im, horizon)
-    count = int(rng.integers(1, max_people + 1))
+    count = int(rng.integers(min(min_people, max_people), max_people + 1))
     placed: list[tuple[float, float, float]] = []  # (foot_y, x, height)
     for _ in range(count * 6):
         if len(placed) == count:
@@ -273,11 +275,12 @@ def render(rng: np.random.Generator, n: int, max_people: int = 5) -> tuple[Image
     return camera(rng, im, strength=0.7), regions, meta
 
 
-def iter_records(name: str, count: int, seed: int, size: int, *, start: int = 0):
-    """Yield ``count`` scenes; scene ``i`` depends only on (name, seed, i)."""
-    salt = sum(name.encode())
+def iter_records(name: str, count: int, seed: int, size: int, *, start: int = 0, empty: bool = False):
+    """Yield ``count`` scenes; scene ``i`` depends only on (name, seed, i, empty).  ``empty``: frames with
+    nobody in them (no regions), drawn from their own random stream."""
+    salt = sum(name.encode()) + (1 << 20 if empty else 0)
     for i in range(start, start + count):
         rng = np.random.default_rng([seed, i, salt])
-        image, regions, meta = render(rng, size)
-        yield Record(name=f"{name}-{i:05d}.jpg", image=image, regions=regions, width=size, height=size,
-                     metadata=meta)
+        image, regions, meta = render(rng, size, max_people=0) if empty else render(rng, size)
+        yield Record(name=f"{name}-{'empty-' if empty else ''}{i:05d}.jpg", image=image, regions=regions,
+                     width=size, height=size, metadata=meta)
