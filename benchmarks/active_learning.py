@@ -98,13 +98,17 @@ def _run(label: str, **kwargs) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--only", choices=("classification", "detection"))
+    ap.add_argument("--only", choices=("classification", "detection", "detection-balanced", "detection-empty"),
+                    help="detection = both detection pools")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--per-round", type=int, default=10)
     ap.add_argument("--cls-pool", type=int, default=120)
     ap.add_argument("--cls-test", type=int, default=120)
     ap.add_argument("--det-pool", type=int, default=40)
     ap.add_argument("--det-test", type=int, default=30)
+    ap.add_argument("--det-empty-pool", type=int, default=80, help="the empty-frame setting's pool size")
+    ap.add_argument("--det-empty-fraction", type=float, default=0.6,
+                    help="share of that pool that is empty frames (nobody in them)")
     ap.add_argument("--data-seed", type=int, default=0,
                     help="generated data seed (0 is the test data the figures above are on; develop on others)")
     ap.add_argument("--det-epochs", type=int, default=40, help="detector epochs (Quick's default: 40)")
@@ -139,10 +143,14 @@ def main(argv=None) -> int:
                                              test_size=args.cls_test, on_seed=on_seed("parts"),
                                              strategies=STRATEGIES + (() if args.no_ablation else (ABLATION,)),
                                              random_draws=args.random_draws, **common)
-        if args.only in (None, "detection"):
-            results["detection"] = _run("site", dataset="site", pool_size=args.det_pool, test_size=args.det_test,
-                                        detection_epochs=args.det_epochs, on_seed=on_seed("site"),
-                                        random_draws=args.det_random_draws, **common)
+        detection = dict(dataset="site", test_size=args.det_test, detection_epochs=args.det_epochs,
+                         random_draws=args.det_random_draws, **common)
+        if args.only in (None, "detection", "detection-balanced"):
+            results["detection"] = _run("site", pool_size=args.det_pool, on_seed=on_seed("site"), **detection)
+        if args.only in (None, "detection", "detection-empty"):
+            results["detection_empty_frames"] = _run(
+                "site, empty frames", pool_size=args.det_empty_pool, empty_fraction=args.det_empty_fraction,
+                on_seed=on_seed("site, empty frames"), **detection)
         ws.close()
     results.pop("partial")
     text = json.dumps(results, indent=1)

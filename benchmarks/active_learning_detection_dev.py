@@ -59,6 +59,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cvlab import active, datasets  # noqa: E402
+from cvlab.errors import CvlabError  # noqa: E402
 
 
 def _probs(preds, floor=active.DETECTION_FLOOR):
@@ -115,6 +116,7 @@ class _LazyPng(dict):
 
 SCORES = {
     "top": lambda preds: active.prediction_uncertainty(preds, "ObjectDetection"),
+    "expected": lambda preds: float(_probs(preds).sum()),
     "band": _band,
     "pertag": _per_tag,
     "errors": lambda preds: float(np.minimum(_probs(preds), 1 - _probs(preds)).sum()),
@@ -158,6 +160,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out")
     ap.add_argument("--rare-tag")
     ap.add_argument("--rare-fraction", type=float, default=0.15)
+    ap.add_argument("--empty-fraction", type=float, default=0.0,
+                    help="share of the pool that is empty frames (nobody in them); the oracle deletes those it is shown")
     args = ap.parse_args(argv)
     if args.data_seed == 0:
         ap.error("data seed 0 is the benchmark's test data: develop on other seeds")
@@ -169,6 +173,9 @@ def main(argv=None) -> int:
     extra = 8 * args.pool if args.rare_tag else 0
     records = datasets.generate("site", args.test + args.pool + extra + 2 * start * len(meta.tags),
                                 seed=args.data_seed, size=args.image_size)
+    n_empty = int(round(args.empty_fraction * args.pool))
+    first_empty = len(records)
+    records += datasets.generate("site", n_empty, seed=args.data_seed, size=args.image_size, empty=True)
     data = _LazyPng(records)
     lanes = ["random"] + list(args.orders)
     out = {"data_seed": args.data_seed, "settings": vars(args), "runs": {s: [] for s in lanes},
@@ -181,7 +188,11 @@ def main(argv=None) -> int:
                 initial, test, pool = _rare_split(records, meta.tags, start, args.test, args.pool, seed,
                                                   args.rare_tag, args.rare_fraction)
             else:
-                initial, test, pool = active._split(records, meta.tags, start, args.test, args.pool, seed)
+                initial, test, pool = active._split(records[:first_empty], meta.tags, start, args.test,
+                                                    args.pool - n_empty, seed)
+            if n_empty:  # the same empty frames in every split, mixed into the pool in a seeded order
+                pool = [int(i) for i in np.random.default_rng(seed).permutation(pool + list(range(first_empty,
+                                                                                               len(records))))]
             out.setdefault("pool_rare_images", []).append(
                 sum(args.rare_tag in _tags(records[i]) for i in pool) if args.rare_tag else None)
             projects = {}
@@ -205,7 +216,8 @@ def main(argv=None) -> int:
             curves = {lane: [score0] for lane in lanes}
             tag_aps = {lane: [ap0] for lane in lanes}
             for r in range(1, args.rounds + 1):
-                for lane in lanes:
+                # random last: round 1's orders read the shared round-0 model's project, which is random's
+                for lane in sorted(lanes, key=lambda name: name == "random"):
                     p, tag_ids, unlabelled = projects[lane]
                     if lane == "random":  # as learning_curve: generated order, seeded draw
                         left = sorted((im.id for im in ws.iter_images(p.id, tagging_status="Untagged")),
@@ -231,8 +243,18 @@ def main(argv=None) -> int:
                         Predictor.clear_cache()
                     for image_id in chosen:
                         labels = active._labels_of(records[unlabelled[image_id]], tag_ids)
-                        ws.set_image_labels(p.id, image_id, regions=labels["regions"])
-                    it, score, tag_ap = train(p)
+                        if labels["regions"]:
+                            ws.set_image_labels(p.id, image_id, regions=labels["regions"])
+                        else:  # nothing to draw: the labeller deletes the empty frame (it would stay untagged)
+                            ws.delete_images(p.id, [image_id])
+                    out.setdefault("empty_picked", {}).setdefault(lane, []).append(
+                        sum(not records[unlabelled[c]].regions for c in chosen))
+                    try:
+                        it, score, tag_ap = train(p)
+                    except CvlabError as e:  # every pick was an empty frame: the same images, the same model
+                        if e.code != "BadRequestTrainingNotNeeded":
+                            raise
+                        it, score, tag_ap = latest[lane][1], curves[lane][-1], tag_aps[lane][-1]
                     latest[lane] = (p, it)
                     curves[lane].append(score)
                     tag_aps[lane].append(tag_ap)

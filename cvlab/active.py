@@ -12,13 +12,21 @@ Uncertainty (``prediction_uncertainty``; 0 = sure, 1 = undecided; Azure's ``pred
   averaged or maximised over boxes saturates near 1 on nearly every image of a young detector, whose many weak
   boxes hover around 0.5, so it cannot rank images.
 
-The smart labeler's order (``query_suggested_images``, ``UncertaintyDescending``) is uncertainty *spread out*
-(``spread_order``): each next image maximises ``uncertainty x distance ** DIVERSITY``, the distance being the
-cosine distance of its cached embedding (``cvlab.embeddings``) to the nearest training image or image already
-suggested.  Plain top-uncertainty fills a batch of ten with near-copies of one confusing case; from a cold start
-it also piles onto whichever tag the young model confuses most (``benchmarks/active_learning.py`` has the numbers).
-For classification, information density, k-means / TypiClust picks, BADGE and class-balanced picks did no better
-on development data (``benchmarks/active_learning_replay.py``), so both project types share this order.
+The smart labeler's order (``query_suggested_images``, ``UncertaintyDescending``):
+
+- Classification: uncertainty *spread out* (``spread_order``): each next image maximises
+  ``uncertainty x distance ** DIVERSITY``, the distance being the cosine distance of its cached embedding
+  (``cvlab.embeddings``) to the nearest training image or image already suggested.  Plain top-uncertainty fills
+  a batch of ten with near-copies of one confusing case; from a cold start it also piles onto whichever tag the
+  young model confuses most (``benchmarks/active_learning.py`` has the numbers).  Information density, k-means /
+  TypiClust picks, BADGE and class-balanced picks did no better on development data
+  (``benchmarks/active_learning_replay.py``).
+- Object detection: the expected number of objects (``suggestion_score``: summed box probability), most first,
+  not spread.  A detector learns from boxes; a frame with nobody in it teaches it nothing (without regions it is
+  not even trained on), yet ``1 - top box`` ranks exactly those frames first, and the spread seeks them out too
+  (they lie far from every training image).  On pools where every image holds objects no order beat random
+  (the detector learns ``site`` from ~30 images whichever they are); on pools that are mostly empty frames, as
+  a fixed camera's footage, this order wins clearly (``benchmarks/active_learning.py`` has both).
 
 An iteration never changes, so its predictions are cached per (iteration, image content): in memory and as
 ``<iteration dir>/suggestions/<sha256>.json`` (removed with the iteration).  Ranking stored predictions
@@ -84,6 +92,18 @@ def prediction_uncertainty(predictions: Sequence[dict], kind: str) -> float:
         kept = probs[probs >= DETECTION_FLOOR]
         return float(1.0 - kept.max()) if kept.size else 1.0
     raise CvlabError("BadRequestInvalid", f"Uncertainty kind {kind!r}: use Multiclass, Multilabel or ObjectDetection.")
+
+
+def suggestion_score(predictions: Sequence[dict], kind: str) -> float:
+    """What the smart labeler ranks images by (higher = label sooner).  Classification: the uncertainty.
+    Detection: the expected number of objects, the summed probability of the boxes above ``DETECTION_FLOOR``.
+    A detector learns from boxes, and an image with nothing in it teaches it nothing (it is not even trained
+    on: no regions), yet ``1 - top box`` ranks exactly those images first."""
+    if kind != "ObjectDetection":
+        return prediction_uncertainty(predictions, kind)
+    probs = np.array([float(p["probability"]) for p in predictions], dtype=np.float64)
+    prediction_uncertainty(predictions, kind)  # the same validation
+    return float(probs[probs >= DETECTION_FLOOR].sum())
 
 
 def rank_by_uncertainty(items: Iterable, uncertainty: Callable[[Any], float], descending: bool = True) -> list:
@@ -357,13 +377,15 @@ def _max_count(value, code: str) -> int:
 def _smart_order(ws, project_id: str, iteration_id: str, hits: list[SuggestedTagAndRegion]) -> list:
     """The smart labeler's order: ``spread_order`` on the embeddings of the iteration's backbone (cached, so the
     training images of a Quick classification iteration cost nothing); known = tagged images not held out."""
+    it = ws.get_iteration(project_id, iteration_id)
+    if iteration_kind(ws, project_id, it) == "ObjectDetection":  # plain: spreading picks out empty frames
+        return rank_by_uncertainty(hits, lambda s: suggestion_score(s.predictions, "ObjectDetection"))
     if len(hits) < 2 or DIVERSITY == 0:
         return rank_by_uncertainty(hits, lambda s: s.prediction_uncertainty)
     from cvlab import embeddings
     from cvlab.domains import get_domain
     from cvlab.nets.backbones import spec
 
-    it = ws.get_iteration(project_id, iteration_id)
     try:
         bb = spec(get_domain(it.domain_id or ws.get_project(project_id).domain_id).backbone)
     except CvlabError:
@@ -489,7 +511,7 @@ def query_predictions(ws, project_id: str, token: dict | None = None) -> Predict
         def score(sp: StoredPrediction) -> float:
             if sp.iteration_id not in kinds:
                 kinds[sp.iteration_id] = stored_prediction_kind(ws, p.id, sp)
-            return prediction_uncertainty(sp.predictions, kinds[sp.iteration_id])
+            return suggestion_score(sp.predictions, kinds[sp.iteration_id])
 
         found = rank_by_uncertainty(found, score)[skip:skip + take + 1]
     else:
@@ -609,7 +631,8 @@ def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 
                    pool_size: int = 100, test_size: int = 100, seeds: Sequence[int] = (0,), data_seed: int = 0,
                    image_size: int | None = None, detection_epochs: int | None = None, workspace=None,
                    backend: str | None = None, progress: bool = True, strategies: Sequence[str] = STRATEGIES,
-                   random_draws: int = 1, on_seed: Callable[[int, dict], None] | None = None) -> dict:
+                   random_draws: int = 1, on_seed: Callable[[int, dict], None] | None = None,
+                   empty_fraction: float = 0.0) -> dict:
     """Label ``per_round`` more images per round, chosen by uncertainty (the smart labeler's order) or at
     random, retrain (Quick training) and score each model on a held-out test set (metadata holdout=true):
     micro F1 at threshold 0.5 for classification, mAP@0.5 for detection.
@@ -624,6 +647,8 @@ def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 
     strategy labelled (summed over seeds and rounds), to see a strategy lean on one tag.
     ``random_draws`` > 1 averages random over that many draws per seed (each its own project and trainings):
     one draw is a noisy baseline, its spread about 0.05 F1 per seed on ``parts``; the expected curve is the fair one.
+    ``empty_fraction`` (detection): that share of the pool is empty frames, as most of a fixed site camera's
+    footage; an empty frame shown to the oracle is deleted (nothing to draw, and it would stay untagged).
     """
     from tqdm.auto import tqdm
 
@@ -645,6 +670,8 @@ def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 
     meta = datasets.info(dataset)
     ptype = meta.project_type
     start_per_tag = start_per_tag or rules.min_images_per_tag(ptype)
+    if not 0.0 <= empty_fraction < 1.0 or (empty_fraction and ptype != "ObjectDetection"):
+        raise CvlabError("BadRequest", f"empty_fraction={empty_fraction!r}: use 0 <= f < 1, on a detection dataset.")
     if pool_size < rounds * per_round:
         raise CvlabError("BadRequest", f"The pool ({pool_size}) must hold rounds x per_round = "
                          f"{rounds * per_round} images.")
@@ -660,17 +687,24 @@ def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 
         os.environ[DETECTION_EPOCHS_ENV] = str(int(detection_epochs))
     metric = "mAP@0.5" if ptype == "ObjectDetection" else "F1@0.5"
     count = test_size + pool_size + 2 * start_per_tag * len(meta.tags)
+    n_empty = int(round(empty_fraction * pool_size))
     records = datasets.generate(dataset, count, seed=data_seed, size=image_size)
+    first_empty = len(records)
+    records += datasets.generate(dataset, n_empty, seed=data_seed, size=image_size, empty=True) if n_empty else []
     data = [_png(r) for r in records]
     runs: dict[str, list[list[float | None]]] = {s: [] for s in strategies}
-    picked: dict[str, dict[str, int]] = {s: {t: 0 for t in meta.tags} for s in strategies if s != "random"}
-    picked["random"] = {t: 0 for t in meta.tags}
+    counted = list(meta.tags) + (["(empty)"] if n_empty else [])
+    picked: dict[str, dict[str, int]] = {s: {t: 0 for t in counted} for s in strategies}
     labelled_counts: list[int] = []
     trainings = len(seeds) * (len(strategies) - 1 + rounds * len(lanes))
     bar = tqdm(total=trainings, desc=f"active learning on {dataset}", disable=not progress)
     try:
         for seed in seeds:
-            initial, test, pool = _split(records, meta.tags, start_per_tag, test_size, pool_size, seed)
+            initial, test, pool = _split(records[:first_empty], meta.tags, start_per_tag, test_size,
+                                         pool_size - n_empty, seed)
+            if n_empty:  # the same empty frames in every split, mixed into the pool in a seeded order
+                rng = np.random.default_rng(seed)
+                pool = [int(i) for i in rng.permutation(pool + list(range(first_empty, len(records))))]
             labelled_counts = [len(initial) + r * per_round for r in range(rounds + 1)]
             projects = {}
             for strategy in lanes:
@@ -684,8 +718,14 @@ def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 
                 unlabelled = _upload(ws, p.id, pool, data, records, tag_ids, False)
                 projects[strategy] = (p, tag_ids, unlabelled)
 
-            def train_and_score(project):
-                it = train_project(ws, project.id, seed=seed, show_progress=False)
+            def train_and_score(project, previous=None):
+                try:
+                    it = train_project(ws, project.id, seed=seed, show_progress=False)
+                except CvlabError as e:  # every pick was an empty frame (deleted): the same images, the same model
+                    if previous is None or e.code != "BadRequestTrainingNotNeeded":
+                        raise
+                    bar.update(1)
+                    return previous
                 bar.update(1)
                 if it.status != "Completed":
                     raise CvlabError("ErrorUnknown", f"Training {project.name} failed: {it.training_error_details}")
@@ -724,11 +764,15 @@ def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 
                         for t in set(record.tags) | {g.tag for g in record.regions}:
                             picked[strategy.partition("#")[0]][t] += 1
                         labels = _labels_of(record, tag_ids)
-                        if ptype == "ObjectDetection":
+                        if ptype == "ObjectDetection" and not labels["regions"]:
+                            picked[strategy.partition("#")[0]]["(empty)"] += 1
+                            ws.delete_images(p.id, [image_id])
+                        elif ptype == "ObjectDetection":
                             ws.set_image_labels(p.id, image_id, regions=labels["regions"])
                         else:
                             ws.set_image_labels(p.id, image_id, tag_ids=labels["tag_ids"])
-                    latest[strategy], score = train_and_score(p)
+                    previous = (latest[strategy], curves[strategy][-1]) if strategy in latest else None
+                    latest[strategy], score = train_and_score(p, previous)
                     curves[strategy].append(score)
             draws = [curves.pop(s) for s in lanes if s.startswith("random")]
             curves["random"] = [_mean([d[r] for d in draws]) for r in range(rounds + 1)]
@@ -761,7 +805,8 @@ def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 
     return {"dataset": dataset, "project_type": ptype, "metric": metric, "curves": out_curves,
             "uncertainty_minus_random": gain, "picked": picked,
             "settings": {"rounds": rounds, "per_round": per_round, "start_per_tag": start_per_tag,
-                         "pool_size": pool_size, "test_size": test_size, "seeds": list(seeds),
+                         "pool_size": pool_size, "empty_frames_in_pool": n_empty, "test_size": test_size,
+                         "seeds": list(seeds),
                          "data_seed": data_seed, "image_size": image_size or meta.default_size,
                          "random_draws": random_draws,
                          "detection_epochs": detection_epochs, "training": "Quick (Regular)",

@@ -1207,6 +1207,10 @@ labeler suggests first (`query_suggested_images`: most uncertain, spread out so 
 the other labels as many random images; both retrain and are scored on the same held-out images.
 `benchmarks/active_learning.py` runs the full-size version over several seeds: the gap is a few F1 points at
 best, and one seed can go either way, so read a single small curve as an illustration, not a proof.
+
+For object detection the smart labeler ranks images by how many objects the model expects in them (the summed
+box probabilities), most first: a detector learns from boxes, and a frame with nobody in it teaches it nothing.
+It matters most when the untagged pool is mostly such frames, as a fixed camera's footage is.
 """),
         code("""
 import matplotlib.pyplot as plt

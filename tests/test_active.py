@@ -43,6 +43,33 @@ def test_detection_uncertainty_is_one_minus_the_top_box():
     assert active.prediction_uncertainty([], "ObjectDetection") == 1.0
 
 
+def test_detection_suggestions_rank_by_expected_objects():
+    """The smart labeler ranks detection images by their summed box probability: a busy scene first, an empty
+    frame (only noise boxes) last, although ``1 - top box`` calls the empty frame the most uncertain."""
+    busy, unsure, empty = _boxes(0.9, 0.8, 0.5), _boxes(0.45), _boxes(0.12, 0.06, 0.02)
+    scores = [active.suggestion_score(b, "ObjectDetection") for b in (busy, unsure, empty)]
+    assert scores == pytest.approx([2.2, 0.45, 0.18])
+    assert active.prediction_uncertainty(empty, "ObjectDetection") > active.prediction_uncertainty(
+        busy, "ObjectDetection")
+    assert active.suggestion_score([], "ObjectDetection") == 0.0
+    assert active.suggestion_score(_cls(0.5, 0.5), "Multiclass") == 1.0  # classification: the uncertainty
+    with pytest.raises(CvlabError):
+        active.suggestion_score(_boxes(1.5), "ObjectDetection")
+
+
+def test_stored_detection_predictions_suggested_order(ws):
+    from cvlab.domains import find_domain
+
+    p = ws.create_project("cam", domain_id=find_domain("General (compact)", "ObjectDetection").id)
+    tag = ws.create_tag(p.id, "person")
+    stored = []
+    for i, probs in enumerate([(0.12, 0.06), (0.9, 0.8, 0.5), (0.45,)]):  # empty frame, busy scene, one unsure
+        box = {"left": 0.1, "top": 0.1, "width": 0.2, "height": 0.2}
+        stored.append(ws.store_prediction(p.id, None, make_image_bytes(64, 64, seed=40 + i), [
+            {"tag_id": tag.id, "tag_name": "person", "probability": q, "bounding_box": box} for q in probs]).id)
+    assert _ids(active.query_predictions(ws, p.id, {"orderBy": "Suggested"})) == [stored[1], stored[2], stored[0]]
+
+
 def test_ranking_puts_the_most_uncertain_first_and_is_stable():
     images = {"sure": _cls(0.9, 0.05, 0.05), "torn": _cls(0.5, 0.48, 0.02), "mid": _cls(0.7, 0.3, 0.0),
               "tie": _cls(0.7, 0.3, 0.0)}

@@ -182,3 +182,26 @@ def test_learning_curve_tiny_runs_both_strategies(trained):
     assert labelled - fixed == drawn
     with pytest.raises(CvlabError, match="pool"):
         active.learning_curve("parts", rounds=2, per_round=4, pool_size=6, workspace=ws, progress=False)
+
+
+def test_learning_curve_detection_with_empty_frames(tmp_path, monkeypatch):
+    """Detection at toy size (1 epoch): half the pool is empty frames, and the oracle deletes those it is shown."""
+    from cvlab import datasets
+    from cvlab.workspace import Workspace
+
+    ws = Workspace(tmp_path / "ws")
+    out = active.learning_curve("site", rounds=1, per_round=3, pool_size=8, test_size=4, seeds=(0,),
+                                data_seed=1, image_size=128, detection_epochs=1, workspace=ws, progress=False,
+                                empty_fraction=0.5)
+    assert out["metric"] == "mAP@0.5" and out["settings"]["empty_frames_in_pool"] == 4
+    empty_names = {r.name for r in datasets.generate("site", 4, seed=1, size=128, empty=True)}
+    for strategy in ("uncertainty", "random"):
+        p = next(p for p in ws.get_projects() if p.name.split()[4] == strategy)
+        images = list(ws.iter_images(p.id))
+        deleted = out["picked"][strategy]["(empty)"]
+        assert len(images) == out["curves"][strategy]["labelled"][0] + 4 + 8 - deleted
+        assert sum(im.original_name in empty_names for im in images) == 4 - deleted
+        assert ws.get_image_count(p.id, tagging_status="Untagged") == 8 - 3  # picked: labelled or deleted
+        assert all(v is None or 0.0 <= v <= 1.0 for v in out["curves"][strategy]["mean"])
+    with pytest.raises(CvlabError, match="empty_fraction"):
+        active.learning_curve("parts", empty_fraction=0.5, workspace=ws, progress=False)

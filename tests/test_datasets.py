@@ -155,11 +155,11 @@ def test_site_empty_frames_have_no_regions_and_repeat():
     same pixels every time, and not copies of the regular scenes."""
     import numpy as np
 
-    from cvlab.datasets import site
-
-    empty = list(site.iter_records("site", 3, seed=3, size=128, empty=True))
-    again = list(site.iter_records("site", 3, seed=3, size=128, empty=True))
-    regular = list(site.iter_records("site", 3, seed=3, size=128))
+    empty = generate("site", 3, seed=3, size=128, empty=True)
+    again = generate("site", 3, seed=3, size=128, empty=True)
+    regular = generate("site", 3, seed=3, size=128)
     assert all(r.regions == [] and r.metadata["people"] == "0" and "empty" in r.name for r in empty)
     assert all(np.array_equal(np.asarray(a.image), np.asarray(b.image)) for a, b in zip(empty, again))
     assert not any(np.array_equal(np.asarray(a.image), np.asarray(b.image)) for a, b in zip(empty, regular))
+    with pytest.raises(CvlabError, match="Negative tag"):
+        generate("parts", 1, empty=True)

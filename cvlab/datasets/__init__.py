@@ -32,10 +32,10 @@ def _parts(variant: str, subtle: bool):
     return make
 
 
-def _site(name, count, seed, size, start=0):
+def _site(name, count, seed, size, start=0, empty=False):
     from . import site
 
-    return site.iter_records(name, count, seed, size, start=start)
+    return site.iter_records(name, count, seed, size, start=start, empty=empty)
 
 
 REGISTRY: dict[str, _Entry] = {
@@ -67,21 +67,26 @@ def info(name: str) -> DatasetInfo:
         raise CvlabError("BadRequest", f"unknown dataset {name!r}; choose one of {', '.join(REGISTRY)}") from None
 
 
-def iter_generate(name: str, count: int, seed: int = 0, size: int | None = None, start: int = 0) -> Iterator[Record]:
-    """Lazily yield ``count`` records of dataset ``name`` (images ``start`` .. ``start+count-1``)."""
+def iter_generate(name: str, count: int, seed: int = 0, size: int | None = None, start: int = 0, *,
+                  empty: bool = False) -> Iterator[Record]:
+    """Lazily yield ``count`` records of dataset ``name`` (images ``start`` .. ``start+count-1``).
+    ``empty``: detection scenes with no object in them (no regions), a separate series."""
     meta = info(name)
+    if empty and meta.project_type != "ObjectDetection":
+        raise CvlabError("BadRequest", f"empty frames are a detection dataset's; {name!r} is a classification "
+                         "dataset (its Negative tag plays that part).")
     size = size or meta.default_size
     if not isinstance(count, int) or count < 0:
         raise CvlabError("BadRequest", f"count must be a non-negative integer, got {count!r}")
     if not 64 <= size <= 2048:
         raise CvlabError("BadRequest", f"size must be between 64 and 2048 pixels, got {size}")
-    return REGISTRY[name].make(name, count, seed, size, start=start)
+    return REGISTRY[name].make(name, count, seed, size, start=start, **({"empty": True} if empty else {}))
 
 
-def generate(name: str, count: int, seed: int = 0, size: int | None = None) -> list[Record]:
+def generate(name: str, count: int, seed: int = 0, size: int | None = None, *, empty: bool = False) -> list[Record]:
     """``count`` labelled images of dataset ``name``; the same (name, seed, size) always gives the same images,
-    and a larger count extends a smaller one."""
-    return list(iter_generate(name, count, seed, size))
+    and a larger count extends a smaller one.  ``empty``: see ``iter_generate``."""
+    return list(iter_generate(name, count, seed, size, empty=empty))
 
 
 def seed_default_workspace(ws, data_dir: Path | None = None) -> dict[str, str]:
