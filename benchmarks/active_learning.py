@@ -16,9 +16,15 @@ workspace); detection trains Quick's default 40 epochs (``--det-epochs``, ``CVLA
 trunk features, with a small pool and test set.  Random is averaged over ``--random-draws`` seeded draws per seed
 (classification 5, detection 1): a single draw is a noisy baseline.  Wall and CPU seconds are reported.
 
-What the smart labeler's order is: margin uncertainty (detection: 1 - top box probability) spread over the
+Detection runs two pools: the balanced one (every image holds workers) and one where 60 % of a pool of 80 are
+empty frames (``--det-empty-fraction``, ``--det-empty-pool``; not tuned), as a fixed site camera's footage; the
+oracle deletes an empty frame it is shown (nothing to draw, and it would stay untagged).
+
+What the smart labeler's order is: classification, margin uncertainty spread over the
 embedding space (``cvlab.active.spread_order``, DIVERSITY=4, chosen on generated data seeds 1-2, never on this
-test split); ``uncertainty-plain`` is the plain top-margin order cvlab used before, as an ablation.
+test split); ``uncertainty-plain`` is the plain top-margin order cvlab used before, as an ablation.  Detection,
+the expected number of objects, most first, not spread (``cvlab.active.suggestion_score``; chosen on data seed 1
+with ``benchmarks/active_learning_detection_dev.py``).
 
 Measured 2026-11-26 on a 2-core machine, defaults, data seed 0, split seeds 0-2.
 Classification (parts, F1@0.5 at 20/30/40/50 labelled, mean of 3 seeds; random: 5 draws per seed; 386 s wall):
@@ -39,6 +45,20 @@ Classification (parts, F1@0.5 at 20/30/40/50 labelled, mean of 3 seeds; random: 
   dev, 26 % of the pool): at 50 labelled, false positives on Negative test images are 3.8-4.0 (spread) vs
   3.3-3.9 (random) per 120; the gain comes from fewer wrong-tag positives (12.6-15.9 vs 16.4-19.2) and fewer
   abstentions (top probability < 0.5).
+Detection, the current order (expected objects = summed box probability, plain; detection training reproducible
+since this stop), measured 2026-11-26, data seed 0, split seeds 0-2, ``--only detection`` (3,024 s wall, the
+machine shared with a second run for most of it); mAP@0.5 at ~19/29/39/49 labelled:
+  balanced pool 40: smart 0.848/0.939/0.944/0.956, random 0.848/0.913/0.935/0.954, gain +0.026/+0.009/+0.002,
+  per seed +0.004/+0.025/+0.009.  On development data (data seed 1, split seeds 0-1, same pool) it trailed:
+  -0.027/+0.004/-0.002 and +0.001/-0.009/-0.013 per round.  Read both as a tie within the noise.
+  60 % empty pool of 80 (48 empty frames): smart 0.858/0.881/0.909/0.931, random 0.858/0.885/0.905/0.928, gain
+  -0.004/+0.004/+0.002, per seed +0.025/+0.001/-0.024: a tie.  Empty frames among the 90 picks: smart 54,
+  random 56: false-positive boxes (scaffolding, cones) on empty frames add up to as much summed probability as
+  a frame with workers.  On development data it had won (data seed 1, split seeds 0-1: smart 0.933/0.925/0.950
+  vs random 0.829/0.905/0.902, +0.104/+0.020/+0.048; empties picked 1-6-6 and 2-5-8 per round vs random's
+  7-4-8 and 7-6-7).  The previous order, 1 - top box spread over the embeddings, picked 10-8-8 empty frames on
+  that development split (it ranks "sees nothing" highest) and trailed random.
+Before this stop (1 - top box, spread; a process's first detector was seeded differently from later ones):
 Detection (site, mAP@0.5 at ~19/29/39/49 labelled, 40 epochs, pool 40, test 30; 2,723 s wall for 3 seeds,
   the machine shared with a second run): uncertainty 0.825/0.911/0.944/0.958, random 0.825/0.913/0.936/0.957,
   gain -0.002/+0.008/+0.001, per seed -0.012/+0.022/-0.003: a tie; the detector is near its ceiling (mAP 0.95)

@@ -17,7 +17,13 @@ round(f * pool) pool images contain T (the rest contain none); the initial set (
 set are drawn as usual, so T's AP is still a third of mAP.  More images are generated to fill such a pool
 (``pool * 8`` extra, seeded as always), which changes the split against a run without ``--rare-tag``.
 
-Orders: ``top`` = 1 - top box probability (cvlab's), ``band`` = how many boxes lie at probability 0.2-0.8 (all
+``--empty-fraction f``: that share of the pool is empty frames (``datasets.generate(..., empty=True)``), the same
+frames in every split, mixed in a seeded order; the oracle deletes an empty frame it is shown.  Lanes run random
+last in each round (round 1 reads the shared round-0 model's project, random's); a lane whose picks were all
+empty keeps its model and score.
+
+Orders: ``expected`` = summed box probability above the floor (cvlab's since 2026-11-26, plain),
+``top`` = 1 - top box probability (cvlab's before), ``band`` = how many boxes lie at probability 0.2-0.8 (all
 the boxes a labeller would correct), ``pertag`` = summed per-tag worst ambiguity, ``errors`` = summed
 min(p, 1 - p).  Measured 2026-11-26 (figures in ``benchmarks/active_learning.py``'s docstring): on data seed 2,
 split seeds 0-2, none beats random (``band`` +0.006/-0.007/+0.002 per round, ``top`` -0.025/-0.011/+0.005);
@@ -42,6 +48,17 @@ random 0.853/0.881/0.924/0.936, top 0.853/0.884/0.945/0.924 (+0.003/+0.021/-0.01
 Helmet AP: random 0.748/0.812/0.819/0.835, top 0.748/0.740/0.873/0.805, band 0.748/0.758/0.858/0.800.  Helmet
 images picked after 3 rounds (of 6), split seeds 0/1/2: random 6/5/4, top 4/4/5, band 4/6/5.  A tie within
 the per-seed noise (+-0.04): an imbalanced pool gives neither order a margin on this data.
+
+Empty frames, measured 2026-11-26 (reproducible training; ``--data-seed 1 --pool 80 --empty-fraction 0.6``, 48
+empty frames; mAP@0.5 rounds 0-3, mean of split seeds 0-1; seed 2 stopped after round 2):
+random 0.845/0.829/0.905/0.902, expected-plain 0.845/0.933/0.925/0.950 (+0.104/+0.020/+0.048), band-plain
+0.845/0.886/0.886/0.913, spread orders (split seed 0 only): top 0.846/0.863/0.925 (it picked 10-8-8 empty frames),
+band 0.888/0.867/0.947, expected 0.897/0.924/0.932.  Empty frames picked per round: expected-plain 1-6-6 / 2-5-8,
+band-plain 9-7-9 / 9-9-9, random 7-4-8 / 7-6-7: the spread seeks empty frames out (they lie far from every
+training image), and so do band counts (false positives hover mid-band).  Balanced pool (``--pool 40
+--orders expected-plain``, split seeds 0-1): random 0.855/0.926/0.951/0.953, expected-plain
+0.855/0.913/0.949/0.946 (-0.008/-0.007 per seed).  The test data then tied on the empty pool
+(``benchmarks/active_learning.py``): false positives on empty frames add up there too.
 """
 from __future__ import annotations
 

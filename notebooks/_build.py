@@ -1210,7 +1210,8 @@ best, and one seed can go either way, so read a single small curve as an illustr
 
 For object detection the smart labeler ranks images by how many objects the model expects in them (the summed
 box probabilities), most first: a detector learns from boxes, and a frame with nobody in it teaches it nothing.
-It matters most when the untagged pool is mostly such frames, as a fixed camera's footage is.
+So far this ties random picking on the `site` scenes: the detector learns them from about 30 images, whichever
+they are.
 """),
         code("""
 import matplotlib.pyplot as plt
