@@ -76,12 +76,17 @@ def _ambiguity(p) -> np.ndarray:
     return 1.0 - np.abs(2.0 * np.asarray(p, dtype=np.float64) - 1.0)
 
 
-def prediction_uncertainty(predictions: Sequence[dict], kind: str) -> float:
-    """How undecided a model is on one image (0 = sure, 1 = undecided); ``kind`` is ``"Multiclass"``,
-    ``"Multilabel"`` or ``"ObjectDetection"`` (see the module docstring for the definitions)."""
+def _probabilities(predictions: Sequence[dict]) -> np.ndarray:
     probs = np.array([float(p["probability"]) for p in predictions], dtype=np.float64)
     if np.any((probs < 0) | (probs > 1)) or np.any(np.isnan(probs)):
         raise CvlabError("BadRequestInvalid", "Prediction probabilities must lie between 0 and 1.")
+    return probs
+
+
+def prediction_uncertainty(predictions: Sequence[dict], kind: str) -> float:
+    """How undecided a model is on one image (0 = sure, 1 = undecided); ``kind`` is ``"Multiclass"``,
+    ``"Multilabel"`` or ``"ObjectDetection"`` (see the module docstring for the definitions)."""
+    probs = _probabilities(predictions)
     if kind == "Multiclass":
         if probs.size == 0:
             return 1.0
@@ -103,8 +108,7 @@ def suggestion_score(predictions: Sequence[dict], kind: str) -> float:
     on: no regions), yet ``1 - top box`` ranks exactly those images first."""
     if kind != "ObjectDetection":
         return prediction_uncertainty(predictions, kind)
-    probs = np.array([float(p["probability"]) for p in predictions], dtype=np.float64)
-    prediction_uncertainty(predictions, kind)  # the same validation
+    probs = _probabilities(predictions)
     return float(probs[probs >= DETECTION_FLOOR].sum())
 
 
@@ -377,8 +381,9 @@ def _max_count(value, code: str) -> int:
 
 
 def _smart_order(ws, project_id: str, iteration_id: str, hits: list[SuggestedTagAndRegion]) -> list:
-    """The smart labeler's order: ``spread_order`` on the embeddings of the iteration's backbone (cached, so the
-    training images of a Quick classification iteration cost nothing); known = tagged images not held out."""
+    """The smart labeler's order.  Detection: ``suggestion_score``, most first.  Classification: ``spread_order``
+    on the embeddings of the iteration's backbone (cached, so the training images of a Quick classification
+    iteration cost nothing); known = tagged images not held out."""
     it = ws.get_iteration(project_id, iteration_id)
     if iteration_kind(ws, project_id, it) == "ObjectDetection":  # plain: spreading picks out empty frames
         return rank_by_uncertainty(hits, lambda s: suggestion_score(s.predictions, "ObjectDetection"))
