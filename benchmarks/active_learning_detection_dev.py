@@ -185,7 +185,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rare-tag")
     ap.add_argument("--rare-fraction", type=float, default=0.15)
     ap.add_argument("--empty-fraction", type=float, default=0.0,
-                    help="share of the pool that is empty frames (nobody in them); the oracle deletes those it is shown")
+                    help="share of the pool that is empty frames (nobody in them); the oracle deletes those shown")
     args = ap.parse_args(argv)
     if args.data_seed == 0:
         ap.error("data seed 0 is the benchmark's test data: develop on other seeds")
@@ -212,11 +212,8 @@ def main(argv=None) -> int:
                 initial, test, pool = _rare_split(records, meta.tags, start, args.test, args.pool, seed,
                                                   args.rare_tag, args.rare_fraction)
             else:
-                initial, test, pool = active._split(records[:first_empty], meta.tags, start, args.test,
-                                                    args.pool - n_empty, seed)
-            if n_empty:  # the same empty frames in every split, mixed into the pool in a seeded order
-                pool = [int(i) for i in np.random.default_rng(seed).permutation(pool + list(range(first_empty,
-                                                                                               len(records))))]
+                initial, test, pool = active._split(records, meta.tags, start, args.test, args.pool, seed,
+                                                    first_empty)
             out.setdefault("pool_rare_images", []).append(
                 sum(args.rare_tag in _tags(records[i]) for i in pool) if args.rare_tag else None)
             projects = {}

@@ -583,9 +583,16 @@ def _png(record) -> bytes:
     return buf.getvalue()
 
 
-def _split(records, tag_names, start_per_tag: int, test_size: int, pool_size: int, seed: int):
+def _split(records, tag_names, start_per_tag: int, test_size: int, pool_size: int, seed: int,
+           first_empty: int | None = None):
     """Seeded split into (initial, test, pool) record indices; initial = the first shuffled images that still
-    help some tag reach ``start_per_tag`` labelled images."""
+    help some tag reach ``start_per_tag`` labelled images.  Records from ``first_empty`` on are empty frames:
+    the pool (``pool_size`` counts them) holds all of them, mixed in a seeded order, in every split."""
+    if first_empty is not None and first_empty < len(records):
+        initial, test, pool = _split(records[:first_empty], tag_names, start_per_tag, test_size,
+                                     pool_size - (len(records) - first_empty), seed)
+        rng = np.random.default_rng(seed)
+        return initial, test, [int(i) for i in rng.permutation(pool + list(range(first_empty, len(records))))]
     order = np.random.default_rng(seed).permutation(len(records))
     need = {t: start_per_tag for t in tag_names}
     initial, rest = [], []
@@ -707,11 +714,7 @@ def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 
     bar = tqdm(total=trainings, desc=f"active learning on {dataset}", disable=not progress)
     try:
         for seed in seeds:
-            initial, test, pool = _split(records[:first_empty], meta.tags, start_per_tag, test_size,
-                                         pool_size - n_empty, seed)
-            if n_empty:  # the same empty frames in every split, mixed into the pool in a seeded order
-                rng = np.random.default_rng(seed)
-                pool = [int(i) for i in rng.permutation(pool + list(range(first_empty, len(records))))]
+            initial, test, pool = _split(records, meta.tags, start_per_tag, test_size, pool_size, seed, first_empty)
             labelled_counts = [len(initial) + r * per_round for r in range(rounds + 1)]
             projects = {}
             for strategy in lanes:
@@ -766,13 +769,14 @@ def learning_curve(dataset: str = "parts", *, rounds: int = 3, per_round: int = 
                         draw = int(strategy.partition("#")[2] or 0)
                         rng = np.random.default_rng([seed, r] + ([draw] if draw else []))
                         chosen = [left[i] for i in rng.choice(len(left), size=per_round, replace=False)]
+                    counts = picked[strategy.partition("#")[0]]
                     for image_id in chosen:  # the oracle: the generator's true labels
                         record = records[unlabelled[image_id]]
                         for t in set(record.tags) | {g.tag for g in record.regions}:
-                            picked[strategy.partition("#")[0]][t] += 1
+                            counts[t] += 1
                         labels = _labels_of(record, tag_ids)
                         if ptype == "ObjectDetection" and not labels["regions"]:
-                            picked[strategy.partition("#")[0]]["(empty)"] += 1
+                            counts["(empty)"] += 1
                             ws.delete_images(p.id, [image_id])
                         elif ptype == "ObjectDetection":
                             ws.set_image_labels(p.id, image_id, regions=labels["regions"])
