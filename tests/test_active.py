@@ -43,12 +43,15 @@ def test_detection_uncertainty_is_one_minus_the_top_box():
     assert active.prediction_uncertainty([], "ObjectDetection") == 1.0
 
 
-def test_detection_suggestions_rank_by_expected_objects():
-    """The smart labeler ranks detection images by their summed box probability: a busy scene first, an empty
-    frame (only noise boxes) last, although ``1 - top box`` calls the empty frame the most uncertain."""
+def test_detection_suggestions_rank_by_clearly_seen_objects():
+    """The smart labeler ranks detection images by their summed squared box probability: a busy scene first,
+    an empty frame (only noise boxes) last, although ``1 - top box`` calls the empty frame the most uncertain;
+    one clear worker outranks a cluttered empty frame's many weak false positives."""
     busy, unsure, empty = _boxes(0.9, 0.8, 0.5), _boxes(0.45), _boxes(0.12, 0.06, 0.02)
     scores = [active.suggestion_score(b, "ObjectDetection") for b in (busy, unsure, empty)]
-    assert scores == pytest.approx([2.2, 0.45, 0.18])
+    assert scores == pytest.approx([1.70, 0.2025, 0.018])  # 0.02 is below the floor
+    one_worker, clutter = _boxes(0.9), _boxes(*[0.3] * 6)
+    assert active.suggestion_score(one_worker, "ObjectDetection") > active.suggestion_score(clutter, "ObjectDetection")
     assert active.prediction_uncertainty(empty, "ObjectDetection") > active.prediction_uncertainty(
         busy, "ObjectDetection")
     assert active.suggestion_score([], "ObjectDetection") == 0.0
