@@ -22,48 +22,11 @@ frames in every split, mixed in a seeded order; the oracle deletes an empty fram
 last in each round (round 1 reads the shared round-0 model's project, random's); a lane whose picks were all
 empty keeps its model and score.
 
-Orders: ``expected`` = summed box probability above the floor (cvlab's since 2026-11-26, plain), ``confident``
-= the same over boxes >= 0.3, ``squared`` = summed squared probability,
-``top`` = 1 - top box probability (cvlab's before), ``band`` = how many boxes lie at probability 0.2-0.8 (all
-the boxes a labeller would correct), ``pertag`` = summed per-tag worst ambiguity, ``errors`` = summed
-min(p, 1 - p).  Measured 2026-11-26 (figures in ``benchmarks/active_learning.py``'s docstring): on data seed 2,
-split seeds 0-2, none beats random (``band`` +0.006/-0.007/+0.002 per round, ``top`` -0.025/-0.011/+0.005);
-data seed 1, split seeds 1-2: ``band`` +0.005/-0.004/-0.001.
-
-Imbalanced pool, measured 2026-11-26 (dev data only, not the test setting; 2-core machine shared), pool 40 with
-6 vest images (``--data-seed 1 --seeds 0 1 2 --orders top band --rare-tag vest --rare-fraction 0.15``, 1,053 s):
-vest because it had the lowest round-0 AP of the tags that can be rare (every image has a person) on split
-seed 0 (vest 0.035, helmet 0.165: a collapsed model), though on balanced data seed 1 helmet is the hardest tag.
-mAP@0.5 at rounds 0-3, mean of 3 split seeds (initial sets 21/18/19 images): random 0.608/0.928/0.942/0.947,
-``top`` 0.608/0.901/0.932/0.942 (-0.027/-0.010/-0.005; per seed -0.005/-0.003/-0.034), ``band``
-0.608/0.883/0.939/0.951 (-0.045/-0.003/+0.004; per seed -0.029/-0.009/-0.005).  Vest AP: random
-0.621/0.964/0.969/0.976, top 0.621/0.984/0.968/0.970, band 0.621/0.856/0.976/0.981.  Vest images picked per
-round (of 6 in the pool), split seeds 0/1/2: random 2-1-1/3-1-1/1-2-3, top 1-1-3/1-0-2/0-2-1, band
-0-2-3/0-0-3/0-2-3: neither order seeks the rare tag out; both pick fewer vest images than random in round 1.
-Vest is easy (random reaches AP 0.96 from ~2 more vest images), so the rare tag does not bind.  Training noise
-dominates at ~20 images: split seed 0's round-0 model (21 images) scored 0.077 in this run and 0.823 in the
-``--rare-tag helmet`` run, the same labelled images (only the untagged pool differed).
-The same with 6 helmet images in the pool (``--rare-tag helmet``, the hardest tag on balanced data; 1,030 s):
-random 0.853/0.881/0.924/0.936, top 0.853/0.884/0.945/0.924 (+0.003/+0.021/-0.012; per seed
-+0.029/-0.041/+0.024), band 0.853/0.896/0.925/0.930 (+0.015/+0.001/-0.007; per seed +0.011/-0.011/+0.009).
-Helmet AP: random 0.748/0.812/0.819/0.835, top 0.748/0.740/0.873/0.805, band 0.748/0.758/0.858/0.800.  Helmet
-images picked after 3 rounds (of 6), split seeds 0/1/2: random 6/5/4, top 4/4/5, band 4/6/5.  A tie within
-the per-seed noise (+-0.04): an imbalanced pool gives neither order a margin on this data.
-
-Empty frames, measured 2026-11-26 (reproducible training; ``--data-seed 1 --pool 80 --empty-fraction 0.6``, 48
-empty frames; mAP@0.5 rounds 0-3, mean of split seeds 0-1; seed 2 stopped after round 2):
-random 0.845/0.829/0.905/0.902, expected-plain 0.845/0.933/0.925/0.950 (+0.104/+0.020/+0.048), band-plain
-0.845/0.886/0.886/0.913, spread orders (split seed 0 only): top 0.846/0.863/0.925 (it picked 10-8-8 empty frames),
-band 0.888/0.867/0.947, expected 0.897/0.924/0.932.  Empty frames picked per round: expected-plain 1-6-6 / 2-5-8,
-band-plain 9-7-9 / 9-9-9, random 7-4-8 / 7-6-7: the spread seeks empty frames out (they lie far from every
-training image), and so do band counts (false positives hover mid-band).  Balanced pool (``--pool 40
---orders expected-plain``, split seeds 0-1): random 0.855/0.926/0.951/0.953, expected-plain
-0.855/0.913/0.949/0.946 (-0.008/-0.007 per seed).  The test data then tied on the empty pool
-(``benchmarks/active_learning.py``): false positives on empty frames add up there too.
-Scores that discount weak boxes, same empty-pool setting and split seeds 0-1 (random and round 0 reproduce the
-run above to the digit): ``confident`` (summed probability of boxes >= 0.3) 0.930/0.963/0.973 (+0.101/+0.058/
-+0.071), ``squared`` (summed probability squared) 0.941/0.964/0.975 (+0.112/+0.059/+0.073); empty frames picked
-per round 0-0-3 / 0-0-4 and 0-0-3 / 0-0-2.  Not yet run on the balanced pool or on the test data.
+Orders: ``squared`` = summed squared box probability (cvlab's ``suggestion_score`` since 2026-11-26, plain),
+``expected`` = summed box probability, ``confident`` = the same over boxes >= 0.3, ``top`` = 1 - top box
+probability (cvlab's before), ``band`` = how many boxes lie at probability 0.2-0.8 (all the boxes a labeller
+would correct), ``pertag`` = summed per-tag worst ambiguity, ``errors`` = summed min(p, 1 - p).  Every run and
+its figures: ``benchmarks/active_learning.md``.
 """
 from __future__ import annotations
 
@@ -140,7 +103,7 @@ SCORES = {
     "top": lambda preds: active.prediction_uncertainty(preds, "ObjectDetection"),
     "expected": lambda preds: float(_probs(preds).sum()),
     "confident": lambda preds: float(_probs(preds)[_probs(preds) >= 0.3].sum()),
-    "squared": lambda preds: float((_probs(preds) ** 2).sum()),
+    "squared": lambda preds: active.suggestion_score(preds, "ObjectDetection"),
     "band": _band,
     "pertag": _per_tag,
     "errors": lambda preds: float(np.minimum(_probs(preds), 1 - _probs(preds)).sum()),
