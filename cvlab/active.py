@@ -18,7 +18,7 @@ The smart labeler's order (``query_suggested_images``, ``UncertaintyDescending``
   ``uncertainty x distance ** DIVERSITY``, the distance being the cosine distance of its cached embedding
   (``cvlab.embeddings``) to the nearest training image or image already suggested.  Plain top-uncertainty fills
   a batch of ten with near-copies of one confusing case; from a cold start it also piles onto whichever tag the
-  young model confuses most (``benchmarks/active_learning.py`` has the numbers).  Information density, k-means /
+  young model confuses most (``benchmarks/active_learning.md`` has the numbers).  Information density, k-means /
   TypiClust picks, BADGE and class-balanced picks did no better on development data
   (``benchmarks/active_learning_replay.py``).
 - Object detection: how many objects the detector clearly sees (``suggestion_score``: summed squared box
@@ -108,7 +108,7 @@ def suggestion_score(predictions: Sequence[dict], kind: str) -> float:
     (it is not even trained on: no regions), yet ``1 - top box`` ranks exactly those images first.  Squaring
     lets one clear worker (0.9 -> 0.81) outrank six false positives on scaffolding (6 x 0.3 -> 0.54), which a
     plain sum (0.9 < 1.8) does not: on frames from a fixed camera, many of them empty, that is the difference
-    between picking workers and picking clutter (``benchmarks/active_learning.py``)."""
+    between picking workers and picking clutter (``benchmarks/active_learning.md``)."""
     if kind != "ObjectDetection":
         return prediction_uncertainty(predictions, kind)
     probs = _probabilities(predictions)
