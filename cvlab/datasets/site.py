@@ -234,13 +234,12 @@ def _overlap(a, b) -> float:
     return w * h / (0.6 * min(ha, hb) ** 2)
 
 
-def render(rng: np.random.Generator, n: int, max_people: int = 5, min_people: int = 1
-           ) -> tuple[Image.Image, list[Region], dict]:
-    """One scene of ``n``×``n`` pixels with ``min_people``..``max_people`` workers and their exact boxes
-    (``max_people=0``: an empty frame, the site with nobody in it, as most of a fixed camera's footage)."""
+def render(rng: np.random.Generator, n: int, max_people: int = 5) -> tuple[Image.Image, list[Region], dict]:
+    """One scene of ``n``×``n`` pixels with 1..``max_people`` workers and their exact boxes (``max_people=0``:
+    an empty frame, the site with nobody in it, as most of a fixed camera's footage)."""
     im, horizon = _scene(rng, n)
     _props(rng, im, horizon)
-    count = int(rng.integers(min(min_people, max_people), max_people + 1))
+    count = int(rng.integers(min(1, max_people), max_people + 1))
     placed: list[tuple[float, float, float]] = []  # (foot_y, x, height)
     for _ in range(count * 6):
         if len(placed) == count:
