@@ -140,7 +140,11 @@ def test_sample_data_matches_its_manifest():
     assert files == set(manifest["files"])
     for rel, sha in manifest["files"].items():
         assert _sha(DATA_DIR / rel) == sha, rel
-    assert sum((DATA_DIR / rel).stat().st_size for rel in files) < 8 * 1024 * 1024
+    synthetic = [rel for rel in files if rel.split("/")[0] not in manifest["photos"]]
+    assert sum((DATA_DIR / rel).stat().st_size for rel in synthetic) < 8 * 1024 * 1024
+    for folder in manifest["photos"]:  # shipped photos keep their own licence beside them
+        assert (DATA_DIR / folder / "LICENSE").is_file() and (DATA_DIR / folder / "README.md").is_file()
+        assert manifest["photos"][folder]["files"] == sum(1 for r in files if r.startswith(folder + "/"))
 
 
 def test_cli_make_convert_import_export(tmp_path, capsys):
