@@ -149,11 +149,11 @@ export function ImageDetail({ list: initial, index: start, onClose, onLoadMore, 
   return html`<${Dialog} title="Image Detail" onClose=${close} size="full" footer=${footer}>
     <div class="detail">
       <button type="button" class="nav prev" aria-label="Previous image" title="Previous image (Left arrow)"
-        disabled=${index === 0} onClick=${() => go(-1)}>${icon('left')}<span aria-hidden="true">${'<'}</span></button>
+        disabled=${index === 0} onClick=${() => go(-1)}><span aria-hidden="true">${'<'}</span></button>
       ${body}
       <button type="button" class="nav next" aria-label="Next image" title="Next image (Right arrow)"
         disabled=${index >= list.length - 1 && !onLoadMore} onClick=${() => go(1)}>
-        <span aria-hidden="true">${'>'}</span>${icon('right')}</button>
+        <span aria-hidden="true">${'>'}</span></button>
     </div>
     <${ErrorText} error=${error} />
   </${Dialog}>`;

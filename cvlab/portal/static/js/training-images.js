@@ -144,7 +144,7 @@ export function TrainingImages() {
     </section>
     ${uploading && html`<${UploadDialog} onClose=${() => setUploading(false)} />`}
     ${detail && html`<${ImageDetail} list=${detail.list} index=${detail.index}
-      onLoadMore=${async () => {
+      onLoadMore=${page >= pages ? null : async () => {
         const nextPage = detail.page + Math.ceil(detail.list.length / PAGE_SIZE);
         if (nextPage > pages) return null;
         const more = await fetchPage(nextPage);
