@@ -246,3 +246,139 @@ def _add_tagged_images(endpoint: str, key: str, project_id: str) -> None:
                                             regions=regions))
     result = trainer.create_images_from_files(project_id, ImageFileCreateBatch(images=entries))
     assert result.is_batch_successful, [i.status for i in result.images]
+
+
+def _upload(page, files, tag: str | None = None):
+    page.get_by_role("button", name="Add images").click()
+    upload = page.get_by_role("dialog", name="Image upload")
+    with page.expect_file_chooser() as chooser:
+        upload.get_by_role("button", name="Browse local files").click()
+    chooser.value.set_files([str(p) for p in files])
+    if tag:
+        upload.get_by_label("My Tags").fill(tag)
+    upload.get_by_role("button", name=f"Upload {len(files)} files").click()
+    upload.get_by_text(f"{len(files)} images uploaded successfully").wait_for()
+    upload.get_by_role("button", name="Done").click()
+    upload.wait_for(state="hidden")
+
+
+def _quick_test_top_tag(quick, page) -> str:
+    table = quick.get_by_role("table", name="Predictions")
+    table.get_by_role("row").nth(1).wait_for(timeout=120_000)
+    return table.get_by_role("row").nth(1).get_by_role("cell").first.inner_text()
+
+
+def test_classification_lab_in_the_portal(browser, server):
+    """04-image-classification: create "Classify Fruit" (Classification, Multiclass, Food), upload each folder with
+    its tag in My Tags, Quick Training, Precision / Recall / AP, Quick Test the three test photos (an Image URL and
+    local files), Project Id, Publish as fruit-classifier and call it with the SDK as test-classifier.py does;
+    then export ONNX: refused on Food (not compact), so Project Settings switches to Food (compact), Train again,
+    Export ONNX, Download the zip."""
+    portal = Portal(browser, server, "classification-lab")
+    page = portal.open(server.training_key)
+    trainer = sdk_trainer(server)
+
+    page.get_by_role("button", name="New Project").click()
+    dialog = page.get_by_role("dialog", name="Create new project")
+    dialog.get_by_label("Name").fill("Classify Fruit")
+    dialog.get_by_label("Description").fill("Image classification for fruit")
+    dialog.get_by_role("radio", name="Classification", exact=True).check()
+    dialog.get_by_role("radio", name="Multiclass (Single tag per image)").check()
+    dialog.get_by_role("radio", name="Food", exact=True).check()
+    dialog.get_by_role("button", name="Create project").click()
+    page.get_by_role("heading", name="Classify Fruit").wait_for()
+    project = next(p for p in trainer.get_projects() if p.name == "Classify Fruit")
+    assert project.settings.classification_type == "Multiclass"
+    assert trainer.get_domain(project.settings.domain_id).name == "Food"
+
+    # Add images: each folder, with its tag in My Tags.
+    folders = FRUIT / "classification" / "training-images"
+    for tag in ("apple", "banana", "orange"):
+        _upload(page, sorted((folders / tag).glob("*.jpg")), tag)
+    tags = page.get_by_role("complementary", name="Filters")
+    for tag in ("apple", "banana", "orange"):
+        assert tags.get_by_role("checkbox", name=tag, exact=True).is_visible()
+    counts = {t.name: t.image_count for t in trainer.get_tags(project.id)}
+    assert counts == {"apple": 15, "banana": 15, "orange": 15}
+    page.get_by_role("button", name="Tagged", exact=True).click()
+    portal.shot("45 tagged images")
+
+    # Train > Quick Training; review Precision, Recall and AP at the 50 % threshold.
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_role("dialog", name="Choose Training Type").get_by_role("button", name="Train", exact=True).click()
+    gauge = page.get_by_role("group", name=re.compile(r"^AP "))
+    gauge.wait_for(timeout=600_000)
+    portal.shot("performance")
+    first = trainer.get_iterations(project.id)[0]
+    perf = trainer.get_iteration_performance(project.id, first.id, threshold=0.5)
+    for label, value in (("Precision", perf.precision), ("Recall", perf.recall), ("AP", perf.average_precision)):
+        group = page.get_by_role("group", name=re.compile(rf"^{label} \d"))
+        assert group.get_attribute("aria-label") == f"{label} {value * 100:.1f}%"
+
+    # Quick Test: the lab's https://aka.ms/test-apple becomes the same photo served on 127.0.0.1 (no internet here).
+    tests = FRUIT / "classification" / "test-images"
+    page.get_by_role("button", name="Quick Test").click()
+    quick = page.get_by_role("dialog", name="Quick Test")
+    with file_server(tests) as base:
+        quick.get_by_role("textbox", name="Image URL").fill(f"{base}/IMG_TEST_1.jpg")
+        quick.get_by_role("button", name="Quick test image URL").click()
+        assert _quick_test_top_tag(quick, page) == "apple"
+    portal.shot("quick test apple")
+    for photo, want in (("IMG_TEST_2.jpg", "banana"), ("IMG_TEST_3.jpg", "orange")):
+        with page.expect_file_chooser() as chooser:
+            quick.get_by_role("button", name="Browse local files").click()
+        chooser.value.set_files(str(tests / photo))
+        quick.get_by_text("Predicting…").wait_for(state="hidden")
+        assert _quick_test_top_tag(quick, page) == want
+    quick.get_by_role("button", name="Close").click()
+    stored = trainer.query_predictions(project.id, {"orderBy": "Newest", "maxCount": 10})
+    assert len(stored.results) == 3  # quick-tested images land in Predictions
+
+    # Publish: Model name fruit-classifier, the prediction resource; test-classifier.py calls it.
+    page.get_by_role("button", name="Publish", exact=True).click()
+    publish = page.get_by_role("dialog", name="Publish Model")
+    publish.get_by_label("Model name").fill("fruit-classifier")
+    publish.get_by_role("button", name="Publish", exact=True).click()
+    page.get_by_role("complementary", name="Iterations").get_by_text("Published").wait_for()
+    predictor = sdk_predictor(server.endpoint, server.prediction_key)
+    for photo, want in (("IMG_TEST_1.jpg", "apple"), ("IMG_TEST_2.jpg", "banana"), ("IMG_TEST_3.jpg", "orange")):
+        result = predictor.classify_image(project.id, "fruit-classifier", (tests / photo).read_bytes())
+        assert result.predictions[0].tag_name == want and result.predictions[0].probability > 0.5
+
+    # Export ONNX: Food is not a compact domain, so Azure's rule refuses it with its message.
+    page.get_by_role("button", name="Export").click()
+    export = page.get_by_role("dialog", name="Choose your platform")
+    export.get_by_role("button", name=re.compile(r"^ONNX")).click()
+    export.get_by_role("button", name="Export", exact=True).click()
+    refusal = export.get_by_role("alert").filter(has_text="non-compact domain")
+    refusal.wait_for()
+    assert "BadRequestExportValidationFailed" in refusal.inner_text()
+    portal.shot("export refused")
+    export.get_by_role("button", name="Close").click()
+
+    # Project Settings: Domains > Food (compact), Save Changes; Train again; Export ONNX; Download.
+    page.get_by_role("link", name="Project Settings").click()
+    page.get_by_role("radio", name="Food (compact)").check()
+    page.get_by_role("button", name="Save Changes").click()
+    page.get_by_text("Project settings saved").wait_for()
+    assert trainer.get_domain(trainer.get_project(project.id).settings.domain_id).name == "Food (compact)"
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_role("dialog", name="Choose Training Type").get_by_role("button", name="Train", exact=True).click()
+    page.get_by_role("button", name=re.compile(r"^Iteration 2")).wait_for()
+    page.get_by_role("group", name=re.compile(r"^AP ")).wait_for(timeout=600_000)
+    page.get_by_role("button", name="Export").click()
+    export = page.get_by_role("dialog", name="Choose your platform")
+    export.get_by_role("button", name=re.compile(r"^ONNX")).click()
+    export.get_by_role("button", name="Export", exact=True).click()
+    download = export.get_by_role("link", name="Download")
+    download.wait_for(timeout=600_000)
+    portal.shot("export done")
+    with page.expect_download() as dl:
+        download.click()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "export.zip"
+        dl.value.save_as(path)
+        names = zipfile.ZipFile(path).namelist()
+    assert any(n.endswith(".onnx") for n in names), names
+    portal.assert_no_errors()
+    portal.close()

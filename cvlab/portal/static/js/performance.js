@@ -79,9 +79,9 @@ export function Performance() {
       </div>
       <${ErrorText} error=${error} />
       <h2 class="iteration-title">${chosen.name}
-        <span class="muted small"> · ${chosen.trainingType === 'Advanced' ? `Advanced (${chosen.reservedBudgetInHours} h)` : 'Quick'}
-        · ${((ctx.catalogue || []).find((d) => d.id === chosen.domainId) || {}).name || ''}
-        ${chosen.classificationType ? ` · ${chosen.classificationType}` : ''}</span></h2>
+        <span class="muted small">${['', chosen.trainingType === 'Advanced' ? `Advanced (${chosen.reservedBudgetInHours} h)` : 'Quick',
+          ((ctx.catalogue || []).find((d) => d.id === chosen.domainId) || {}).name, chosen.classificationType]
+          .filter((x, i) => i === 0 || x).join(' · ')}</span></h2>
       ${isTraining(chosen) && html`<${TrainingProgress} iteration=${chosen} />`}
       ${chosen.status === 'Failed' && html`<div class="alert error" role="alert"><strong>Training failed: </strong>
         ${chosen.trainingErrorDetails || 'no reason was recorded'}</div>`}
