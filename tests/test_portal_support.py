@@ -176,3 +176,30 @@ def wait_iteration(trainer, project_id: str, iteration_id: str, timeout: float =
             return it
         time.sleep(0.5)
     raise AssertionError(f"iteration {iteration_id} still training after {timeout:.0f} s")
+
+
+def colours_project(ws, name: str = "colours", tags=("red", "blue"), per_tag: int = 6, mislabelled: int = 1,
+                    untagged: int = 4, domain: str = "General (compact)", classification_type: str = "Multiclass"):
+    """A small classification project of colour swatches: `per_tag` images per tag, `mislabelled` red swatches
+    tagged with the second tag (so an iteration has mistakes to frame in red), `untagged` swatches of each colour
+    left untagged (for the smart labeler). Returns {"project": Project, "tags": {name: id}, "mislabelled": [ids]}."""
+    from cvlab.datasets.swatches import swatch_jpeg
+    from cvlab.domains import find_domain
+    from cvlab.workspace import ImageEntry
+    colours = [(200, 30, 30), (30, 40, 200), (30, 170, 60), (220, 200, 30)]
+    p = ws.create_project(name, domain_id=find_domain(domain, "Classification").id,
+                          classification_type=classification_type)
+    ids = {t: ws.create_tag(p.id, t).id for t in tags}
+    entries, seed = [], 0
+    for k, t in enumerate(tags):
+        for _ in range(per_tag):
+            seed += 1
+            entries.append(ImageEntry(swatch_jpeg(colours[k], seed), f"{t}{seed}.jpg", [ids[t]]))
+    wrong = [ImageEntry(swatch_jpeg(colours[0], 1000 + i), f"wrong{i}.jpg", [ids[tags[1]]]) for i in range(mislabelled)]
+    loose = [ImageEntry(swatch_jpeg(colours[k % len(tags)], 2000 + k), f"loose{k}.jpg")
+             for k in range(untagged * len(tags))]
+    ws.create_images(p.id, entries)
+    created = ws.create_images(p.id, wrong).images if wrong else []
+    if loose:
+        ws.create_images(p.id, loose)
+    return {"project": p, "tags": ids, "mislabelled": [r.image.id for r in created]}
