@@ -270,6 +270,8 @@ export class RegionEditor {
     const p = this._point(e);
     const drag = this.drag;
     if (!drag) {
+      const over = e.target.closest && e.target.closest('.cvr-suggestion');
+      if (over) { this._hover(over.dataset.key); return; }  // on its reject button: keep it shown
       const s = this._innermost(this.suggestions, p);
       this._hover(s && !this._innermostCovered(s, p) ? s.key : null);
       return;
@@ -641,7 +643,8 @@ export class RegionEditor {
     const labels = this.opts.labels || {};
     this.layer.replaceChildren();
     for (const s of this.suggestions) {
-      const box = el(d, 'div', `cvr-suggestion${this._visibleSuggestions().includes(s) ? ' cvr-shown' : ''}${s.top < 0.06 ? ' cvr-below' : ''}`);
+      const box = el(d, 'div', `cvr-suggestion${this._visibleSuggestions().includes(s) ? ' cvr-shown' : ''}${s.top < 0.06 ? ' cvr-below' : ''}`,
+        { 'data-key': s.key });
       Object.assign(box.style, this._css(s));
       const label = el(d, 'span', 'cvr-label');
       label.textContent = (s.tagName || this._tagName(s.tagId) || 'Detected') +
