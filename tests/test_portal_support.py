@@ -198,7 +198,8 @@ def colours_project(ws, name: str = "colours", tags=("red", "blue"), per_tag: in
     wrong = [ImageEntry(swatch_jpeg(colours[0], 1000 + i), f"wrong{i}.jpg", [ids[tags[1]]]) for i in range(mislabelled)]
     loose = [ImageEntry(swatch_jpeg(colours[k % len(tags)], 2000 + k), f"loose{k}.jpg")
              for k in range(untagged * len(tags))]
-    ws.create_images(p.id, entries)
+    if entries:
+        ws.create_images(p.id, entries)
     created = ws.create_images(p.id, wrong).images if wrong else []
     if loose:
         ws.create_images(p.id, loose)

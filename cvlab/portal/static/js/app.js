@@ -49,8 +49,8 @@ function SignIn({ message, onSignedIn }) {
       <div class="brand-large">${icon('eye')} Custom Vision <span class="brand-tag">cvlab</span></div>
       <h1 id="signin-title">Sign in</h1>
       <p>Azure's portal signs you in with your Microsoft account and lets you pick a resource. Here there is one
-        local resource per workspace: sign in with its <strong>training key</strong>, printed by
-        <code>cvlab serve</code> ("Training key:"), or your seat's key from the workshop handout.</p>
+        local resource per workspace: sign in with its <strong>training key</strong>, printed by <code>cvlab
+        serve</code> ("Training key:"), or your seat's key from the workshop handout.</p>
       ${error && html`<div class="alert error" role="alert">${error}</div>`}
       <label for="training-key">Training key</label>
       <input id="training-key" type="password" autocomplete="off" spellcheck="false" value=${key}

@@ -34,10 +34,11 @@ export function Gallery({ TopBar, route }) {
         ${list.map((p) => {
           const d = byId[p.settings.domainId];
           const type = d ? TYPE_LABEL[d.type] : '';
-          return html`<li key=${p.id}><a class="tile" href=${`#/projects/${p.id}/images`}>
+          return html`<li key=${p.id}><a class="tile" href=${`#/projects/${p.id}/images`} aria-label=${p.name}
+            aria-describedby=${`tile-${p.id}`}>
             <span class="tile-name">${p.name}</span>
             ${p.description && html`<span class="tile-desc">${p.description}</span>`}
-            <span class="tile-meta">${type}${d ? ` · ${d.name}` : ''}</span>
+            <span class="tile-meta" id=${`tile-${p.id}`}>${type}${d ? ` · ${d.name}` : ''}</span>
             <span class="tile-meta muted">Modified ${formatDate(p.lastModified)}</span>
           </a></li>`;
         })}
