@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("cvlab.datasets.cli", "generate sample datasets, import and export labelled data"),
     "train": ("cvlab.training", "train a project (Quick or Advanced) and print its performance"),
     "serve": ("cvlab.service.cli", "run the local Custom Vision REST endpoint for the Azure SDK"),
+    "portal": ("cvlab.portal.cli", "open the local Custom Vision portal (customvision.ai) in your browser"),
     "export": ("cvlab.export.cli", "export an iteration to ONNX, TensorFlow Lite or a Docker app"),
     "quiz": ("cvlab.quiz", "take the AI-102 quizzes in the terminal"),
     "workshop": ("cvlab.service.workshop", "run a shared endpoint for a classroom"),

@@ -179,3 +179,44 @@ def test_mistakes_and_extras_are_the_cores_numbers(server):
     holdout = _get(server, f"{base}/extras", server.training_key, params={"split": "holdout"})
     assert holdout.status_code == 404 and "held-out" in holdout.json()["message"]
     assert _get(server, f"{base}/extras", server.training_key, params={"threshold": 2}).status_code == 400
+
+
+def test_cvlab_portal_serves_and_prints_the_portal_address(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "cvlab.cli", "portal", "--no-browser", "--port", "0",
+                             "--workspace", str(tmp_path / "ws")], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    lines, url = [], None
+    try:
+        end = time.monotonic() + 120
+        while url is None and time.monotonic() < end:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            m = re.search(r"Portal:\s+(\S+)", line)
+            url = m.group(1) if m else None
+        assert url, "".join(lines)
+        page = requests.get(url, headers=HTML, timeout=30)
+        assert "Custom Vision (cvlab)" in page.text
+        assert re.search(r"Training key:\s+\S+", "".join(lines))  # what the learner signs in with
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+
+
+def test_cvlab_portal_opens_a_running_portal_instead_of_a_second_server(server, monkeypatch, capsys):
+    import argparse
+    from cvlab.portal import cli
+    opened = []
+    monkeypatch.setattr(cli.webbrowser, "open", opened.append)
+    parser = argparse.ArgumentParser()
+    cli.configure(parser)
+    args = parser.parse_args(["--port", str(server.port)])
+    assert cli.run(args) == 0
+    assert opened == [f"http://127.0.0.1:{server.port}/"] and "already served" in capsys.readouterr().out

@@ -103,8 +103,7 @@ export function TrainingImages() {
         ${completed.map((it) => html`<option value=${it.id} key=${it.id}>${it.name}</option>`)}
       </select>
       ${mistakes && html`<p class="legend"><span class="red-frame-sample" aria-hidden="true"></span>
-        Red frame: ${iterationName} mispredicted the image (probability threshold 50%;
-        ${plural(mistakes.byId.size, 'image')}).</p>`}
+        ${`Red frame: ${iterationName} mispredicted the image (probability threshold 50%; ${plural(mistakes.byId.size, 'image')}).`}</p>`}
       ${status === 'untagged' && html`<button type="button" class="secondary smart" disabled=${!latest}
         title=${latest ? `Suggestions from ${latest.name}` : 'Train an iteration first'}
         onClick=${() => setSmart(true)}>${icon('sparkle')} Get suggested tags</button>`}
@@ -170,6 +169,7 @@ function Thumb({ image, n, mistake, selecting, selected, onSelect, onOpen }) {
       onClick=${() => (selecting ? onSelect(!selected) : onOpen())}>
       <img src=${image.thumbnailUri} alt="" loading="lazy" decoding="async" />
       ${names.length > 0 && html`<span class="thumb-tags">${names.join(', ')}</span>`}
+      ${mistake && html`<span class="miss-badge" aria-hidden="true">mispredicted</span>`}
     </button>
     ${selecting && html`<input type="checkbox" class="thumb-check" aria-label=${`Select image ${n}`}
       checked=${selected} onChange=${(e) => onSelect(e.currentTarget.checked)} />`}
