@@ -89,7 +89,7 @@ READY = {  # what "on screen" means for each screen
     "images": f"() => document.querySelectorAll('.grid .thumb').length === {PAGE} && "
               "!document.body.textContent.includes('…')",
     "thumbnails": f"() => {{ const i = [...document.querySelectorAll('.grid .thumb img')]; return i.length === {PAGE}"
-                  " && i.every((x) => x.complete && x.naturalWidth > 0); }}",
+                  " && i.every((x) => x.complete && x.naturalWidth > 0); }",
     "performance": "() => document.querySelectorAll('.gauge').length >= 3 && document.querySelector('table.per-tag')",
     "predictions": "() => document.querySelectorAll('.grid .thumb').length > 0",
     "gallery": "() => document.querySelectorAll('.tiles a.tile').length > 0",

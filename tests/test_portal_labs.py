@@ -66,15 +66,7 @@ def test_detection_lab_in_the_portal(browser, server):
     trainer = sdk_trainer(server)
 
     # Create a new project: Name, Description, Resource, Project Types: Object Detection, Domains: General.
-    page.get_by_role("button", name="New Project").click()
-    dialog = page.get_by_role("dialog", name="Create new project")
-    dialog.get_by_label("Name").fill("Detect Fruit")
-    dialog.get_by_label("Description").fill("Object detection for fruit.")
-    dialog.get_by_role("radio", name="Object Detection").check()
-    dialog.get_by_role("radio", name="General", exact=True).check()
-    portal.shot("create project")
-    dialog.get_by_role("button", name="Create project").click()
-    page.get_by_role("heading", name="Detect Fruit").wait_for()
+    _create_project(portal, "Detect Fruit", "Object detection for fruit.", "Object Detection", "General")
     project = next(p for p in trainer.get_projects() if p.name == "Detect Fruit")
     domain = trainer.get_domain(project.settings.domain_id)
     assert (domain.type, domain.name) == ("ObjectDetection", "General")
@@ -83,15 +75,7 @@ def test_detection_lab_in_the_portal(browser, server):
     # Select Add images and upload all of the images in the folder.
     photos = sorted((FRUIT / "detection" / "training-images").glob("*.jpg"))
     by_digest = {_digest(p.read_bytes()): p.name for p in photos}
-    page.get_by_role("button", name="Add images").click()
-    upload = page.get_by_role("dialog", name="Image upload")
-    with page.expect_file_chooser() as chooser:
-        upload.get_by_role("button", name="Browse local files").click()
-    chooser.value.set_files([str(p) for p in photos])
-    portal.shot("upload dialog")
-    upload.get_by_role("button", name=f"Upload {len(photos)} files").click()
-    upload.get_by_text(f"{len(photos)} images uploaded successfully").wait_for()
-    upload.get_by_role("button", name="Done").click()
+    _upload(page, photos, shot=portal.shot)
     assert trainer.get_image_count(project.id) == len(photos)
 
     # Select the first image; drag round each object to create a region, add its tag; ">" for the next image.
@@ -218,6 +202,57 @@ def test_detection_lab_in_the_portal(browser, server):
     assert [p.tag_name for p in result.predictions] == [p["tagName"] for p in raw.json()["predictions"]]
     how.get_by_role("button", name="Close").click()
 
+    # Beyond the lab: the quick-tested produce.jpg is in Predictions; open it, keep its boxes, Save and close.
+    before = trainer.get_image_count(project.id)
+    page.get_by_role("link", name="Predictions").click()
+    page.get_by_role("button", name=re.compile(r"^Prediction 1: ")).click()
+    prediction = page.get_by_role("dialog", name="Prediction")
+    prediction.locator(".cvr-img").wait_for()
+    kept = prediction.locator(".cvr-region").count()
+    assert kept >= 1
+    portal.shot("prediction detail")
+    prediction.get_by_role("button", name="Save and close").click()
+    page.get_by_text("Added to Training Images").wait_for()
+    assert trainer.get_image_count(project.id) == before + 1
+    added = [im for im in trainer.get_tagged_images(project.id, take=100)
+             if _digest(requests.get(im.original_image_uri, timeout=30).content) == _digest(photo)]
+    assert len(added) == 1 and len(added[0].regions) == kept
+
+    # An untagged photo: resting the pointer on an object shows the region the latest iteration detects there;
+    # then the smart labeler suggests its regions, confirmed image by image.
+    page.get_by_role("link", name="Training Images").click()
+    _upload(page, [FRUIT / "detection" / "IMG_TEST_OBJECTS.jpg"])
+    untagged = trainer.get_untagged_images(project.id)[0]
+    proposals = trainer.get_image_region_proposals(project.id, untagged.id).proposals
+    best = max(proposals, key=lambda p: p.confidence)
+    assert best.confidence >= 0.3
+    page.get_by_role("button", name="Untagged", exact=True).click()
+    page.wait_for_function("() => document.querySelectorAll('.grid .thumb').length === 1")
+    page.get_by_role("button", name="Image 1, untagged").click()  # the untagged photo's tile
+    detail = page.get_by_role("dialog", name="Image Detail")
+    detail.get_by_text("Image 1 of 1").wait_for()
+    image = detail.locator(".cvr-img")
+    page.wait_for_function("() => { const i = document.querySelector('.cvr-img'); return i && i.complete && i.naturalWidth; }")
+    page.wait_for_function("() => document.querySelectorAll('.cvr-suggestion').length > 0")
+    r = image.bounding_box()
+    b = best.bounding_box
+    page.mouse.move(r["x"] + (b.left + b.width / 2) * r["width"], r["y"] + (b.top + b.height / 2) * r["height"])
+    detail.locator(".cvr-suggestion.cvr-shown").wait_for()
+    portal.shot("automatically detected region")
+    detail.get_by_role("button", name="Done").click()
+    page.get_by_role("button", name="Get suggested tags").click()
+    page.get_by_role("dialog", name="Get suggested tags").get_by_role("button", name="Get suggested tags").click()
+    page.get_by_role("button", name=re.compile(r"^Suggestion 1:")).click()
+    detail = page.get_by_role("dialog", name="Image Detail")
+    detail.locator(".cvr-img").wait_for()
+    offered = detail.locator(".cvr-suggestion.cvr-shown").count()
+    portal.shot("smart labeler suggestions")
+    detail.get_by_role("button", name="Confirm").click()
+    page.get_by_text("Suggested regions confirmed").wait_for()
+    detail.get_by_role("button", name="Done").click()
+    labelled = trainer.get_images_by_ids(project.id, [untagged.id])[0]
+    assert len(labelled.regions or []) == offered
+
     # Back in the gallery, the settings icon shows the prediction resource's key and endpoint.
     page.get_by_role("link", name="Projects Gallery").click()
     page.get_by_role("button", name="Settings").click()
@@ -248,7 +283,23 @@ def _add_tagged_images(endpoint: str, key: str, project_id: str) -> None:
     assert result.is_batch_successful, [i.status for i in result.images]
 
 
-def _upload(page, files, tag: str | None = None):
+def _create_project(portal, name, description, project_type, domain, classification_type=None):
+    page = portal.page
+    page.get_by_role("button", name="New Project").click()
+    dialog = page.get_by_role("dialog", name="Create new project")
+    dialog.get_by_label("Name").fill(name)
+    dialog.get_by_label("Description").fill(description)
+    dialog.get_by_role("radio", name=project_type, exact=True).check()
+    if classification_type:
+        dialog.get_by_role("radio", name=classification_type).check()
+    dialog.get_by_role("radio", name=domain, exact=True).check()
+    portal.shot("create project")
+    dialog.get_by_role("button", name="Create project").click()
+    page.get_by_role("heading", name=name).wait_for()
+
+
+def _upload(page, files, tag: str | None = None, shot=None):
+    """Add images > Browse local files > (My Tags) > Upload N files > Done."""
     page.get_by_role("button", name="Add images").click()
     upload = page.get_by_role("dialog", name="Image upload")
     with page.expect_file_chooser() as chooser:
@@ -256,8 +307,11 @@ def _upload(page, files, tag: str | None = None):
     chooser.value.set_files([str(p) for p in files])
     if tag:
         upload.get_by_label("My Tags").fill(tag)
-    upload.get_by_role("button", name=f"Upload {len(files)} files").click()
-    upload.get_by_text(f"{len(files)} images uploaded successfully").wait_for()
+    if shot:
+        shot("upload dialog")
+    n = len(files)
+    upload.get_by_role("button", name=f"Upload {n} file{'s' if n > 1 else ''}").click()
+    upload.get_by_text(f"{n} image{'s' if n > 1 else ''} uploaded successfully").wait_for()
     upload.get_by_role("button", name="Done").click()
     upload.wait_for(state="hidden")
 
@@ -278,15 +332,8 @@ def test_classification_lab_in_the_portal(browser, server):
     page = portal.open(server.training_key)
     trainer = sdk_trainer(server)
 
-    page.get_by_role("button", name="New Project").click()
-    dialog = page.get_by_role("dialog", name="Create new project")
-    dialog.get_by_label("Name").fill("Classify Fruit")
-    dialog.get_by_label("Description").fill("Image classification for fruit")
-    dialog.get_by_role("radio", name="Classification", exact=True).check()
-    dialog.get_by_role("radio", name="Multiclass (Single tag per image)").check()
-    dialog.get_by_role("radio", name="Food", exact=True).check()
-    dialog.get_by_role("button", name="Create project").click()
-    page.get_by_role("heading", name="Classify Fruit").wait_for()
+    _create_project(portal, "Classify Fruit", "Image classification for fruit", "Classification", "Food",
+                    "Multiclass (Single tag per image)")
     project = next(p for p in trainer.get_projects() if p.name == "Classify Fruit")
     assert project.settings.classification_type == "Multiclass"
     assert trainer.get_domain(project.settings.domain_id).name == "Food"

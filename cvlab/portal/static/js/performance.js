@@ -3,7 +3,7 @@
 // curves, the held-out view), and Publish, Unpublish, Prediction URL, Export and Delete.
 import { portal, predictionUrls, training } from './api.js';
 import { isTraining, useApp, useProject } from './context.js';
-import { debounce, elapsed, formatDate, html, navigate, pct, useEffect, useInterval, useMemo, useState } from './lib.js';
+import { debounce, elapsed, formatDate, html, navigate, pct, useEffect, useInterval, useMemo, useRef, useState } from './lib.js';
 import { CopyField, Dialog, ErrorText, Extra, Gauge, Notice, Progress, Slider, ask, icon, toast } from './ui.js';
 
 const MS_METRICS = 'https://learn.microsoft.com/azure/ai-services/custom-vision-service/getting-started-build-a-classifier#evaluate-the-classifier';
@@ -109,14 +109,25 @@ function TrainingProgress({ iteration }) {
 function useMetrics(pid, itId, threshold, overlap) {
   const [state, setState] = useState({ perf: null, extras: null, error: null, extrasError: null });
   const [split, setSplit] = useState('cv');
-  const fetch = useMemo(() => debounce((t, o, s) => {
-    Promise.all([training.getIterationPerformance(pid, itId, t, o),
-      portal.extras(pid, itId, t, o, s).then((x) => ({ x }), (e) => ({ e }))]).then(
-      ([perf, ex]) => setState({ perf, extras: ex.x || null, error: null, extrasError: ex.e || null }),
-      (error) => setState((st) => ({ ...st, error })));
-  }, 120), [pid, itId]);
-  useEffect(() => { fetch(threshold, overlap, split); }, [fetch, threshold, overlap, split]);
-  useEffect(() => () => fetch.cancel(), [fetch]);
+  const first = useRef(true);
+  const fetchNow = useMemo(() => {
+    let asked = 0;
+    return (t, o, s) => {
+      const mine = ++asked;  // answers to older slider positions are dropped
+      training.getIterationPerformance(pid, itId, t, o).then(
+        (perf) => mine === asked && setState((st) => ({ ...st, perf, error: null })),
+        (error) => mine === asked && setState((st) => ({ ...st, error })));
+      portal.extras(pid, itId, t, o, s).then(  // cvlab's extras follow; Azure's numbers do not wait for them
+        (extras) => mine === asked && setState((st) => ({ ...st, extras, extrasError: null })),
+        (extrasError) => mine === asked && setState((st) => ({ ...st, extrasError })));
+    };
+  }, [pid, itId]);
+  const later = useMemo(() => debounce(fetchNow, 120), [fetchNow]);
+  useEffect(() => { first.current = true; }, [fetchNow]);
+  useEffect(() => {
+    if (first.current) { first.current = false; fetchNow(threshold, overlap, split); } else later(threshold, overlap, split);
+  }, [fetchNow, threshold, overlap, split]);
+  useEffect(() => () => later.cancel(), [later]);
   return { ...state, split, setSplit };
 }
 
@@ -139,7 +150,7 @@ function Metrics({ iteration, threshold, overlap, detection }) {
     <p class="muted small">${heldOut ? 'Measured on the images you held out (cvlab extra).'
       : html`Measured, as on Azure, on your training images (${m.extras && m.extras.kFolds > 1
         ? `${m.extras.kFolds}-fold cross-validation` : 'a validation split held back from training'}), at a
-        probability threshold of ${pct(threshold, 0)}${detection ? ` and an overlap threshold of ${pct(overlap, 0)}` : ''}.
+        probability threshold of ${pct(threshold, 0)}${detection ? ` and an overlap threshold of ${pct(overlap, 0)}` : ''}.${' '}
         <a href=${MS_METRICS} rel="noreferrer" target="_blank">What these mean</a>.`}</p>
     <h3>Performance Per Tag</h3>
     <table class="table per-tag">

@@ -290,7 +290,7 @@ function UploadDialog({ onClose }) {
         <p><strong>${plural(files.length, 'image')}</strong> selected</p>
         <ul class="preview-grid">${previews.map((u, i) => html`<li key=${u}><img src=${u} alt="" />
           <span class="file-name">${files[i].name}</span></li>`)}</ul>
-        ${files.length > previews.length && html`<p class="muted small">and ${files.length - previews.length} more:
+        ${files.length > previews.length && html`<p class="muted small">and ${files.length - previews.length} more:${' '}
           ${files.slice(previews.length, previews.length + 20).map((f) => f.name).join(', ')}${files.length > previews.length + 20 ? ', …' : ''}</p>`}
         ${!detection && html`
           <label for="my-tags" class="field-label">My Tags</label>
