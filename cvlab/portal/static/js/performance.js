@@ -19,6 +19,7 @@ export function Performance() {
   const [dialog, setDialog] = useState(null);
   const [error, setError] = useState(null);
   const select = (it) => navigate(['projects', pid, 'performance'], { iteration: it.id }, { replace: true });
+  useEffect(() => { ctx.reloadTags().catch(() => {}); ctx.reloadIterations().catch(() => {}); }, [pid]);
   if (!iterations.length) {
     return html`<main class="page" id="main"><${Notice}>This project has no iterations yet. Tag your images, then
       select <strong>Train</strong>.</${Notice}>

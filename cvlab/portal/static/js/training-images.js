@@ -43,6 +43,7 @@ export function TrainingImages() {
     wasRunning.current = running;
   }, [running]);
 
+  useEffect(() => { ctx.reloadTags().catch(() => {}); }, [pid]);  // images may have come through the SDK meanwhile
   const filterArgs = () => {
     if (status === 'untagged') return { taggingStatus: 'Untagged' };
     return { taggingStatus: status === 'tagged' ? 'Tagged' : undefined, tagIds: tagFilter.length ? tagFilter : undefined };
