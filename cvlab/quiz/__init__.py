@@ -22,7 +22,8 @@ from .bank import (BANK_DIR, KIND_NAMES, KINDS, SKILLS, STUDY_GUIDE, Bank, Case,
                    sources, static_context, stats, topics)
 from .exam import PASS_MARK, ExamReport, ExamSession, attempts, attempts_figure, draw_form, scaled_score
 from .facts import available, run_context
-from .grading import LETTERS, Grade, Presentation, expected_form, expected_text, grade, parse, present
+from .grading import (LETTERS, Grade, Presentation, expected_form, expected_text, grade, key, parse, present,
+                      typed)
 from .review import BOX_DAYS, Summary, cards, due, plan, progress, progress_figure, summary
 from .store import QuizStore, answers, open_store
 
@@ -56,6 +57,6 @@ __all__ = ["BANK_DIR", "BOX_DAYS", "KINDS", "KIND_NAMES", "LETTERS", "PASS_MARK"
            "Case", "ExamReport", "ExamSession", "Grade", "Presentation", "Question", "QuizStore", "Summary",
            "answers", "attempts", "attempts_figure", "available", "cards", "cases", "check_fact", "default_banks",
            "draw_form", "due", "expected_form", "expected_text", "facts_registry", "get_case", "get_question",
-           "grade", "load_bank", "load_banks", "load_progress", "open_store", "parse", "plan", "present",
+           "grade", "key", "load_bank", "load_banks", "load_progress", "open_store", "parse", "plan", "present",
            "progress", "progress_figure", "questions", "record", "reset_progress", "run_context", "scaled_score",
-           "schema", "sources", "static_context", "stats", "summary", "topics"]
+           "schema", "sources", "static_context", "stats", "summary", "topics", "typed"]

@@ -198,7 +198,10 @@ def _yaml(path: Path) -> Any:
     except FileNotFoundError:
         raise CvlabError("NotFound", f"{path} is missing (the quiz bank needs it)") from None
     except yaml.YAMLError as exc:
-        raise CvlabError("BadRequest", f"{path.name} is not valid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(exc, "problem", None) or str(exc).split("\n")[0]
+        raise CvlabError("BadRequest", f"{path.name} is not valid YAML{where}: {what}") from None
 
 
 @lru_cache(maxsize=4)

@@ -23,6 +23,7 @@ def configure(parser) -> None:
     """Arguments of `cvlab quiz`."""
     parser.add_argument("--topic", help="one topic (default: all); see --list")
     parser.add_argument("--skill", help=f"one AI-102 skill line: {', '.join(bank.SKILLS)}")
+    parser.add_argument("--question", action="append", metavar="ID", help="ask these questions (repeatable)")
     parser.add_argument("--count", type=int, default=None, help="questions this session (default 10; --due: all due)")
     parser.add_argument("--seed", type=int, default=None, help="order of new questions (default: from the date)")
     parser.add_argument("--workspace", default=None, help="workspace folder (default $CVLAB_WORKSPACE or ./workspace)")
@@ -329,7 +330,14 @@ def run(args, stdin=None, out=None, clock=None) -> int:
         return 0
     if args.exam:
         return _exam(term, ws, store, args, clock)
-    pool = [q for q in bank.questions(args.topic, skill=args.skill) if not q.facts]
+    if args.question:
+        pool = [bank.get_question(i) for i in args.question]
+        run_only = [q.id for q in pool if q.facts]
+        if run_only:
+            raise CvlabError("BadRequest", f"{', '.join(run_only)} read numbers from your own run; answer them in the "
+                             "notebook that shows those numbers")
+    else:
+        pool = [q for q in bank.questions(args.topic, skill=args.skill) if not q.facts]
     now = store.now()
     if args.due:
         chosen = review.due(store, now, pool)
@@ -341,7 +349,7 @@ def run(args, stdin=None, out=None, clock=None) -> int:
         asked, score = _practice(term, store, chosen, "review")
     else:
         seed = args.seed if args.seed is not None else int(now.astimezone(timezone.utc).strftime("%Y%m%d"))
-        chosen = review.plan(pool, store, args.count or 10, seed, now)
+        chosen = pool if args.question else review.plan(pool, store, args.count or 10, seed, now)
         asked, score = _practice(term, store, chosen, "practice")
     _finish_practice(term, store, asked, score)
     return 0

@@ -185,9 +185,10 @@ def _parse_number(q: Question, text) -> float:
     if percent:
         t = t[:-1]
     try:
-        if re.fullmatch(r"[-+]?\d{1,3}(,\d{3})+(\.\d+)?", t):   # 1,000 / 10,240.5: thousands separators
+        decimal_comma = re.fullmatch(r"[-+]?\d+,\d+", t) and (q.unit == "fraction" or t.lstrip("+-")[0] == "0")
+        if not decimal_comma and re.fullmatch(r"[-+]?[1-9]\d{0,2}(,\d{3})+(\.\d+)?", t):  # 10,240: thousands
             value = float(t.replace(",", ""))
-        elif re.fullmatch(r"[-+]?\d+,\d+", t):                 # 0,33: a decimal comma
+        elif decimal_comma:                                               # 0,33: a decimal comma
             value = float(t.replace(",", "."))
         elif "/" in t:
             num, den = t.split("/", 1)
@@ -347,6 +348,40 @@ def normalize(q: Question, response) -> Any:
     return mapping
 
 
+def key(q: Question, facts: Mapping[str, Any] | None = None):
+    """The full-credit response in ids (what an instructor's answer sheet shows)."""
+    if q.kind == "single":
+        return q.correct_ids[0]
+    if q.kind == "multi":
+        return sorted(q.correct_ids)
+    if q.kind == "yesno":
+        return {s.id: s.answer for s in q.statements}
+    if q.kind == "order":
+        return [s.id for s in q.steps]
+    if q.kind == "match":
+        return {i.id: i.answer for i in q.items}
+    if q.kind == "code":
+        return {b.id: b.answer.id for b in q.blanks}
+    return q.expected(facts)
+
+
+def typed(p: Presentation, response) -> str:
+    """A response in ids written the way a learner types it on this screen (the inverse of `parse`)."""
+    q = p.question
+    if q.kind == "single":
+        return p.letter(response)
+    if q.kind in ("multi", "order"):
+        return " ".join(p.letter(i) for i in (sorted(response, key=p.order.index) if q.kind == "multi"
+                                               else response))
+    if q.kind == "yesno":
+        return " ".join("y" if response[s.id] else "n" for s in p.statements())
+    if q.kind == "match":
+        return " ".join(p.letter(response[it.id]) for it in p.items())
+    if q.kind == "code":
+        return " ".join(LETTERS[p.blank_orders[n].index(response[b.id])] for n, b in enumerate(q.blanks))
+    return repr(float(response))
+
+
 def fill(template: str, chosen: Mapping[str, str]) -> str:
     """The code template with each [[blank]] replaced by the chosen text."""
     return PLACEHOLDER.sub(lambda m: chosen[m.group(1)], template)
@@ -438,5 +473,5 @@ def grade(question: Question | str, response, *, presentation: Presentation | No
     return Grade(q.id, full, expected_text(p, facts), feedback, points, max_points, r, tuple(notes))
 
 
-__all__ = ["Grade", "LETTERS", "Presentation", "expected_form", "expected_text", "fill", "grade", "normalize",
-           "parse", "present", "seed_for"]
+__all__ = ["Grade", "LETTERS", "Presentation", "expected_form", "expected_text", "fill", "grade", "key", "normalize",
+           "parse", "present", "seed_for", "typed"]
