@@ -16,7 +16,8 @@ from cvlab.errors import CvlabError
 
 ALL = Q.questions()
 BY_KIND = {k: [q for q in ALL if q.kind == k] for k in Q.KINDS}
-MICROSOFT = re.compile(r"^https://(learn\.microsoft\.com/|github\.com/(Azure|Azure-Samples|MicrosoftDocs|MicrosoftLearning)/)")
+MICROSOFT = re.compile(
+    r"^https://(learn\.microsoft\.com/|github\.com/(Azure|Azure-Samples|MicrosoftDocs|MicrosoftLearning)/)")
 FACTS = {"precision_at_50": 0.837, "recall_at_50": 0.8, "helmet_recall_at_70": 0.625, "map_at_50": 0.71,
          "parts_iterations": 3}
 

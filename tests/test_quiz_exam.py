@@ -178,12 +178,17 @@ def test_exam_widget_start_flag_review_return_finish(ws):
     from cvlab.widgets.quiz import ExamWidget
 
     clock = Clock()
-    exam = ExamWidget(ws, size=10, minutes=20, clock=clock)
+    exam = ExamWidget(ws, size=10, minutes=20, clock=clock, learner="exam-tester-4")  # a form with a number
     assert exam.screen == "start" and "Exam attempt 1" in exam.body.children[0].value
     exam.start_button.click()
     assert exam.screen == "question" and "Question 1 of 10" in exam.header.value and "20:00 left" in exam.header.value
+    numeric = next(i for i, sl in enumerate(exam.session.slots) if sl.question.kind == "numeric")
     for n in range(10):
         cell = exam.cells[exam.session.index]
+        if n == numeric:  # an unreadable number keeps the learner on the question and says why
+            cell._text.value = "about half"
+            exam.next_button.click()
+            assert exam.session.index == n and "not a number" in exam.header.value
         assert cell.button not in cell.children and cell.feedback not in cell.children  # no Check, no feedback
         if n == 2:
             exam.flag_button.value = True          # flag and leave unanswered

@@ -301,7 +301,8 @@ def _check_options(p: _Problems, qid: str, name: str, options: list, *, exactly_
         if o.get("correct") and o.get("why"):
             p.add(qid, f"{name}[{i}].why", "a correct option explains itself in `explanation`, not `why`")
         if need_why and not o.get("correct") and not o.get("why"):
-            p.add(qid, f"{name}[{i}].why", "every wrong option needs a rationale (`why`) shown to a learner who picks it")
+            p.add(qid, f"{name}[{i}].why",
+                  "every wrong option needs a rationale (`why`) shown to a learner who picks it")
 
 
 def _semantic_problems(q: dict, p: _Problems, known_sources: Mapping, known_facts: Mapping) -> None:

@@ -275,7 +275,8 @@ class ExamSession:
         report = ExamReport(self.attempt, scaled_score(fraction), fraction, ordered, items, timed_out,
                             ended - self.started, [s.question.id for s in self.slots if s.flagged])
         self.store.append({
-            "type": "exam", "attempt": self.attempt, "learner": self.learner, "form": [s.question.id for s in self.slots],
+            "type": "exam", "attempt": self.attempt, "learner": self.learner,
+            "form": [s.question.id for s in self.slots],
             "started": self.started.isoformat(timespec="seconds"), "minutes": self.minutes,
             "seconds_used": int(report.duration.total_seconds()), "timed_out": timed_out,
             "fraction": round(fraction, 4), "scaled": report.scaled, "passed": report.passed,

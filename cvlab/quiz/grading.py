@@ -433,8 +433,8 @@ def grade(question: Question | str, response, *, presentation: Presentation | No
         for n, s in enumerate(p.statements(), 1):
             ok = r[s.id] == s.answer
             points += ok
-            notes.append(f"{n}. {'Yes' if s.answer else 'No'}{'' if ok else ' (you said ' + ('Yes' if r[s.id] else 'No') + ')'}"
-                         f": {s.why}")
+            said = "" if ok else f" (you said {'Yes' if r[s.id] else 'No'})"
+            notes.append(f"{n}. {'Yes' if s.answer else 'No'}{said}: {s.why}")
     elif q.kind == "order":
         points = float(sum(a == b.id for a, b in zip(r, q.steps)))
         for i in r:

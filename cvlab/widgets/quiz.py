@@ -418,13 +418,19 @@ class ExamWidget(w.VBox):
         self.body.children = [*parts, self._cell(self.session.index), self.nav]
         self.header.value = self._head()
 
-    def _save(self) -> None:
-        """Keep the current question's answer (complete answers only; an incomplete one counts as unanswered)."""
+    def _save(self) -> bool:
+        """Keep the current question's answer (an incomplete one counts as unanswered); False, with the reason
+        shown, when what was typed cannot be read."""
         if self.screen != "question":
-            return
+            return True
         cell = self.cells.get(self.session.index)
         if cell is not None:
-            self.session.answer(cell.response())
+            try:
+                self.session.answer(cell.response())
+            except CvlabError as exc:
+                self.header.value = self._head() + "<br>" + _box(_WARN, html.escape(exc.message))
+                return False
+        return True
 
     def _guard(self) -> bool:
         """False (and the report shown) once time is up."""
@@ -433,9 +439,8 @@ class ExamWidget(w.VBox):
         return self.report is None
 
     def _move(self, index: int) -> None:
-        if not self._guard():
+        if not self._guard() or not self._save():
             return
-        self._save()
         if index >= len(self.session.slots):
             return self.review()
         self.session.goto(max(index, 0))
@@ -451,9 +456,8 @@ class ExamWidget(w.VBox):
 
     def review(self) -> None:
         """Every question with its state; a click returns to it."""
-        if not self._guard():
+        if not self._guard() or not self._save():
             return
-        self._save()
         self.screen = "review"
         s = self.session
         self.palette = []
