@@ -16,7 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("cvlab.service.cli", "run the local Custom Vision REST endpoint for the Azure SDK"),
     "portal": ("cvlab.portal.cli", "open the local Custom Vision portal (customvision.ai) in your browser"),
     "export": ("cvlab.export.cli", "export an iteration to ONNX, TensorFlow Lite or a Docker app"),
-    "quiz": ("cvlab.quiz", "take the AI-102 quizzes in the terminal"),
+    "quiz": ("cvlab.quiz.cli", "AI-102 practice, spaced review and exam mode in the terminal"),
     "workshop": ("cvlab.service.workshop", "run a shared endpoint for a classroom"),
     "doctor": ("cvlab.workspace", "check (and repair) a workspace's integrity; prints JSON"),
 }
