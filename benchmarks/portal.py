@@ -166,7 +166,7 @@ def run(args) -> dict:
                 page.get_by_role("dialog", name="Image Detail").get_by_role("button", name="Done").click()
                 nav.setdefault("open_quick_test", []).append(move(
                     lambda: page.get_by_role("button", name="Quick Test").click(), "quicktest"))
-                page.keyboard.press("Escape")
+                page.get_by_role("dialog", name="Quick Test").get_by_role("button", name="Close").click()
                 nav.setdefault("gallery", []).append(move(
                     lambda: page.get_by_role("link", name="Projects Gallery").click(), "gallery"))
             browser.close()

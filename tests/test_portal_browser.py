@@ -458,3 +458,27 @@ def test_names_typed_by_users_are_text_never_html(env, portal, tmp_path):
     clean("settings")
     portal.shot("settings")
     portal.assert_no_errors()
+
+
+def test_train_dialog_shows_azures_refusals_and_tag_filters_narrow_the_images(env, portal):
+    """Too few images per tag: Azure's refusal, with its text, in the dialog. A tag's checkbox shows its images."""
+    ws, handle = env["ws"], env["handle"]
+    few = colours_project(ws, "too-few", per_tag=2, mislabelled=0, untagged=0)
+    page = portal.open(handle.training_key, f"#/projects/{few['project'].id}/images")
+    page.get_by_role("button", name="Train", exact=True).click()
+    train = page.get_by_role("dialog", name="Choose Training Type")
+    train.get_by_role("button", name="Train", exact=True).click()
+    refusal = train.get_by_role("alert")
+    refusal.wait_for()
+    assert "at least 5" in refusal.inner_text() and "BadRequest" in refusal.inner_text()
+    portal.shot("too few images")
+    train.get_by_role("button", name="Cancel").click()
+
+    t = env["trained"]
+    page.goto(portal.url + f"#/projects/{t['project'].id}/images")
+    page.get_by_role("checkbox", name="red", exact=True).check()  # the tag filter: red images only
+    page.wait_for_function("() => [...document.querySelectorAll('.grid .thumb-button')].every("
+                           "(b) => b.getAttribute('aria-label').includes('red'))")
+    red = sdk_trainer(handle).get_tagged_image_count(t["project"].id, tag_ids=[t["tags"]["red"]])
+    assert page.locator(".grid .thumb").count() == red
+    portal.assert_no_errors()
