@@ -47,6 +47,12 @@ def _pct(value) -> str:
     return "n/a" if value is None else f"{value * 100:.1f}%"
 
 
+def _open_new_project(env, portal, name: str, tab: str = "images", **kw):
+    """A fresh colour-swatch project (``colours_project``) opened on `tab`: (project id, SDK trainer, page)."""
+    pid = colours_project(env["ws"], name, **kw)["project"].id
+    return pid, sdk_trainer(env["handle"]), portal.open(env["handle"].training_key, f"#/projects/{pid}/{tab}")
+
+
 def _gauge(page, label) -> str:
     return page.get_by_role("group", name=re.compile(rf"^{re.escape(label)} (\d|n/a)")).get_attribute("aria-label")
 
@@ -266,11 +272,8 @@ def test_export_is_refused_on_a_non_compact_domain(env, portal):
 
 
 def test_project_settings_changes_follow_azures_rules(env, portal):
-    ws, handle = env["ws"], env["handle"]
-    info = colours_project(ws, "to-rename", per_tag=1, mislabelled=0, untagged=0)
-    pid = info["project"].id
-    trainer = sdk_trainer(handle)
-    page = portal.open(handle.training_key, f"#/projects/{pid}/settings")
+    handle = env["handle"]
+    pid, trainer, page = _open_new_project(env, portal, "to-rename", "settings", per_tag=1, mislabelled=0, untagged=0)
     assert page.get_by_role("textbox", name="Project Id", exact=True).input_value() == pid
     assert page.get_by_label("Key", exact=True).input_value() == handle.training_key
     page.get_by_label("Project Name").fill("renamed")
@@ -298,11 +301,7 @@ def test_project_settings_changes_follow_azures_rules(env, portal):
 
 
 def test_keyboard_labeling_in_image_detail(env, portal):
-    ws, handle = env["ws"], env["handle"]
-    info = colours_project(ws, "keys", per_tag=0, mislabelled=0, untagged=2)
-    pid = info["project"].id
-    trainer = sdk_trainer(handle)
-    page = portal.open(handle.training_key, f"#/projects/{pid}/images")
+    pid, trainer, page = _open_new_project(env, portal, "keys", per_tag=0, mislabelled=0, untagged=2)
     page.get_by_role("button", name=re.compile(r"^Image 1\b")).click()
     detail = page.get_by_role("dialog", name="Image Detail")
     for n in range(4):
@@ -344,10 +343,8 @@ def test_an_upload_goes_on_when_the_learner_leaves_the_dialog(env, portal, tmp_p
 
 @pytest.mark.slow
 def test_advanced_training_writes_the_notification_email_to_the_outbox(env, portal):
-    ws, handle = env["ws"], env["handle"]
-    info = colours_project(ws, "advanced", per_tag=5, mislabelled=0, untagged=0)
-    pid = info["project"].id
-    page = portal.open(handle.training_key, f"#/projects/{pid}/images")
+    handle = env["handle"]
+    pid, _, page = _open_new_project(env, portal, "advanced", per_tag=5, mislabelled=0, untagged=0)
     page.get_by_role("button", name="Train", exact=True).click()
     train = page.get_by_role("dialog", name="Choose Training Type")
     train.get_by_role("radio", name="Advanced Training").check()
@@ -462,9 +459,8 @@ def test_names_typed_by_users_are_text_never_html(env, portal, tmp_path):
 
 def test_train_dialog_shows_azures_refusals_and_tag_filters_narrow_the_images(env, portal):
     """Too few images per tag: Azure's refusal, with its text, in the dialog. A tag's checkbox shows its images."""
-    ws, handle = env["ws"], env["handle"]
-    few = colours_project(ws, "too-few", per_tag=2, mislabelled=0, untagged=0)
-    page = portal.open(handle.training_key, f"#/projects/{few['project'].id}/images")
+    handle = env["handle"]
+    _, _, page = _open_new_project(env, portal, "too-few", per_tag=2, mislabelled=0, untagged=0)
     page.get_by_role("button", name="Train", exact=True).click()
     train = page.get_by_role("dialog", name="Choose Training Type")
     train.get_by_role("button", name="Train", exact=True).click()
@@ -476,9 +472,9 @@ def test_train_dialog_shows_azures_refusals_and_tag_filters_narrow_the_images(en
 
     t = env["trained"]
     page.goto(portal.url + f"#/projects/{t['project'].id}/images")
-    page.get_by_role("checkbox", name="red", exact=True).check()  # the tag filter: red images only
-    page.wait_for_function("() => [...document.querySelectorAll('.grid .thumb-button')].every("
-                           "(b) => b.getAttribute('aria-label').includes('red'))")
     red = sdk_trainer(handle).get_tagged_image_count(t["project"].id, tag_ids=[t["tags"]["red"]])
-    assert page.locator(".grid .thumb").count() == red
+    page.get_by_role("checkbox", name="red", exact=True).check()  # the tag filter: red images only
+    page.wait_for_function("(n) => { const b = [...document.querySelectorAll('.grid .thumb-button')];"
+                           " return b.length === n && b.every((x) => x.getAttribute('aria-label').includes('red')); }",
+                           arg=red)
     portal.assert_no_errors()

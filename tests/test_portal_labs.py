@@ -9,7 +9,6 @@ Lab sources: MicrosoftLearning/mslearn-ai-vision, Instructions/Labs/05-custom-vi
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 import tempfile

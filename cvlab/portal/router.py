@@ -113,19 +113,33 @@ def get_mistakes(who: CallerDep, projectId: str, iterationId: str, threshold: fl
                         "falseNegatives": [x["tag_name"] for x in m["false_negatives"]]} for m in wrong]}
 
 
+_SPLITS: dict[tuple, list[str]] = {}
+
+
+def _splits(ws, project_id: str, iteration_id: str) -> list[str]:
+    """The splits an iteration's evaluation.json holds, read once per file version (it can be megabytes)."""
+    from cvlab.performance import load_evaluation_dict
+    path = ws.iteration_dir(iteration_id) / "evaluation.json"
+    key = (str(path), path.stat().st_mtime_ns if path.exists() else 0)
+    if key not in _SPLITS:
+        found = {r.get("split", "cv") for r in load_evaluation_dict(ws, project_id, iteration_id).get("records", [])}
+        _SPLITS[key] = [s for s in ("cv", "holdout") if s in found]
+    return _SPLITS[key]
+
+
 @router.get("/projects/{projectId}/iterations/{iterationId}/extras",
             summary="F1, mAP@[.5:.95], PR curves and the held-out view of an iteration (cvlab extras)")
 def get_extras(who: CallerDep, projectId: str, iterationId: str, threshold: float = 0.5,
                overlapThreshold: float = 0.5, split: str = "cv"):
     from cvlab.metrics import json_number
-    from cvlab.performance import load_evaluation, load_evaluation_dict
+    from cvlab.performance import load_evaluation
     from cvlab.service import wire
     if split not in ("cv", "holdout"):
         raise CvlabError("BadRequestInvalid", f"split is 'cv' or 'holdout', not {split!r}.")
     threshold = _fraction("threshold", threshold)
     overlap = _fraction("overlapThreshold", overlapThreshold)
-    document = load_evaluation_dict(who.ws, projectId, iterationId)
-    splits = sorted({r.get("split", "cv") for r in document.get("records", [])}, key=("cv", "holdout").index)
+    folds = len(load_evaluation(who.ws, projectId, iterationId, "cv").folds)  # parsed once, then cached
+    splits = _splits(who.ws, projectId, iterationId)
     if split not in splits:
         raise CvlabError("NotFoundIterationPerformance", "This iteration has no held-out images: set some aside "
                          "(image metadata holdout=true) and train again to see the held-out view.")
@@ -141,7 +155,7 @@ def get_extras(who: CallerDep, projectId: str, iterationId: str, threshold: floa
                                          for a in arrays)
         return {"thresholds": thresholds, "precision": precision, "recall": recall}
 
-    return {"split": split, "splits": splits, "scheme": document.get("scheme"), "kFolds": document.get("k_folds"),
+    return {"split": split, "splits": splits, "kFolds": folds,
             "imageCount": perf.image_count, "threshold": threshold, "overlapThreshold": perf.overlap_threshold,
             "performance": wire.iteration_performance(perf), "f1": json_number(perf.f1),
             "map5095": json_number(perf.map_50_95) if perf.map_50_95 is not None else None,
