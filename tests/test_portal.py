@@ -212,7 +212,7 @@ def test_cvlab_portal_serves_and_prints_the_portal_address(tmp_path):
 
 def test_cvlab_portal_opens_a_running_portal_instead_of_a_second_server(server, monkeypatch, capsys):
     import argparse
-    from cvlab.portal import cli
+    from cvlab.cli import portal as cli
     opened = []
     monkeypatch.setattr(cli.webbrowser, "open", opened.append)
     parser = argparse.ArgumentParser()

@@ -58,11 +58,10 @@ CallerDep = Annotated[Caller, Depends(caller)]
 
 @router.get("/session", summary="Who this training key is, and the training facts the portal shows")
 def get_session(who: CallerDep):
-    from cvlab import __version__, rules
-    from cvlab.training import seconds_per_budget_hour
+    from cvlab import __version__, config, rules
     return {"role": who.role, "seat": who.seat, "workshop": who.role in ("instructor", "seat"),
             "tier": who.ws.tier, "version": __version__,
-            "training": {"secondsPerBudgetHour": seconds_per_budget_hour(), "minimumBudgetHours": 1,
+            "training": {"secondsPerBudgetHour": config.settings().seconds_per_budget_hour, "minimumBudgetHours": 1,
                          "minImagesPerTag": {t: rules.min_images_per_tag(t)
                                              for t in ("Classification", "ObjectDetection")}}}
 

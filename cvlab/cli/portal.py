@@ -14,7 +14,7 @@ MARKER = "Custom Vision (cvlab)"  # the portal page's title
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from cvlab.service import cli as serve_cli
+    from cvlab.cli import serve as serve_cli
     serve_cli.configure(parser)
     parser.add_argument("--no-browser", action="store_true", help="print the portal's address, open nothing")
 
@@ -46,7 +46,7 @@ def _open_when_up(url: str, browser: bool, give_up_s: float = 120.0) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cvlab.service import cli as serve_cli
+    from cvlab.cli import serve as serve_cli
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     shown = f"[{shown}]" if ":" in shown else shown
     if args.port and portal_answers(f"http://{shown}:{args.port}/"):
