@@ -53,8 +53,10 @@ def _open_new_project(env, portal, name: str, tab: str = "images", **kw):
     return pid, sdk_trainer(env["handle"]), portal.open(env["handle"].training_key, f"#/projects/{pid}/{tab}")
 
 
-def _gauge(page, label) -> str:
-    return page.get_by_role("group", name=re.compile(rf"^{re.escape(label)} (\d|n/a)")).get_attribute("aria-label")
+def _wait_gauge(page, label: str, value) -> None:
+    """Wait until the gauge `label` shows `value` (a fraction or None) as the portal writes it."""
+    page.wait_for_function("([l, w]) => [...document.querySelectorAll('.gauge')].some("
+                           "(g) => g.getAttribute('aria-label') === `${l} ${w}`)", arg=[label, _pct(value)])
 
 
 def test_sign_in_refuses_a_wrong_key_and_sends_an_expired_session_back(env, portal):
@@ -119,8 +121,7 @@ def test_threshold_sliders_match_get_iteration_performance(env, portal):
         perf = trainer.get_iteration_performance(pid, iid, threshold=value / 100)
         want = {"Precision": perf.precision, "Recall": perf.recall, "AP": perf.average_precision}
         for label, v in want.items():
-            page.wait_for_function("([l, w]) => [...document.querySelectorAll('.gauge')].some("
-                                   "(g) => g.getAttribute('aria-label') === `${l} ${w}`)", arg=[label, _pct(v)])
+            _wait_gauge(page, label, v)
         table = page.locator("table.per-tag tbody tr")
         for k, tag in enumerate(perf.per_tag_performance):
             cells = table.nth(k).locator("td").all_inner_texts()
@@ -155,8 +156,7 @@ def test_overlap_threshold_slider_matches_get_iteration_performance(env, portal)
         page.get_by_role("slider", name="Overlap Threshold").fill(str(overlap))
         perf = trainer.get_iteration_performance(p.id, it.id, threshold=prob / 100, overlap_threshold=overlap / 100)
         for label, v in (("Precision", perf.precision), ("Recall", perf.recall), ("mAP", perf.average_precision)):
-            page.wait_for_function("([l, w]) => [...document.querySelectorAll('.gauge')].some("
-                                   "(g) => g.getAttribute('aria-label') === `${l} ${w}`)", arg=[label, _pct(v)])
+            _wait_gauge(page, label, v)
     portal.shot("overlap")
     portal.assert_no_errors()
 
