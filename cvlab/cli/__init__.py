@@ -3,6 +3,7 @@
 Each command module exposes `configure(parser)` and `run(args) -> int`; it is imported only when its command
 runs, so `cvlab --help` is instant and a missing part of the build gives a clear message instead of a traceback.
 Nothing in the core imports this package: the commands are a face over the core API, like the REST service.
+(`cvlab quiz` lives beside its engine, in `cvlab.quiz.cli`.)
 """
 from __future__ import annotations
 
@@ -16,12 +17,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("cvlab.cli.train", "train a project (Quick or Advanced) and print its performance"),
     "serve": ("cvlab.cli.serve", "run the local Custom Vision REST endpoint for the Azure SDK"),
     "export": ("cvlab.cli.export", "export an iteration to ONNX, TensorFlow Lite or a Docker app"),
-    "quiz": ("cvlab.quiz", "take the AI-102 quizzes in the terminal"),
+    "quiz": ("cvlab.quiz.cli", "AI-102 practice, spaced review and exam mode in the terminal"),
     "workshop": ("cvlab.cli.workshop", "run a shared endpoint for a classroom"),
     "doctor": ("cvlab.cli.doctor", "check (and repair) a workspace's integrity; prints JSON"),
 }
-#: Commands whose module lives beside its face instead (tried in order: the quiz engine may grow a quiz/cli.py).
-ALTERNATIVES: dict[str, tuple[str, ...]] = {"quiz": ("cvlab.quiz.cli",)}
 
 
 def _top_parser() -> argparse.ArgumentParser:
@@ -38,17 +37,17 @@ def _top_parser() -> argparse.ArgumentParser:
 
 def load_command(name: str):
     """The module implementing `name`, or None when that part is not in this build."""
-    for module_name in ALTERNATIVES.get(name, ()) + (COMMANDS[name][0],):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:
-            # only "the command's own module is absent" means not available; a missing dependency is a real error
-            if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
-                continue
-            raise
-        if hasattr(module, "configure") and hasattr(module, "run"):
-            return module
-    return None
+    module_name = COMMANDS[name][0]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        # only "the command's own module is absent" means not available; a missing dependency is a real error
+        if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
+            return None
+        raise
+    if not (hasattr(module, "configure") and hasattr(module, "run")):
+        return None
+    return module
 
 
 def main(argv: list[str] | None = None) -> int:
