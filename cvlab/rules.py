@@ -211,7 +211,7 @@ def training_validation_code(project_type: str, classification_type: str | None 
     return "BadRequestClassificationTrainingValidationFailed"
 
 
-# ---- tag rules (reference §5.4) -------------------------------------------------------------------------------
+# ---- tag rules (IMPROVE_DOC, CLASSIFIER_DOC and the detector quickstart) ----------------------------------------
 @dataclass(frozen=True)
 class Rule:
     key: str
@@ -416,6 +416,16 @@ def check_application_name(application: Any) -> None:
     if application is not None and (not isinstance(application, str) or len(application) > 64):
         raise CvlabError("BadRequestPredictionInvalidApplicationName",
                          "The application name must be text of at most 64 characters.")
+
+
+def check_publish_name(publish_name: Any) -> None:
+    """A publish name the prediction URL can carry: text of at most 256 characters, no spaces at the ends and none
+    of ``/ \\ ? # % &``."""
+    if not isinstance(publish_name, str) or not publish_name.strip() or len(publish_name) > 256 or \
+            any(ch in publish_name for ch in "/\\?#%&\x00") or publish_name != publish_name.strip():
+        raise CvlabError("BadRequestInvalidPublishName",
+                         f"Publish name {publish_name!r} is not valid: use a short name without spaces at the "
+                         "ends or the characters / \\ ? # % &, e.g. 'Iteration1' or 'detectModel'.")
 
 
 def check_notification_email(address: Any) -> None:

@@ -170,9 +170,8 @@ class OnnxRunner:
     """Runs an exported model.onnx on preprocessed NCHW RGB 0-255 batches.
 
     No spin-waiting: by default onnxruntime's pool threads busy-wait for work, during a run and for a while
-    after it (measured: ~34 ms of CPU burnt after every run of the 224 px classifier). On 2 cores that steals a
-    core from whatever the process does next (decoding, storing, answering HTTP) and from other processes (the
-    server's CPU per classify request fell from 44-65 ms to 23-26 ms without it, see benchmarks/serve.py)."""
+    after it. On 2 cores that steals a core from whatever the process does next (decoding, storing, answering
+    HTTP) and from other processes (the figures: benchmarks/serve.md)."""
 
     def __init__(self, path: Path, threads: int = 2):
         import onnxruntime

@@ -18,6 +18,10 @@ VALIDATION_FRACTION = 0.2
 
 @dataclass
 class Plan:
+    """What one training uses: the project's tags in output order, the training and held-out images, the seed
+    and budget.
+    """
+
     project: object
     domain: object
     project_type: str
@@ -169,6 +173,7 @@ def make_plan(ws, project_id, training_type, budget, force, selected_tags, seed,
 
 
 def negative_index(plan: Plan):
+    """The Negative tag's output position, or None."""
     neg = [i for i, t in enumerate(plan.tags) if t.type == "Negative"]
     return neg[0] if neg else None
 
