@@ -25,6 +25,7 @@ from cvlab.domains import find_domain
 from cvlab.errors import CvlabError
 from cvlab.export import convert, export_file, export_iteration, get_exports, wait
 from cvlab.workspace import ImageEntry, Workspace
+from parity import assert_same_top_tag
 
 pytestmark = pytest.mark.slow
 
@@ -107,14 +108,16 @@ def test_onnx_export_matches_azure_shape_and_predictor(trained, tmp_path):
     assert [i.name for i in model.graph.input] == ["data"] and [o.name for o in model.graph.output] == ["model_output"]
     got = convert.OnnxRunner(folder / "model.onnx")(batch)[0]
     assert np.abs(got - expected).max() <= 1e-4
-    assert (got.argmax(1) == expected.argmax(1)).all()
+    assert_same_top_tag(got, expected, 1e-4)
     # the sample script in the zip runs as a learner would run it
     image_path = tmp_path / "probe.jpg"
     image_path.write_bytes(images[0])
     out = subprocess.run([sys.executable, str(folder / "python" / "onnxruntime_predict.py"), str(folder / "model.onnx"),
                           str(folder / "labels.txt"), str(image_path)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[0].startswith(labels[int(expected[0].argmax())] + ":")
+    name, printed = out.stdout.splitlines()[0].rsplit(": ", 1)  # the script's best tag (or one tied with it)
+    assert expected[0][labels.index(name)] >= expected[0].max() - 1e-4
+    assert abs(float(printed.rstrip("%")) / 100 - expected[0][labels.index(name)]) <= 2e-4  # +-5e-5 printed
     # exporting the same platform again returns the finished export instead of rebuilding it
     assert export_iteration(ws, project.id, iteration.id, "ONNX").id == record.id
     assert [e.status for e in get_exports(ws, project.id, iteration.id)] == ["Done"]
@@ -137,7 +140,7 @@ def test_tflite_export_nhwc_bgr_and_parity(trained, tmp_path):
     got = convert.TFLiteRunner(folder / "model.tflite")(batch)[0]
     assert np.abs(got - expected).max() <= 1e-3
     assert np.allclose(got.sum(1), 1.0, atol=1e-4)  # softmax probabilities, as Azure's model_outputs
-    assert (got.argmax(1) == expected.argmax(1)).all()
+    assert_same_top_tag(got, expected, 1e-3)
 
 
 def free_port() -> int:
@@ -200,8 +203,9 @@ def test_docker_app_serves_container_routes_with_parity(trained, tmp_path):
             by_name = {p["tagName"]: p["probability"] for p in body["predictions"]}
             for j, tag in enumerate(predictor.tags):
                 assert abs(by_name[tag["name"]] - expected[i][j]) <= 1e-3
-            assert body["predictions"][0]["tagName"] == predictor.tags[int(expected[i].argmax())]["name"]
-            assert body["predictions"][0]["tagId"] == predictor.tags[int(expected[i].argmax())]["id"]
+            top = next(j for j, t in enumerate(predictor.tags) if t["name"] == body["predictions"][0]["tagName"])
+            assert expected[i][top] >= expected[i].max() - 1e-3  # the top tag, or one tied with it
+            assert body["predictions"][0]["tagId"] == predictor.tags[top]["id"]
         raw = requests.post(base + "/image", data=images[0], headers={"Content-Type": "application/octet-stream"})
         assert raw.status_code == 200 and raw.json()["predictions"]
         corrupt = requests.post(base + "/image", data=b"not an image")
@@ -217,7 +221,8 @@ def test_docker_app_serves_container_routes_with_parity(trained, tmp_path):
             url = f"http://127.0.0.1:{images_server.server_port}/a.jpg"
             by_url = requests.post(base + f"/{project.id}/classify/iterations/Iteration1/url", json={"url": url})
             assert by_url.status_code == 200
-            assert by_url.json()["predictions"][0]["tagName"] == predictor.tags[int(expected[1].argmax())]["name"]
+            top = next(j for j, t in enumerate(predictor.tags) if t["name"] == by_url.json()["predictions"][0]["tagName"])
+            assert expected[1][top] >= expected[1].max() - 1e-3
         finally:
             images_server.shutdown()
     finally:
@@ -317,7 +322,7 @@ def test_tflite_quantized_flavors_load_and_stay_close_to_float(trained, tmp_path
     diff = float(np.abs(got - want).max())
     print(f"{flavor}: max |p - p_float| = {diff:.2e}, export {seconds:.1f} s")
     assert diff <= max_diff
-    assert (got.argmax(1) == want.argmax(1)).all()
+    assert_same_top_tag(got, want, max_diff)
     assert seconds < 15, "a quantised flavor is derived from the cached float conversion, not converted again"
 
 
