@@ -235,21 +235,46 @@ def check_guid(value: Any, what: str = "id", code: str = "BadRequestInvalidIds")
                                f"'ee85a74c-405e-4adc-bb47-ffa8ca0c9f31'). Copy the id from the object itself.") from None
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 controls and Unicode's line/paragraph separators: none belongs in a one-line name, and the separators
+# are line breaks to str.splitlines(), so a label file holding them would shift every later line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def unicode_problem(text: str) -> str | None:
+    """Why ``text`` is not valid Unicode (a lone surrogate such as "\\ud800", which no UTF-8 file, database
+    row or JSON reply can hold), or None. Checked before anything is stored."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return f"it contains {text[e.start:e.end].encode('unicode_escape').decode()!r}, a lone UTF-16 surrogate " \
+               "that is not a character"
+    return None
+
+
+def check_text(text: str, what: str, code: str) -> str:
+    """``text`` unchanged, or ``CvlabError(code)`` when it is not valid Unicode."""
+    problem = unicode_problem(text)
+    if problem:
+        raise CvlabError(code, f"The {what} is not valid Unicode: {problem}. Send UTF-8 text.")
+    return text
 
 
 def check_name(name: Any, what: str, code: str) -> str:
-    """A name: a non-empty string, at most 256 characters, no control characters; surrounding spaces dropped."""
+    """A name: a non-empty string of valid Unicode, at most 256 characters, no control characters or line
+    separators; surrounding spaces dropped."""
     if not isinstance(name, str):
         raise CvlabError(code, f"The {what} name must be text, got {type(name).__name__}.")
-    name = name.strip()
+    name = check_text(name, f"{what} name", code).strip()
     cap = LIMITS["name_chars"].s0
     if not name:
         raise CvlabError(code, f"The {what} name is empty: give it a short descriptive name.")
     if len(name) > cap:
         raise CvlabError(code, f"The {what} name has {len(name)} characters: use at most {cap}.")
     if _CONTROL.search(name):
-        raise CvlabError(code, f"The {what} name {name!r} contains control characters (newline, tab...): remove them.")
+        raise CvlabError(code, f"The {what} name {name!r} contains control characters or line separators (newline, "
+                         "tab, U+0085, U+2028...): remove them.")
     return name
 
 
@@ -258,6 +283,7 @@ def check_description(description: Any, what: str, code: str) -> str:
         return ""
     if not isinstance(description, str):
         raise CvlabError(code, f"The {what} description must be text, got {type(description).__name__}.")
+    check_text(description, f"{what} description", code)
     cap = LIMITS["description_chars"].s0
     if len(description) > cap:
         raise CvlabError(code, f"The {what} description has {len(description)} characters: use at most {cap}.")
@@ -350,6 +376,8 @@ def check_metadata(metadata: Any) -> dict[str, str]:
             raise CvlabError("BadRequestImageMetadataValue",
                              f"Metadata value for {k!r} must be text of at most "
                              f"{LIMITS['metadata_value_chars'].s0} characters.")
+        check_text(k, "metadata key", "BadRequestImageMetadataKey")
+        check_text(str(v), f"metadata value for {k!r}", "BadRequestImageMetadataValue")
         out[k] = str(v)
     return out
 

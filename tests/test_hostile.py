@@ -290,7 +290,8 @@ def test_url_prediction_refuses_non_http_schemes(env, unchanged, url):
     assert_azure_error(r)
 
 
-def test_url_prediction_redirect_loop_is_a_400(env, unchanged):
+def test_url_prediction_redirect_loop_is_a_400(env, unchanged, monkeypatch):
+    monkeypatch.setenv("CVLAB_ALLOW_PRIVATE_URLS", "1")  # the hostile host is on 127.0.0.1
     r = env["api"].p("POST", f"/{env['pid']}/classify/iterations/live/url/nostore",
                      json={"url": env["host"] + "/loop"})
     assert_azure_error(r, code="BadRequestImageUrl")
@@ -299,11 +300,12 @@ def test_url_prediction_redirect_loop_is_a_400(env, unchanged):
 def test_url_prediction_to_a_silent_server_times_out(env, unchanged, monkeypatch):
     """The fetch gives up (bounded time) with a 400 instead of holding the request forever."""
     from cvlab.service import fetch
-    monkeypatch.setattr(fetch.fetch_image, "__defaults__", (1.0,))  # the service's 10 s default, shortened
+    monkeypatch.setattr(fetch, "DEADLINE_SECONDS", 1.0)  # the service's 10 s, shortened
+    monkeypatch.setenv("CVLAB_ALLOW_PRIVATE_URLS", "1")  # the hostile host is on 127.0.0.1
     r = env["api"].p("POST", f"/{env['pid']}/classify/iterations/live/url/nostore",
                      json={"url": env["host"] + "/hang"}, timeout=30)
     body = assert_azure_error(r, code="BadRequestImageUrl")
-    assert "timed out" in body["message"]
+    assert body["message"] == fetch.UNREACHABLE  # the same words whatever went wrong (no port scanner)
     r = env["api"].t("POST", f"/projects/{env['pid']}/images/urls",
                      json={"images": [{"url": env["host"] + "/hang"}]}, timeout=30)
     assert r.status_code == 207 and r.json()["images"][0]["status"] == "ErrorSource"

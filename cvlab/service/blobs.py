@@ -7,7 +7,6 @@ Export links also expire like a SAS URL: ``?se=<UTC expiry>&sig=<HMAC of token a
 """
 from __future__ import annotations
 
-import io
 import os
 from datetime import datetime, timedelta, timezone
 
@@ -28,11 +27,9 @@ _MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "BMP": "image/bmp", "GIF": "i
 
 
 def _scaled(path, side: int) -> Response:
-    img = cvimages.load_rgb(path)
-    img.thumbnail((side, side))
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=90)
-    return Response(buf.getvalue(), media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+    """A small copy decoded no larger than needed and cached (``images.scaled_jpeg``)."""
+    return Response(cvimages.scaled_jpeg(path, side), media_type="image/jpeg",
+                    headers={"Cache-Control": "max-age=3600"})
 
 
 @router.get("/blobs/{kind}/{project_id}/{item_id}/{variant}", summary="Image bytes of a stored image")

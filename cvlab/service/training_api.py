@@ -22,7 +22,7 @@ from cvlab.errors import CvlabError
 from . import transfer, wire
 from .bodies import ImageTooLarge, image_payloads, json_body
 from .context import ctx_of, settle_stores
-from .fetch import fetch_image
+from .fetch import fetch_image, fetch_images, seat_of
 from .predicting import answer, predict_and_store
 from .schemas import (ImageFileCreateBatch, ImageIdCreateBatch, ImageRegionCreateBatch, ImageTagCreateBatch,
                       ImageUrl, ImageUrlCreateBatch, IterationUpdate, PredictionQueryToken, ProjectUpdate,
@@ -242,12 +242,10 @@ def create_images_from_files(request: Request, projectId: str, batch: ImageFileC
 def create_images_from_urls(request: Request, projectId: str, batch: ImageUrlCreateBatch):
     from cvlab.workspace import ImageEntry
     _check_batch(len(batch.images))
-    cap = rules.limit("max_image_bytes_training")
+    fetched = fetch_images([e.url for e in batch.images], rules.limit("max_image_bytes_training"), seat_of(request))
     entries = []
-    for e in batch.images:
-        try:
-            data = fetch_image(e.url, cap)
-        except CvlabError:
+    for e, data in zip(batch.images, fetched):
+        if isinstance(data, CvlabError):
             data = b""  # reported per image (ErrorSource) by the workspace, as Azure does
         entries.append(ImageEntry(data=data, name=e.url.rsplit("/", 1)[-1] or None, tag_ids=tuple(e.tag_ids or ()),
                                   regions=tuple(_regions(e.regions)), source_url=e.url))
@@ -553,7 +551,7 @@ def quick_test_image_url(request: Request, projectId: str, body: ImageUrl, itera
                          store: bool = True):
     ctx = ctx_of(request)
     it = _quick_iteration(ctx.ws, projectId, iterationId)
-    data = fetch_image(body.url, rules.limit("max_image_bytes_prediction"))  # quick test = a stored prediction
+    data = fetch_image(body.url, rules.limit("max_image_bytes_prediction"), seat_of(request))  # a stored prediction
     return answer(ctx, predict_and_store(ctx, projectId, it, data, store, None, None))
 
 
