@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from cvlab import rules
 from cvlab.errors import CvlabError
 
 SEATS_SETTING = "workshop.seats"
@@ -150,6 +151,7 @@ def submit_quiz(seat_ws, body: dict) -> dict:
     quiz_id = body.get("quiz")
     if not isinstance(quiz_id, str) or not quiz_id.strip() or len(quiz_id) > 100:
         raise CvlabError("BadRequestInvalid", "'quiz' names the quiz or topic (1-100 characters).")
+    rules.check_text(quiz_id, "quiz name", "BadRequestInvalid")
     answered, correct = body.get("answered"), body.get("correct")
     for k, v in (("answered", answered), ("correct", correct)):
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
