@@ -139,6 +139,10 @@ LIMITS: dict[str, Limit] = {lim.key: lim for lim in (
        SWAGGER, "shorten the metadata value"),
     _L("name_chars", 256, 256, "BadRequest", "characters", "project/tag/iteration name length", CVLAB_CHOICE,
        "use a shorter name"),
+    # Microsoft documents no range for the Advanced budget; the REST spec types reservedBudgetInHours as int32.
+    _L("reserved_budget_hours", 2**31 - 1, 2**31 - 1, "BadRequestInvalid", "hours",
+       "reservedBudgetInHours (REST spec: integer, format int32; minimum 1 for Advanced training)", SWAGGER,
+       "pass a whole number of hours from 1 to 2147483647"),
     _L("description_chars", 4096, 4096, "BadRequest", "characters", "description length", CVLAB_CHOICE,
        "shorten the description"),
 )}
@@ -288,6 +292,20 @@ def check_description(description: Any, what: str, code: str) -> str:
     if len(description) > cap:
         raise CvlabError(code, f"The {what} description has {len(description)} characters: use at most {cap}.")
     return description
+
+
+def check_budget_hours(value: Any) -> int:
+    """``reserved_budget_in_hours`` as an int in Azure's int32 range (0 = none, Quick training's default)."""
+    cap = LIMITS["reserved_budget_hours"].s0
+    try:
+        hours = int(value or 0)
+    except (TypeError, ValueError, OverflowError):
+        hours = None
+    if hours is None or isinstance(value, float) and value != hours or not 0 <= hours <= cap:
+        raise CvlabError("BadRequestInvalid", f"reserved_budget_in_hours {value!r} is not a whole number of hours "
+                         f"from 0 to {cap:,} (Azure's REST spec types it as int32). Use e.g. 1 for Advanced "
+                         "training.")
+    return hours
 
 
 def check_choice(value: Any, choices: Iterable, what: str, code: str) -> str:
