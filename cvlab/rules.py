@@ -40,8 +40,13 @@ EXPORT_FLAVORS = {  # swagger / SDK ExportFlavor validity per platform (None = t
 }
 # Newer Azure flavors (export-samples READMEs, export.md §1.1) and cvlab's int8 edge variants (not Azure values).
 EXPORT_FLAVORS_CVLAB = {
-    "ONNX": ("OnnxInt8",),
     "TensorFlow": ("TensorFlowLiteFloat16", "TensorFlowLiteInt8"),
+}
+# cvlab flavours no longer built, and why (the error says so; benchmarks/export_speed.md has the figures).
+WITHDRAWN_FLAVORS = {
+    ("ONNX", "OnnxInt8"): "cvlab no longer builds int8 ONNX (Azure offers none): static int8 changed the top tag of "
+                          "closely tied images. For a small edge model export TensorFlow with flavor "
+                          "TensorFlowLiteInt8.",
 }
 EXPORT_STATUSES = ("Exporting", "Failed", "Done")
 IMAGE_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP")  # Azure: jpg, png, bmp, gif; cvlab also takes WebP
@@ -342,9 +347,11 @@ def check_export_flavor(platform: str, flavor: str | None) -> None:
     allowed_all = EXPORT_FLAVORS[platform] + EXPORT_FLAVORS_CVLAB.get(platform, ())
     if flavor not in allowed_all:
         allowed = [f for f in allowed_all if f]
+        why = WITHDRAWN_FLAVORS.get((platform, flavor))
         raise CvlabError("BadRequestExportValidationFailed",
                          f"Flavor {flavor!r} does not exist for platform {platform}: "
-                         + (f"use one of {', '.join(allowed)} or none." if allowed else "omit the flavor."))
+                         + (f"use one of {', '.join(allowed)} or none." if allowed else "omit the flavor.")
+                         + (f" {why}" if why else ""))
 
 
 _EPS = 1e-6

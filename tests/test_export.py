@@ -230,16 +230,14 @@ def test_docker_app_serves_container_routes_with_parity(trained, tmp_path):
         server.wait(10)
 
 
-def test_int8_onnx_is_smaller_and_keeps_top_tag(trained, tmp_path):
-    ws, project, iteration, images = trained
-    record = export_iteration(ws, project.id, iteration.id, "ONNX", "OnnxInt8")
-    folder = unzip(ws, record, tmp_path)
-    fp32 = export_iteration(ws, project.id, iteration.id, "ONNX")
-    fp32_size = zipfile.ZipFile(export_file(ws, Path(fp32.path).stem)).getinfo("model.onnx").file_size
-    assert (folder / "model.onnx").stat().st_size < 0.5 * fp32_size
-    _, batch, expected = reference(ws, iteration, images)
-    got = convert.OnnxRunner(folder / "model.onnx")(batch)[0]
-    assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.75  # int8 is lossy; the benchmark reports by how much
+def test_int8_onnx_is_not_offered_and_says_why(trained):
+    """Static int8 ONNX changed the model's top tag (1 of 16, then 6 of 32 benchmark images): withdrawn, with
+    Azure's error for a flavour that does not exist and the reason."""
+    ws, project, iteration, _ = trained
+    with pytest.raises(CvlabError) as err:
+        export_iteration(ws, project.id, iteration.id, "ONNX", "OnnxInt8")
+    assert err.value.code == "BadRequestExportValidationFailed" and "TensorFlowLiteInt8" in err.value.message
+    assert "top tag" in err.value.message
 
 
 def test_export_errors_carry_azure_codes(trained):
