@@ -94,3 +94,44 @@ def snapshot(ws) -> dict:
                      "tags": sorted((t.id, t.name) for t in ws.get_tags(p.id)),
                      "iterations": sorted((i.id, i.status) for i in ws.get_iterations(p.id))}
     return out
+
+
+def stored_text_problems(ws) -> list[str]:
+    """Every stored text that is not valid Unicode: TEXT columns that do not decode as UTF-8 and, inside the JSON
+    ones (metadata, settings...), strings holding a lone surrogate. Empty when the workspace is clean."""
+    import json as _json
+    import sqlite3
+
+    from cvlab import rules
+    problems = []
+    conn = sqlite3.connect(str(ws.path / "cvlab.db"))
+    conn.text_factory = bytes
+    try:
+        tables = [r[0].decode() for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            for row in conn.execute(f'SELECT * FROM "{table}"'):
+                for value in row:
+                    if not isinstance(value, bytes):
+                        continue
+                    try:
+                        text = value.decode("utf-8")
+                    except UnicodeDecodeError:
+                        problems.append(f"{table}: not UTF-8: {value[:60]!r}")
+                        continue
+                    if text[:1] in "[{":
+                        try:
+                            stack = [_json.loads(text)]
+                        except ValueError:
+                            continue
+                        while stack:
+                            v = stack.pop()
+                            if isinstance(v, dict):
+                                stack.extend(v.keys())
+                                stack.extend(v.values())
+                            elif isinstance(v, list):
+                                stack.extend(v)
+                            elif isinstance(v, str) and rules.unicode_problem(v):
+                                problems.append(f"{table}: {rules.unicode_problem(v)}")
+    finally:
+        conn.close()
+    return problems
