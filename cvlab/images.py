@@ -41,32 +41,56 @@ _ORIENTATION_TAG = 0x0112
 _SWAPS_SIDES = {5, 6, 7, 8}
 
 DECODE_BUDGET_BYTES = 1 << 30     # decoded pixels held at once by the whole process (cvlab's choice)
+LARGE_DECODE_BYTES = 64 << 20     # a decode this large (a 21 MP RGB photo, a 10,240 px bomb) runs one at a time
 SCALED_CACHE_BYTES = 32 << 20     # small JPEG copies kept for the blob routes
 
 
 # ---- the decode budget ------------------------------------------------------------------------------------------
 class _Budget:
     """Bytes reserved by the decodes running now; a reservation waits until it fits (one larger than the whole
-    budget runs alone), so any number of concurrent requests hold at most the budget in decoded pixels."""
+    budget runs alone), so any number of concurrent requests hold at most the budget in decoded pixels. Large
+    decodes also run one at a time, so they never take every core from the other requests, and once the last one
+    ends the freed memory goes back to the system (``_give_back``)."""
 
     def __init__(self, total: int):
-        self.total, self.used = total, 0
+        self.total, self.used, self.large = total, 0, 0
         self._cond = threading.Condition()
 
     @contextmanager
     def reserve(self, nbytes: int):
         nbytes = max(0, min(int(nbytes), self.total))
+        large = nbytes >= LARGE_DECODE_BYTES
         with self._cond:
-            self._cond.wait_for(lambda: self.used + nbytes <= self.total)
+            self._cond.wait_for(lambda: self.used + nbytes <= self.total and not (large and self.large))
             self.used += nbytes
+            self.large += large
         try:
             yield
         finally:
             with self._cond:
                 self.used -= nbytes
+                self.large -= large
+                idle = self.large == 0
                 self._cond.notify_all()
+            if large and idle:
+                _give_back()
 
 
+def _give_back() -> None:
+    """glibc keeps freed heap memory for reuse, so one 100 MB decode would stay in the process's RSS for good:
+    ``malloc_trim`` returns it (elsewhere a no-op)."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            import ctypes
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
 _budget = _Budget(DECODE_BUDGET_BYTES)
 
 

@@ -32,6 +32,7 @@ MAX_JSON_VALUES = 20_000
 MAX_PARTS = rules.limit("images_per_batch")   # a training upload's 64 images; a prediction sends one
 OFF_LOOP_BYTES = 256 * 1024   # bodies larger than this are scanned and parsed in a worker thread
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _PREDICT_IMAGE = re.compile(r"^/[^/]+/(classify|detect)/iterations/[^/]+/image(/nostore)?/?$")
 
 
@@ -117,14 +118,27 @@ def limit_receive(receive, cap: int, code: str, what: str):
     return limited
 
 
+def _too_many_values() -> tuple[str, str]:
+    return "BadRequestExceededBatchSize", (
+        f"The JSON body holds more than {MAX_JSON_VALUES:,} values; a request may hold at most that many (at most "
+        f"{rules.limit('images_per_batch')} images per batch). Send fewer entries per request.")
+
+
 def json_problem(body: bytes) -> tuple[str, str] | None:
     """(Azure code, message) when a JSON body holds more than ``MAX_JSON_VALUES`` values or text that is not valid
     Unicode; None otherwise, also for a body that is not JSON at all (its route says what is wrong with it).
 
-    The bytes are scanned first (commas + brackets bound the number of values; a lone surrogate can only come as a
-    ``\\udXXX`` escape, since the raw bytes would not be UTF-8), so a normal body is never parsed twice."""
-    bound = body.count(b",") + body.count(b"[") + body.count(b"{") + 1
-    if bound <= MAX_JSON_VALUES and not _SURROGATE_ESCAPE.search(body):
+    The bytes are scanned first (commas and brackets outside strings bound the number of values from both sides;
+    a lone surrogate can only come as a ``\\udXXX`` escape, since the raw bytes would not be UTF-8), so a normal
+    body is never parsed twice and a body of a million values is refused without being parsed."""
+    surrogate = _SURROGATE_ESCAPE.search(body)
+    if body.count(b",") + body.count(b"[") + body.count(b"{") + 1 <= MAX_JSON_VALUES and not surrogate:
+        return None
+    structure = _JSON_STRING.sub(b'""', body)  # commas inside strings separate nothing
+    if structure.count(b",") >= MAX_JSON_VALUES:  # each comma separates two values: no need to parse to know
+        return _too_many_values()
+    if 2 * structure.count(b",") + structure.count(b"[") + structure.count(b"{") + 2 <= MAX_JSON_VALUES \
+            and not surrogate:
         return None
     try:
         doc = json.loads(body)
@@ -135,9 +149,7 @@ def json_problem(body: bytes) -> tuple[str, str] | None:
         value = stack.pop()
         count += 1
         if count > MAX_JSON_VALUES:
-            return "BadRequestExceededBatchSize", (
-                f"The JSON body holds more than {MAX_JSON_VALUES:,} values; a request may hold at most that many "
-                f"(at most {rules.limit('images_per_batch')} images per batch). Send fewer entries per request.")
+            return _too_many_values()
         if isinstance(value, dict):
             stack.extend(value.keys())
             stack.extend(value.values())
