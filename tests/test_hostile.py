@@ -12,9 +12,8 @@ import zipfile
 import pytest
 
 from cvlab.errors import CvlabError
-from cvlab.service import start_background
-from cvlab.workspace import Workspace
-from test_reliability_support import Api, assert_azure_error, colour_jpeg, png, png_with_declared_size, snapshot
+from test_reliability_support import (assert_azure_error, colour_jpeg, png, png_with_declared_size,
+                                      published_colours, snapshot)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -45,23 +44,14 @@ class _HostileHost(http.server.BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def env(trained_colours):
     """One server on a copy of the trained colours workspace (iteration published), one hostile web host."""
-    path, info = trained_colours()
-    ws = Workspace(path)
-    handle = start_background(ws, rate_limits=False)
-    api = Api(handle.endpoint, handle.training_key, handle.prediction_key)
-    pid = info["project_id"]
-    r = api.t("POST", f"/projects/{pid}/iterations/{info['iteration_id']}/publish",
-              params={"publishName": "live", "predictionId": handle.prediction_resource_id})
-    assert r.status_code == 200, r.text
-    host = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HostileHost)
-    host.daemon_threads = True
-    threading.Thread(target=host.serve_forever, daemon=True).start()
-    yield {"ws": ws, "api": api, "pid": pid, "tags": info["tags"], "iteration": info["iteration_id"],
-           "root": path.parent, "host": f"http://127.0.0.1:{host.server_address[1]}"}
-    _HostileHost.release.set()
-    host.shutdown()
-    handle.stop()
-    ws.close()
+    with published_colours(trained_colours) as (ws, handle, api, info):
+        host = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HostileHost)
+        host.daemon_threads = True
+        threading.Thread(target=host.serve_forever, daemon=True).start()
+        yield {"ws": ws, "api": api, "pid": info["project_id"], "tags": info["tags"], "iteration": info["iteration_id"],
+               "root": info["root"], "host": f"http://127.0.0.1:{host.server_address[1]}"}
+        _HostileHost.release.set()
+        host.shutdown()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import requests
 
 from cvlab.service import fetch, start_background
 from cvlab.workspace import Workspace
-from test_reliability_support import PREDICT, TRAIN, Api, assert_azure_error, colour_jpeg, snapshot
+from test_reliability_support import PREDICT, TRAIN, assert_azure_error, colour_jpeg, published_colours, snapshot
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -115,23 +115,15 @@ def _host(handler):
 @pytest.fixture(scope="module")
 def env(trained_colours):
     """One server on a copy of the trained colours workspace (iteration published as "live"), two web hosts."""
-    path, info = trained_colours()
-    ws = Workspace(path)
-    handle = start_background(ws, rate_limits=False)
-    api = Api(handle.endpoint, handle.training_key, handle.prediction_key)
-    pid = info["project_id"]
-    r = api.t("POST", f"/projects/{pid}/iterations/{info['iteration_id']}/publish",
-              params={"publishName": "live", "predictionId": handle.prediction_resource_id})
-    assert r.status_code == 200, r.text
-    Source.image = colour_jpeg(RED, seed=4321, size=96)
-    a, b = _host(Source), _host(type("OtherSource", (Source,), {"log": []}))
-    yield {"ws": ws, "api": api, "pid": pid, "handle": handle, "iteration": info["iteration_id"],
-           "tags": info["tags"], "a": a.server_address[1], "b": b.server_address[1], "b_log": b.RequestHandlerClass.log}
-    Source.release.set()
-    for host in (a, b):
-        host.shutdown()
-    handle.stop()
-    ws.close()
+    with published_colours(trained_colours) as (ws, handle, api, info):
+        Source.image = colour_jpeg(RED, seed=4321, size=96)
+        a, b = _host(Source), _host(type("OtherSource", (Source,), {"log": []}))
+        yield {"ws": ws, "api": api, "pid": info["project_id"], "handle": handle, "iteration": info["iteration_id"],
+               "tags": info["tags"], "a": a.server_address[1], "b": b.server_address[1],
+               "b_log": b.RequestHandlerClass.log}
+        Source.release.set()
+        for host in (a, b):
+            host.shutdown()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import io
 import struct
 import time
 import zlib
+from contextlib import contextmanager
 
 import numpy as np
 import requests
@@ -135,3 +136,23 @@ def stored_text_problems(ws) -> list[str]:
     finally:
         conn.close()
     return problems
+
+
+@contextmanager
+def published_colours(trained_colours):
+    """A server on a copy of the trained colours workspace, its iteration published as "live":
+    yields (ws, handle, api, info)."""
+    from cvlab.service import start_background
+    from cvlab.workspace import Workspace
+    path, info = trained_colours()
+    ws = Workspace(path)
+    handle = start_background(ws, rate_limits=False)
+    api = Api(handle.endpoint, handle.training_key, handle.prediction_key)
+    r = api.t("POST", f"/projects/{info['project_id']}/iterations/{info['iteration_id']}/publish",
+              params={"publishName": "live", "predictionId": handle.prediction_resource_id})
+    assert r.status_code == 200, r.text
+    try:
+        yield ws, handle, api, dict(info, root=path.parent)
+    finally:
+        handle.stop()
+        ws.close()

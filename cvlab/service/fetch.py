@@ -134,8 +134,8 @@ def _left(deadline: float) -> float:
     return left
 
 
-class _DeadlineSocket(socket.socket):
-    """A socket whose every blocking call waits at most until the fetch's deadline (not a fresh timeout per read,
+class _Deadline:
+    """Every blocking call of the socket waits at most until the fetch's deadline (not a fresh timeout per read,
     which a source sending one byte just in time would renew forever)."""
 
     deadline = float("inf")
@@ -155,30 +155,21 @@ class _DeadlineSocket(socket.socket):
         self._arm()
         return super().sendall(*a)
 
-
-class _DeadlineSSLSocket(ssl.SSLSocket):
-    deadline = float("inf")
-    _arm = _DeadlineSocket._arm
-
-    def recv(self, *a):
-        self._arm()
-        return super().recv(*a)
-
-    def recv_into(self, *a):
-        self._arm()
-        return super().recv_into(*a)
-
-    def read(self, *a):
+    def read(self, *a):  # TLS only
         self._arm()
         return super().read(*a)
 
-    def sendall(self, *a):
-        self._arm()
-        return super().sendall(*a)
-
-    def do_handshake(self, *a):
+    def do_handshake(self, *a):  # TLS only
         self._arm()
         return super().do_handshake(*a)
+
+
+class _DeadlineSocket(_Deadline, socket.socket):
+    pass
+
+
+class _DeadlineSSLSocket(_Deadline, ssl.SSLSocket):
+    pass
 
 
 _TLS = ssl.create_default_context()
