@@ -296,13 +296,18 @@ def scaled_jpeg(path, max_side: int, quality: int = 90) -> bytes:
     img = _open(path.read_bytes())
     try:
         img.draft("RGB", (max_side, max_side))  # JPEG only; a no-op for the others
-        with decoding(decoded_bytes(img)):
-            try:
-                img.thumbnail((max_side, max_side), PILImage.BILINEAR, reducing_gap=2.0)
-            except ValueError:  # a mode Pillow cannot resize (some 16-bit ones): convert first
-                img = to_rgb(img, owned=True)
-                img.thumbnail((max_side, max_side), PILImage.BILINEAR)
-            small = to_rgb(img, owned=True)
+        if decoded_bytes(img, to_rgb=True) < LARGE_DECODE_BYTES:  # an ordinary photo: RGB first, as always
+            with decoding(decoded_bytes(img, to_rgb=True)):
+                small = to_rgb(img, owned=True)
+                small.thumbnail((max_side, max_side))
+        else:
+            with decoding(decoded_bytes(img)):
+                try:
+                    img.thumbnail((max_side, max_side))  # in the image's own mode, reduced while it is cheap
+                except ValueError:  # a mode Pillow cannot resize (some 16-bit ones): convert first
+                    img = to_rgb(img, owned=True)
+                    img.thumbnail((max_side, max_side))
+                small = to_rgb(img, owned=True)
     except CvlabError:
         raise
     except Exception as e:
