@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 
 from cvlab.service import start_background
 from cvlab.workspace import ImageEntry, Workspace
-from test_reliability_support import colour_jpeg, stored_text_problems
+from helpers import colour_jpeg
+from test_reliability_support import stored_text_problems
 
 pytestmark = pytest.mark.timeout(300)
 

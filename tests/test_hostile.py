@@ -12,8 +12,8 @@ import zipfile
 import pytest
 
 from cvlab.errors import CvlabError
-from test_reliability_support import (assert_azure_error, colour_jpeg, png, png_with_declared_size,
-                                      published_colours, snapshot)
+from helpers import assert_azure_error, colour_jpeg, png, png_with_declared_size, snapshot
+from test_reliability_support import published_colours
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from cvlab.errors import CvlabError
 from cvlab.workspace import ImageEntry, Workspace
-from test_reliability_support import png, snapshot
+from helpers import png, snapshot
 
 
 # ---- the workshop's training queue ------------------------------------------------------------------------------
@@ -75,7 +75,7 @@ def test_reserved_budget_outside_azures_int32_range_is_a_400(trained_colours, ho
 
 def test_reserved_budget_over_rest_is_a_400_not_a_500(trained_colours):
     from cvlab.service import start_background
-    from test_reliability_support import Api, assert_azure_error
+    from helpers import Api, assert_azure_error
     path, info = trained_colours()
     ws = Workspace(path)
     with start_background(ws, rate_limits=False) as handle:

@@ -19,7 +19,8 @@ import requests
 
 from cvlab.service import fetch, start_background
 from cvlab.workspace import Workspace
-from test_reliability_support import PREDICT, TRAIN, assert_azure_error, colour_jpeg, published_colours, snapshot
+from helpers import PREDICT, TRAIN, assert_azure_error, colour_jpeg, snapshot
+from test_reliability_support import published_colours
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -14,7 +14,7 @@ import requests
 from cvlab.service import auth, start_background
 from cvlab.service.app import PREDICTION_PREFIX, TRAINING_PREFIX
 from cvlab.workspace import ImageEntry, Workspace
-from test_reliability_support import colour_jpeg
+from helpers import colour_jpeg
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -144,7 +144,7 @@ def test_keys_never_reach_a_log_or_an_error_body(served):
 def test_cvlab_serve_debug_log_holds_no_key(tmp_path):
     """`cvlab serve --log-level debug` in a subprocess: after its banner (which shows the keys on purpose, like
     the portal's Keys page), nothing it writes contains a key, even for keys sent in query strings."""
-    from test_faults import ServeProcess
+    from helpers import ServeProcess
     with ServeProcess(tmp_path / "ws", "--log-level", "debug") as srv:
         base = srv.endpoint + TRAINING_PREFIX
         for params in ({"Training-Key": srv.training_key}, {"Training-Key": srv.training_key + "x"},
@@ -244,10 +244,11 @@ def test_export_links_expire_and_get_exports_signs_fresh_ones(served, done_expor
 def test_export_link_default_lifetime_is_an_hour(served):
     from datetime import datetime, timezone
 
-    from cvlab.service.blobs import EXPORT_LINK_SECONDS, export_link
+    from cvlab.config import settings
+    from cvlab.service.blobs import export_link
     handle = served[0]
     now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
-    assert EXPORT_LINK_SECONDS == 3600
+    assert settings({}).export_link_seconds == 3600
     assert "se=2026-01-01T13:00:00Z" in export_link(handle.app.state.ctx, handle.endpoint, "exports/t.zip", now)
 
 
@@ -263,7 +264,7 @@ def test_export_tokens_carry_enough_entropy():
 def test_server_binds_loopback_by_default_and_warns_otherwise(tmp_path, caplog):
     import argparse
 
-    from cvlab.service import cli as service_cli
+    from cvlab.cli import serve as service_cli
     from cvlab.service.server import warn_if_exposed
     parser = argparse.ArgumentParser()
     service_cli.configure(parser)

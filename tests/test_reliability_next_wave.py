@@ -10,7 +10,7 @@ import pytest
 
 from cvlab.errors import CvlabError
 from cvlab.workspace import ImageEntry, Workspace
-from test_reliability_support import Api, png
+from helpers import Api, png
 
 COMPACT = "0732100f-1a38-4e49-a514-c9b44c697ab5"  # General (compact): its iterations export
 NEXT_WAVE = "issue 22, next wave: the fix belongs in the workspace package / training / routers being re-laid out"

@@ -7,7 +7,6 @@ Export links also expire like a SAS URL: ``?se=<UTC expiry>&sig=<HMAC of token a
 """
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta, timezone
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -53,7 +52,6 @@ def get_blob(request: Request, kind: str, project_id: str, item_id: str, variant
     return _scaled(path, RESIZED_SIDE if variant == "resized" else THUMBNAIL_SIDE)
 
 
-EXPORT_LINK_SECONDS = 3600  # Azure's export SAS lasts hours; an hour covers get_exports-then-download easily
 _SE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _EXPORT_KIND = "export-link"  # keeps these signatures apart from image ("images"/"predictions") ones
 
@@ -61,7 +59,8 @@ _EXPORT_KIND = "export-link"  # keeps these signatures apart from image ("images
 def export_link(ctx, base_url: str, relative: str, now: datetime | None = None) -> str:
     """The absolute, signed, expiring URL of an export zip the exporter recorded as ``exports/<token>.zip``."""
     token = relative.rsplit("/", 1)[-1].removesuffix(".zip")
-    seconds = int(os.environ.get("CVLAB_EXPORT_LINK_SECONDS", EXPORT_LINK_SECONDS))
+    from cvlab.config import settings
+    seconds = settings().export_link_seconds
     se = ((now or datetime.now(timezone.utc)) + timedelta(seconds=seconds)).strftime(_SE_FORMAT)
     return f"{base_url.rstrip('/')}/exports/{token}.zip?se={se}&sig={ctx.sign(_EXPORT_KIND, token, se)}"
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import http.client
 import ipaddress
 import logging
-import os
 import socket
 import ssl
 import threading
@@ -72,10 +71,11 @@ class FetchesBusy(CvlabError):
 
 # ---- which addresses may be fetched -----------------------------------------------------------------------------
 def private_allowed(address: ipaddress._BaseAddress, port: int) -> bool:
-    """``CVLAB_ALLOW_PRIVATE_URLS``: unset/0 refuses every non-public address; 1 (or true/yes/all) allows them all
-    (a lab that serves its own images); otherwise a comma list of what to allow: addresses or networks, each
-    optionally with a port (``127.0.0.1:8000``, ``10.0.0.0/8``, ``[::1]:8000``). The one place it is read."""
-    value = os.environ.get(ALLOW_PRIVATE_ENV, "").strip()
+    """``CVLAB_ALLOW_PRIVATE_URLS`` (``cvlab.config``): unset/0 refuses every non-public address; 1 (or
+    true/yes/all) allows them all (a lab that serves its own images); otherwise a comma list of what to allow:
+    addresses or networks, each optionally with a port (``127.0.0.1:8000``, ``10.0.0.0/8``, ``[::1]:8000``)."""
+    from cvlab.config import settings
+    value = settings().allow_private_urls
     if value.lower() in ("", "0", "false", "no", "off"):
         return False
     if value.lower() in ("1", "true", "yes", "on", "all"):
@@ -202,8 +202,8 @@ class _Connection(http.client.HTTPConnection):
 
 # ---- the fetch --------------------------------------------------------------------------------------------------
 def fetch_image(url: str, max_bytes: int, seat=None) -> bytes:
-    """The bytes at ``url``, or ``CvlabError`` saying what to fix. ``seat`` (``seat_of(request)``) is who counts
-    against the concurrency caps; None for callers outside the service."""
+    """The bytes at ``url``, or ``CvlabError`` saying what to fix. ``seat`` is who counts
+    against the concurrency caps (``seat(ctx, api)``); None for callers outside the service."""
     with fetch_slot(seat):
         return _fetch(url, max_bytes, time.monotonic() + DEADLINE_SECONDS)
 
@@ -305,10 +305,10 @@ _slots = threading.Lock()
 _in_flight: dict = {}
 
 
-def seat_of(request) -> tuple[int, str]:
-    """Who a request's fetch counts against: its seat (workshop) or the endpoint, and which key it used."""
-    from .context import ctx_of
-    return id(ctx_of(request)), "prediction" if "/prediction" in request.url.path.lower() else "training"
+def seat(ctx, api: str) -> tuple[int, str]:
+    """Who a fetch counts against: the caller's context (a workshop seat's, or the endpoint's) and which of its
+    keys it used ("training" or "prediction")."""
+    return id(ctx), api
 
 
 @contextmanager
