@@ -16,7 +16,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--project", required=True, help="project name or id")
     parser.add_argument("--iteration", help="iteration name or id (default: the most recently trained one)")
     parser.add_argument("--platform", required=True, help="ONNX | TensorFlow | DockerFile")
-    parser.add_argument("--flavor", help="e.g. TensorFlowLite, TensorFlowLiteFloat16, OnnxInt8, Linux, ARM")
+    parser.add_argument("--flavor", help="e.g. TensorFlowLite, TensorFlowLiteFloat16, TensorFlowLiteInt8, Linux, ARM")
     parser.add_argument("--out", default=".", help="folder to write the zip to")
 
 
