@@ -170,8 +170,10 @@ LIMITS: dict[str, Limit] = {lim.key: lim for lim in (
        "shorten the metadata key"),
     _L("metadata_value_chars", 512, 512, "BadRequestImageMetadataValue", "characters", "metadata value length",
        SWAGGER, "shorten the metadata value"),
-    _L("name_chars", 256, 256, "BadRequest", "characters", "project/tag/iteration name length", CVLAB_CHOICE,
+    _L("name_chars", 256, 256, "BadRequest", "characters", "project/tag/iteration/image name length", CVLAB_CHOICE,
        "use a shorter name"),
+    _L("filter_terms", 100, 100, "BadRequestInvalid", "terms", "terms of an image metadata $filter (twice the "
+       "metadata pairs an image may have)", CVLAB_CHOICE, "filter on fewer metadata terms"),
     # Microsoft documents no range for the Advanced budget; the REST spec types reservedBudgetInHours as int32.
     _L("reserved_budget_hours", 2**31 - 1, 2**31 - 1, "BadRequestInvalid", "hours",
        "reservedBudgetInHours (REST spec: integer, format int32; minimum 1 for Advanced training)", SWAGGER,
@@ -313,6 +315,18 @@ def check_name(name: Any, what: str, code: str) -> str:
         raise CvlabError(code, f"The {what} name {name!r} contains control characters or line separators (newline, "
                          "tab, U+0085, U+2028...): remove them.")
     return name
+
+
+def image_name_problem(name: Any) -> str | None:
+    """Why an image's file name cannot be stored (None: it can, or there is none): the rules of every other name
+    (valid Unicode, at most 256 characters, no NUL, control characters or line separators)."""
+    if name is None:
+        return None
+    try:
+        check_name(name, "image", "ErrorSource")
+    except CvlabError as e:
+        return e.message
+    return None
 
 
 def check_description(description: Any, what: str, code: str) -> str:
