@@ -1,0 +1,5 @@
+import sys
+
+from cvlab.classroom.reporter import main
+
+sys.exit(main())
