@@ -141,8 +141,8 @@ def test_class_table_flags_idle_and_stuck_seats(tmp_path):
     assert rows["seat-02"]["cells"]["quiz:evaluate"]["text"] == "0/1"
     assert rows["seat-01"]["cells"]["lesson"]["text"] == f"{ex.lesson} · 3/10"
     ids = [c["id"] for c in table["columns"]]
-    assert ids[:3] == ["seat", "laptop", "lesson"] and f"ex:{ex.id}" in ids and "quiz:evaluate" in ids
-    assert ids[-4:] == ["best", "published", "active", "alerts"]
+    assert ids[:4] == ["seat", "laptop", "lesson", "active"] and f"ex:{ex.id}" in ids and "quiz:evaluate" in ids
+    assert ids[-3:] == ["best", "published", "alerts"]
     parsed = list(csv.DictReader(io.StringIO(B.to_csv(table))))
     assert [r["Seat"] for r in parsed] == ["seat-01", "seat-02", "seat-03"]
     assert parsed[0][f"{ex.lesson} ex {ex.number}"] == "failed x3" and parsed[1]["quiz evaluate"] == "0.0"
@@ -190,7 +190,7 @@ def test_a_seat_key_reads_neither_another_seat_nor_the_class_page(room, tmp_path
     assert table.json()["queue"]["slots"] == 1
     exported = requests.get(f"{url}/progress?format=csv", headers=admin, timeout=30)
     assert exported.headers["content-type"].startswith("text/csv") and "attachment" in exported.headers[
-        "content-disposition"] and exported.text.startswith("Seat,Laptop,Lesson")
+        "content-disposition"] and exported.text.startswith("Seat,Laptop,Lesson,Last progress")
     assert requests.get(f"{url}/progress?idleMinutes=0", headers=admin, timeout=30).status_code == 400
     # new keys for seat-01: the old one stops at once, seat-02 keeps its own
     fresh = requests.post(f"{url}/seats/seat-01/keys", headers=admin, timeout=30).json()

@@ -163,7 +163,9 @@ class Board:
                 {"id": "laptop", "label": "Laptop", "group": "", "title": "the joined laptop's reporter: "
                  "connected, offline (not heard from for a minute) or not joined"},
                 {"id": "lesson", "label": "Lesson", "group": "", "title": "furthest lesson reached, and its "
-                 "furthest code cell run"}]
+                 "furthest code cell run"},
+                {"id": "active", "label": "Last progress", "group": "", "title": "minutes since the last lesson "
+                 "cell, check, quiz answer or iteration"}]
         known = set()
         for lesson in cat.lessons:
             for ex in lesson.exercises:
@@ -181,8 +183,6 @@ class Board:
                   "of any iteration, at the 50 % threshold"},
                  {"id": "published", "label": "Published", "group": "", "title": "published iterations "
                   "(project/name)"},
-                 {"id": "active", "label": "Last progress", "group": "", "title": "minutes since the last lesson "
-                  "cell, check, quiz answer or iteration"},
                  {"id": "alerts", "label": "Needs help", "group": "", "title": "no progress for a while, or an "
                   "exercise failing again and again"}]
         return cols

@@ -208,6 +208,11 @@ async def post_rotate(request: Request, seat: str):
     return {"seat": fresh.name, "trainingKey": fresh.training_key, "predictionKey": fresh.prediction_key}
 
 
+def _load_quiz_bank() -> None:
+    from cvlab import quiz
+    quiz.questions()
+
+
 def install(app, ctx: ServiceContext) -> None:
     """Serve the workspace's seats on ``app`` (see the module docstring)."""
     from cvlab import training
@@ -215,6 +220,8 @@ def install(app, ctx: ServiceContext) -> None:
     ctx.seats = directory
     ctx.classroom = ClassStore(ctx.ws)
     ctx.board = board.Board(ctx.ws, ctx.classroom, open_ws=lambda name: directory.context(name).ws)
+    # The quiz bank takes seconds to load (YAML + schema): load it now, not when the first quiz answer arrives.
+    threading.Thread(target=_load_quiz_bank, name="cvlab-quiz-bank", daemon=True).start()
     QUEUE.register(ctx.ws, "instructor")
     training.admission = QUEUE  # only registered (workshop) workspaces are queued; others train as before
     app.include_router(router)

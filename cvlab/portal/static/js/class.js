@@ -30,13 +30,19 @@ function groups(columns) {
   return out;
 }
 
-function Cell({ column, cell, onSeat }) {
+/** The ids of the columns that open a group (a lesson, the quiz): they get a rule on their left. */
+function groupStarts(columns) {
+  return new Set(columns.filter((c, i) => c.group && (i === 0 || columns[i - 1].group !== c.group)).map((c) => c.id));
+}
+
+function Cell({ column, cell, onSeat, starts }) {
   const c = cell || { text: '', state: '', title: '' };
   if (column.id === 'seat') {
     return html`<th scope="row"><button type="button" class="link" onClick=${() => onSeat(c.text)}
       title="Details of this seat">${c.text}</button></th>`;
   }
-  return html`<td class=${`cell-${c.state || 'plain'} col-${column.id.split(':')[0]}`} title=${c.title || undefined}
+  const start = starts.has(column.id) ? ' group-start' : '';
+  return html`<td class=${`cell-${c.state || 'plain'} col-${column.id.split(':')[0]}${start}`} title=${c.title || undefined}
     data-column=${column.id}>${c.text}</td>`;
 }
 
@@ -117,6 +123,7 @@ export function ClassPage({ TopBar, route }) {
   const refused = error && (error.status === 403 || error.status === 401);
   useInterval(load, REFRESH_MS, live && !refused);
   const columns = table ? table.columns : [];
+  const starts = groupStarts(columns);
   const alerts = table ? table.rows.flatMap((r) => r.alerts.map((a) => [r.seat, a])) : [];
   return html`
     <${TopBar} route=${route} />
@@ -145,12 +152,14 @@ export function ClassPage({ TopBar, route }) {
       ${table && html`<div class="class-scroll"><table class="table class-table" aria-label="Class progress">
         <thead>
           <tr>${groups(columns).map((g, i) => html`<th key=${i} colspan=${g.span} scope="colgroup"
-            title=${g.title || undefined}>${g.group}</th>`)}</tr>
-          <tr>${columns.map((c) => html`<th key=${c.id} scope="col" title=${c.title}>${c.label}</th>`)}</tr>
+            class=${g.group ? 'group-start' : ''} title=${g.title || undefined}>${g.group}</th>`)}</tr>
+          <tr>${columns.map((c) => html`<th key=${c.id} scope="col" title=${c.title}
+            class=${starts.has(c.id) ? 'group-start' : ''}>${c.label}</th>`)}</tr>
         </thead>
         <tbody>${table.rows.map((row) => html`<tr key=${row.seat} data-seat=${row.seat}
           class=${row.alerts.length ? 'needs-help' : ''}>
-          ${columns.map((c) => html`<${Cell} key=${c.id} column=${c} cell=${row.cells[c.id]} onSeat=${setSeat} />`)}
+          ${columns.map((c) => html`<${Cell} key=${c.id} column=${c} cell=${row.cells[c.id]} onSeat=${setSeat}
+            starts=${starts} />`)}
         </tr>`)}</tbody>
       </table></div>`}
       <p class="muted small">✓ the exercise's check passed · ✗n its check failed n times since it last passed · quiz
