@@ -384,21 +384,25 @@ def handout_endpoint(ws, endpoint: str | None = None) -> str:
 
 
 def handout(ws, endpoint: str | None = None, fmt: str = "md", seats: list[str] | None = None) -> str:
-    """One page per seat (the join command, endpoint, keys, first steps with the Azure SDK), as Markdown, HTML
-    or env files. ``endpoint`` defaults to the address the running server recorded."""
+    """One page per seat (the join command, endpoint, keys, first steps with the Azure SDK), as Markdown, HTML,
+    env files, or JSON (for JupyterHub: ``cvlab.classroom.hub``). ``endpoint`` defaults to the address the
+    running server recorded."""
     from urllib.parse import urlsplit
 
     from cvlab.service.server import LOOPBACK
     chosen = [get_seat(ws, n) for n in seats] if seats else get_seats(ws)
     if not chosen:
         raise CvlabError("NotFound", "This workspace has no workshop seats: run `cvlab workshop create --seats N`.")
-    if fmt not in ("md", "html", "env"):
-        raise CvlabError("BadRequestInvalid", f"Handout format {fmt!r}: use 'md', 'html' or 'env'.")
+    if fmt not in ("md", "html", "env", "json"):
+        raise CvlabError("BadRequestInvalid", f"Handout format {fmt!r}: use 'md', 'html', 'env' or 'json'.")
     endpoint = handout_endpoint(ws, endpoint)
     warning = LOOPBACK_WARNING.format(url=endpoint) if urlsplit(endpoint).hostname in LOOPBACK else None
     if fmt == "env":
         return "\n".join(env_file(s, endpoint) for s in chosen)
     pages = [_seat_page(s, endpoint) for s in chosen]
+    if fmt == "json":
+        import json
+        return json.dumps([{k: v for k, v in p.items() if k != "snippet"} for p in pages], indent=1)
     if fmt == "md":
         out = []
         for p in pages:

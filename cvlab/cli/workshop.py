@@ -35,8 +35,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("handout", help="print a page per seat: the join command, endpoint, keys, first steps")
     p.add_argument("--endpoint", default=None, metavar="URL",
                    help="the URL learners use to reach the server (default: where `cvlab workshop serve` listens)")
-    p.add_argument("--format", choices=("md", "html", "env"), default="md",
-                   help="md (default), html (to print), or env (`cvlab lab --join FILE` reads it)")
+    p.add_argument("--format", choices=("md", "html", "env", "json"), default="md",
+                   help="md (default), html (to print), env (`cvlab lab --join FILE` reads it) or json (the seat "
+                        "list JupyterHub reads: deploy/jupyterhub/)")
     p.add_argument("--seat", action="append", default=None, metavar="NAME",
                    help="only this seat (repeatable; default every seat)")
     p.add_argument("--out", default=None, metavar="PATH",
