@@ -47,11 +47,31 @@ def test_jupyterhub_loads_the_deploy_config(tmp_path, monkeypatch):
     app.load_config_file(str(CONFIG))
     spawner = LocalProcessSpawner(config=app.config)  # the traits a hub's spawner gets from this config
     assert spawner.cmd == list(hub.SINGLEUSER) and spawner.default_url == hub.DEFAULT_URL
+    monkeypatch.setenv("CVLAB_HUB_PYTHON", "/opt/tljh/user/bin/python")
+    tljh = JupyterHub()
+    tljh.load_config_file(str(CONFIG))
+    assert LocalProcessSpawner(config=tljh.config).cmd[0] == "/opt/tljh/user/bin/python"
     assert spawner.cpu_limit == 2 and spawner.mem_limit == 3 * 1024 ** 3
     assert callable(spawner.pre_spawn_hook)
     listed = json.loads(seats_file.read_text())
     assert [s["seat"] for s in listed] == ["seat-01", "seat-02"]
     assert listed[0]["join"] == f"cvlab lab --join http://10.0.0.5:8080 --key {seats[0].training_key}"
+
+
+def test_the_zero_to_jupyterhub_values_configure_the_same_spawner():
+    """The Helm values' extraConfig, run as the chart runs it (with the hub's `c`), and the chart's own fields."""
+    import yaml
+    from traitlets.config import Config
+    values = yaml.safe_load((CONFIG.parent / "z2jh-values.yaml").read_text())
+    c = Config()
+    exec(compile(values["hub"]["extraConfig"]["cvlab"], "extraConfig.cvlab", "exec"), {"c": c})
+    assert c.Spawner.cmd == list(hub.SINGLEUSER) == values["singleuser"]["cmd"]
+    assert callable(c.Spawner.pre_spawn_hook)
+    assert values["singleuser"]["defaultUrl"] == hub.DEFAULT_URL
+    mounted = {m["name"]: m["mountPath"] for m in values["hub"]["extraVolumeMounts"]}
+    assert mounted["cvlab-seats"] == "/etc/cvlab"
+    workshop_yaml = list(yaml.safe_load_all((CONFIG.parent / "k8s-workshop.yaml").read_text()))
+    assert {d["kind"] for d in workshop_yaml} == {"PersistentVolumeClaim", "Deployment", "Service"}
 
 
 def test_each_user_keeps_one_seat_and_a_full_room_says_so(tmp_path):

@@ -108,10 +108,11 @@ def pre_spawn_hook(seats: str | os.PathLike, assignments: str | os.PathLike, *, 
 
 
 def configure(c, *, seats: str | os.PathLike, assignments: str | os.PathLike, workshop_url: str | None = None,
-              roster: str | os.PathLike | None = None, command=SINGLEUSER) -> None:
-    """Set a JupyterHub config ``c`` up for a cvlab workshop (see the module docstring)."""
+              roster: str | os.PathLike | None = None, python: str = "python") -> None:
+    """Set a JupyterHub config ``c`` up for a cvlab workshop (see the module docstring). ``python`` is the user
+    servers' interpreter (the one cvlab is installed in, e.g. /opt/tljh/user/bin/python)."""
     c.Spawner.pre_spawn_hook = pre_spawn_hook(seats, assignments, workshop_url=workshop_url, roster=roster)
-    c.Spawner.cmd = list(command)
+    c.Spawner.cmd = [python, *SINGLEUSER[1:]]
     c.Spawner.default_url = DEFAULT_URL
 
 
@@ -149,7 +150,8 @@ def singleuser(argv: list[str]) -> int:
           f"{f'reporting to {j.endpoint}' if j else 'not joined to a workshop'}", flush=True)
     if j is not None:
         ensure_reporter(workspace, os.getpid())  # this process becomes the server, keeping its id
-    cmd = ["jupyterhub-singleuser", f"--ServerApp.root_dir={lessons}", *argv]
+    beside = Path(sys.executable).with_name("jupyterhub-singleuser")  # the same environment as this cvlab
+    cmd = [str(beside) if beside.exists() else "jupyterhub-singleuser", f"--ServerApp.root_dir={lessons}", *argv]
     sys.stdout.flush()
     os.execvp(cmd[0], cmd)
     return 0  # pragma: no cover

@@ -10,7 +10,8 @@
 #                          instructor's machine, or the instructor's workspace folder itself (same machine)
 #   CVLAB_HUB_WORKSHOP_URL the address user servers reach `cvlab workshop serve` at (default: the handout's)
 #   CVLAB_HUB_STATE        a folder the hub keeps which user has which seat in (first come, first served)
-# and optionally CVLAB_HUB_ROSTER, a CSV of `username,seat` for fixed seats.
+# and optionally CVLAB_HUB_ROSTER, a CSV of `username,seat` for fixed seats, and CVLAB_HUB_PYTHON, the user
+# servers' Python with cvlab installed (default `python` on their PATH; TLJH: /opt/tljh/user/bin/python).
 import os
 
 from cvlab.classroom import hub
@@ -24,6 +25,7 @@ hub.configure(
     assignments=os.path.join(STATE, "seat-assignments.json"),
     workshop_url=os.environ.get("CVLAB_HUB_WORKSHOP_URL") or None,
     roster=os.environ.get("CVLAB_HUB_ROSTER") or None,
+    python=os.environ.get("CVLAB_HUB_PYTHON", "python"),
 )
 
 # A lesson trains small models on the CPU: give each server two cores' worth and enough memory for PyTorch
