@@ -235,6 +235,7 @@ class Sender:
         self.backoff = 0.0
         self.last_contact = 0.0
         self.last_sent: str | None = None
+        self.failures = 0  # batches not acknowledged (offline, refused, an error)
         self._status_written = None
 
     def send(self) -> None:
@@ -276,6 +277,7 @@ class Sender:
         return True
 
     def _failed(self, state: str, message: str, ceiling: float, fixed: bool = False) -> bool:
+        self.failures += 1
         self.backoff = ceiling if fixed else min(ceiling, max(0.25, self.backoff * 2))
         self.retry_at = time.monotonic() + self.backoff
         self._set(state, message)
