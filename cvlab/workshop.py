@@ -249,23 +249,6 @@ def submit_quiz_scores(endpoint: str, training_key: str, ws=None, topic: str | N
     return r.json()
 
 
-# ---- instructor's view ------------------------------------------------------------------------------------------
-def progress(ws, board=None, queue: "TrainingQueue | None" = None, details: bool = False, **table_args) -> dict:
-    """The Class table (``cvlab.classroom.board``: one row per seat, what its laptop reported and what it did
-    on the server), plus the training queue when one is given."""
-    from cvlab.classroom.board import Board
-    own = board is None
-    board = board or Board(ws)
-    try:
-        out = board.table(details=details, **table_args)
-    finally:
-        if own:
-            board.store.close()
-    if queue is not None:
-        out["queue"] = queue.snapshot()
-    return out
-
-
 # ---- where the room reaches the server --------------------------------------------------------------------------
 ENDPOINT_SETTING = "workshop.endpoint"
 
@@ -286,11 +269,21 @@ def room_addresses() -> list[str]:
     return sorted(set(found), key=lambda a: (not ipaddress.ip_address(a).is_private, a))
 
 
+def is_loopback(host: str | None) -> bool:
+    """Whether only this machine reaches ``host`` (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address((host or "").strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def listening(host: str, port: int) -> dict:
     """What learners can use to reach a server bound to ``host:port``: the URL for the handout, whether it is
     loopback only, and every address of this machine when bound to all of them."""
-    from cvlab.service.server import LOOPBACK
-    if host in LOOPBACK:
+    if is_loopback(host):
         return {"url": f"http://127.0.0.1:{port}", "loopback": True, "urls": [f"http://127.0.0.1:{port}"]}
     if host in ("0.0.0.0", "::", ""):
         urls = [f"http://{a}:{port}" for a in room_addresses()]
@@ -342,18 +335,6 @@ def join_command(endpoint: str, seat: Seat) -> str:
     return f"cvlab lab --join {endpoint} --key {seat.training_key}"
 
 
-def env_file(seat: Seat, endpoint: str) -> str:
-    """A seat's settings as an env file: ``cvlab lab --join seat-NN.env`` reads the first two lines; the others
-    are the names Microsoft's labs (``TrainingKey``) and quickstarts (``VISION_TRAINING_KEY``) read."""
-    from cvlab.service.auth import ServiceKeys
-    from cvlab.service.server import env_settings
-    keys = ServiceKeys(seat.training_key, seat.prediction_key, seat.prediction_resource_id)
-    lines = [f"# cvlab workshop, {seat.name}: `cvlab lab --join {seat.name}.env` (keep this file private)",
-             f"CVLAB_WORKSHOP_URL={endpoint}", f"CVLAB_WORKSHOP_KEY={seat.training_key}"]
-    lines += [f"{k}={v}" for k, v in env_settings(endpoint, keys).items()]
-    return "\n".join(lines) + "\n"
-
-
 def _seat_page(seat: Seat, endpoint: str) -> dict:
     return {"seat": seat.name, "endpoint": endpoint, "training_key": seat.training_key,
             "prediction_key": seat.prediction_key, "prediction_resource_id": seat.prediction_resource_id,
@@ -385,20 +366,16 @@ def handout_endpoint(ws, endpoint: str | None = None) -> str:
 
 def handout(ws, endpoint: str | None = None, fmt: str = "md", seats: list[str] | None = None) -> str:
     """One page per seat (the join command, endpoint, keys, first steps with the Azure SDK), as Markdown, HTML,
-    env files, or JSON (for JupyterHub: ``cvlab.classroom.hub``). ``endpoint`` defaults to the address the
-    running server recorded."""
+    or JSON (for JupyterHub: ``cvlab.classroom.hub``; the env files are ``cvlab.cli.workshop.env_file``).
+    ``endpoint`` defaults to the address the running server recorded."""
     from urllib.parse import urlsplit
-
-    from cvlab.service.server import LOOPBACK
     chosen = [get_seat(ws, n) for n in seats] if seats else get_seats(ws)
     if not chosen:
         raise CvlabError("NotFound", "This workspace has no workshop seats: run `cvlab workshop create --seats N`.")
-    if fmt not in ("md", "html", "env", "json"):
-        raise CvlabError("BadRequestInvalid", f"Handout format {fmt!r}: use 'md', 'html', 'env' or 'json'.")
+    if fmt not in ("md", "html", "json"):
+        raise CvlabError("BadRequestInvalid", f"Handout format {fmt!r}: use 'md', 'html' or 'json'.")
     endpoint = handout_endpoint(ws, endpoint)
-    warning = LOOPBACK_WARNING.format(url=endpoint) if urlsplit(endpoint).hostname in LOOPBACK else None
-    if fmt == "env":
-        return "\n".join(env_file(s, endpoint) for s in chosen)
+    warning = LOOPBACK_WARNING.format(url=endpoint) if is_loopback(urlsplit(endpoint).hostname) else None
     pages = [_seat_page(s, endpoint) for s in chosen]
     if fmt == "json":
         import json

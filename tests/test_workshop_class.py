@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from cvlab import workshop
+from cvlab.classroom import board
 from cvlab.classroom import learner, lessons
 from cvlab.classroom.outbox import Outbox
 from cvlab.classroom.reporter import PID_FILE
@@ -260,7 +261,7 @@ def test_with_the_server_down_the_notebook_runs_on_and_events_arrive_once_after_
         assert [r[2] for r in rows] == [e.key for e in sent.events]
         kinds = [r[3] for r in rows]
         assert kinds.count("quiz") == 4 and kinds.count("exercise") == 3 and kinds.count("iteration") == 1
-        details = workshop.progress(Workspace(inst_path), details=True)["rows"][0]["details"]
+        details = board.progress(Workspace(inst_path), details=True)["rows"][0]["details"]
         assert details["exercises"][first.id]["passed"] and details["exercises"][second.id]["passed"]
         assert details["exercises"][second.id]["failed"] == 1 and len(details["quiz"]) == 4
         assert [i["status"] for i in details["iterations"]] == ["Failed"]

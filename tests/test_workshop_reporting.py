@@ -210,7 +210,8 @@ def test_join_from_cvlab_lab_and_report_quiz_answers(room, tmp_path, capsys):
     assert main(base + ["--join", handle.endpoint]) == 1
     assert "needs your seat key" in capsys.readouterr().err
     env = tmp_path / "seat-01.env"
-    env.write_text(workshop.handout(ws, handle.endpoint, "env", ["seat-01"]))
+    from cvlab.cli.workshop import env_file
+    env.write_text(env_file(seats[0], handle.endpoint))
     assert main(base + ["--join", str(env)]) == 0
     assert "Joined seat-01" in capsys.readouterr().out
     j = learner.joined(laptop)
@@ -229,7 +230,7 @@ def test_join_from_cvlab_lab_and_report_quiz_answers(room, tmp_path, capsys):
     rep.step()
     lw.close()
     rep.collector.close()
-    row = next(r for r in workshop.progress(ws)["rows"] if r["seat"] == "seat-01")
+    row = next(r for r in B.progress(ws)["rows"] if r["seat"] == "seat-01")
     assert row["cells"]["quiz:evaluate"]["text"] == "0/1"  # after the reset only the last answer counts
     details = requests.get(f"{handle.endpoint}/cvlab/workshop/seat", headers={
         "Training-Key": seats[0].training_key}, timeout=30).json()

@@ -278,6 +278,16 @@ class Board:
                 "submitted_quiz_scores": submitted}
 
 
+def progress(ws, details: bool = False, **table_args) -> dict:
+    """The Class table of an instructor workspace, read once (``cvlab workshop progress``; the server keeps one
+    ``Board`` and adds its training queue)."""
+    board = Board(ws)
+    try:
+        return board.table(details=details, **table_args)
+    finally:
+        board.store.close()
+
+
 # ---- rendering ------------------------------------------------------------------------------------------------------
 def to_csv(table: dict) -> str:
     """One header row (``03 ex 1`` for exercises, ``quiz choose`` for skills), one row per seat, plain values."""
@@ -322,4 +332,4 @@ def to_text(table: dict, width: int | None = None) -> str:
     return text if width is None else "\n".join(ln[:width] for ln in text.splitlines())
 
 
-__all__ = ["Board", "FAILURES", "IDLE_MINUTES", "SeatState", "quiz_by_skill", "to_csv", "to_text"]
+__all__ = ["Board", "FAILURES", "IDLE_MINUTES", "SeatState", "progress", "quiz_by_skill", "to_csv", "to_text"]

@@ -115,19 +115,37 @@ def _create(ws, args) -> None:
     print("Next: cvlab workshop serve --host 0.0.0.0 --handout handout.html")
 
 
+def env_file(seat: core.Seat, endpoint: str) -> str:
+    """A seat's settings as an env file: ``cvlab lab --join seat-NN.env`` reads the first two; the others are
+    the names Microsoft's labs (``TrainingKey``) and quickstarts (``VISION_TRAINING_KEY``) read."""
+    from cvlab.classroom.learner import ENV_KEY, ENV_URL
+    from cvlab.service.auth import ServiceKeys
+    from cvlab.service.server import env_settings
+    keys = ServiceKeys(seat.training_key, seat.prediction_key, seat.prediction_resource_id)
+    lines = [f"# cvlab workshop, {seat.name}: `cvlab lab --join {seat.name}.env` (keep this file private)",
+             f"{ENV_URL}={endpoint}", f"{ENV_KEY}={seat.training_key}"]
+    lines += [f"{k}={v}" for k, v in env_settings(endpoint, keys).items()]
+    return "\n".join(lines) + "\n"
+
+
 def _handout(ws, args) -> None:
     names = args.seat or [s.name for s in core.get_seats(ws)]
-    if args.format == "env" and args.out and (Path(args.out).is_dir() or args.out.endswith(("/", "\\"))):
-        folder = Path(args.out)
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in names:
-            path = folder / f"{name}.env"
-            path.write_text(core.handout(ws, args.endpoint, "env", [name]))
-            path.chmod(0o600)
-        print(f"{len(names)} env file(s) written to {folder}: give each learner theirs; they run "
-              "`cvlab lab --join seat-NN.env`.")
-        return
-    text = core.handout(ws, args.endpoint, args.format, args.seat)
+    if args.format == "env":
+        endpoint = core.handout_endpoint(ws, args.endpoint)
+        seats = [core.get_seat(ws, n) for n in names]
+        if args.out and (Path(args.out).is_dir() or args.out.endswith(("/", "\\"))):
+            folder = Path(args.out)
+            folder.mkdir(parents=True, exist_ok=True)
+            for seat in seats:
+                path = folder / f"{seat.name}.env"
+                path.write_text(env_file(seat, endpoint))
+                path.chmod(0o600)
+            print(f"{len(names)} env file(s) written to {folder}: give each learner theirs; they run "
+                  "`cvlab lab --join seat-NN.env`.")
+            return
+        text = "\n".join(env_file(seat, endpoint) for seat in seats)
+    else:
+        text = core.handout(ws, args.endpoint, args.format, args.seat)
     if args.out:
         Path(args.out).write_text(text)
         print(f"Handout for {len(names)} seat(s) written to {args.out} (endpoint "

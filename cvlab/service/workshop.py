@@ -146,7 +146,7 @@ async def get_progress(request: Request, format: str = "json", idleMinutes: int 
     args = _table_args(idleMinutes, failures)
     if format not in ("json", "csv"):
         raise CvlabError("BadRequestInvalid", f"format is json or csv, not {format!r}.")
-    table = await run_in_threadpool(core.progress, ctx.ws, ctx.board, QUEUE, **args)
+    table = await run_in_threadpool(lambda: {**ctx.board.table(**args), "queue": QUEUE.snapshot()})
     if format == "csv":
         return Response(board.to_csv(table), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="class-progress.csv"'})
