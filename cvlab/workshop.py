@@ -17,6 +17,7 @@ import re
 import secrets
 import threading
 import time
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -139,11 +140,8 @@ def reset_plan(ws, name: str) -> dict:
         answers = len(quiz.answers(sw))
     finally:
         sw.close()
-    store = ClassStore(ws)
-    try:
+    with closing(ClassStore(ws)) as store:
         events = store.count(name)
-    finally:
-        store.close()
     return {"seat": name, "projects": projects, "submitted_quiz_scores": submitted, "seat_quiz_answers": answers,
             "reported_events": events}
 
@@ -188,11 +186,8 @@ def reset_seat(ws, name: str, *, new_keys: bool = False) -> dict:
         quiz.reset_progress(sw)
     finally:
         sw.close()
-    store = ClassStore(ws)
-    try:
+    with closing(ClassStore(ws)) as store:
         events = store.delete_seat(name)
-    finally:
-        store.close()
     if new_keys:
         rotate_keys(ws, name)
     return {"seat": name, "projects_removed": removed, "events_removed": events, "new_keys": new_keys}
