@@ -13,10 +13,13 @@ Instructor side (the machine running ``cvlab workshop serve``):
   (one row per seat; lessons, exercises, quiz skills, best metric, published models, who is idle or stuck) as
   JSON, CSV or text for the portal's Class page and ``cvlab workshop progress``;
 - ``lessons``: the course's lessons, exercises and check cells, from the cell tags;
-- ``nbgrader``: the curriculum as an nbgrader source course.
+- ``nbgrader``: the curriculum as an nbgrader source course;
+- ``hub``: JupyterHub glue (a seat per hub user, ``deploy/jupyterhub/``).
 
-For the curriculum: call ``cvlab.classroom.follow()`` once when a lesson starts (``cvlab.curriculum`` does it on
-import). It costs microseconds per cell, never raises, and does nothing outside a Jupyter kernel.
+For the curriculum: ``cvlab.classroom.follow()``, called once in a lesson's kernel (``cvlab.curriculum`` is meant to
+call it on import, so no lesson changes), notes "lesson reached" and "exercise passed / failed" with no hook in the
+lesson cells: a cell is known by its id or its source digest, an exercise's check is the cell after it (or the one
+tagged ``check``). It costs microseconds per cell, never raises, and does nothing outside a Jupyter kernel.
 """
 from __future__ import annotations
 
