@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  Prediction endpoint:     {endpoint}")
     print(f"  Prediction key:          {keys.prediction_key}")
     print(f"  Prediction resource id:  {keys.prediction_resource_id}")
+    print(f"  Portal:                  {endpoint}/  (a local customvision.ai; sign in with the training key)")
     print(f"  API docs:                {endpoint}/docs")
     if warning:
         print(warning)
