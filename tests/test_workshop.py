@@ -217,8 +217,9 @@ def test_training_is_queued_fairly(room, seat_a):
     positions = {w["iteration_id"]: w["queue_position"] for w in r["queue"]["waiting"]}
     if submitted[2].id in positions:
         assert positions[submitted[2].id] > positions.get(submitted[1].id, 0)
-        seat3 = next(s for s in r["seats"] if s["seat"] == "seat-03")
-        listed = [i for p in seat3["projects"] for i in p["iterations"] if i["id"] == submitted[2].id]
+        seat3 = requests.get(f"{handle.endpoint}/cvlab/workshop/seats/seat-03/progress",
+                             headers={"Training-Key": handle.training_key}, timeout=30).json()
+        listed = [i for i in seat3["iterations"] if i["id"] == submitted[2].id]
         assert listed and listed[0]["status"] in ("Queued", "Training", "Completed")
     done = [wait_done(t, pid, it.id) for (t, pid), it in zip(jobs, submitted)]
     assert [d.status for d in done] == ["Completed"] * 3
