@@ -210,6 +210,16 @@ def _summary(rows) -> dict:
             "mean_p_truth": round(float(np.mean([r["p_truth"] for r in rows])), 4) if rows else None}
 
 
+def _create(ws, project_id, entries) -> list:
+    """create_images in batches of 64 (Azure's limit); the created Image records in input order."""
+    out = []
+    for i in range(0, len(entries), 64):
+        summary = ws.create_images(project_id, entries[i:i + 64])
+        assert summary.is_batch_successful, summary
+        out += [r.image for r in summary.images]
+    return out
+
+
 def _load() -> float | None:
     try:
         return round(os.getloadavg()[0], 2)
@@ -256,11 +266,10 @@ def classification(domain_name: str, training_type: str, budget: int, advanced_f
 
         entries = [ImageEntry(data=path.read_bytes(), name=path.name, tag_ids=(tags[t].id,))
                    for path, t in training_photos()]
-        summary = ws.create_images(p.id, entries)
-        assert summary.is_batch_successful, summary
-        ids = [r.image.id for r in summary.images]
-        names = {r.image.id: e.name for r, e in zip(summary.images, entries)}
-        truth_of = {r.image.id: t for r, (_, t) in zip(summary.images, training_photos())}
+        created = _create(ws, p.id, entries)
+        ids = [im.id for im in created]
+        names = {im.id: e.name for im, e in zip(created, entries)}
+        truth_of = {im.id: t for im, (_, t) in zip(created, training_photos())}
         load = _load()
         it, wall = _train(ws, p.id, training_type, budget, seed=seed)
         out = {"domain": domain.name, "domain_id": domain.id, "training_type": training_type,
@@ -357,9 +366,8 @@ def detection(domain_name: str, training_type: str, budget: int, min_probability
         entries = [ImageEntry(data=data, name=name, regions=[
             {"tag_id": tags[t].id, "left": l, "top": tp, "width": w, "height": h} for t, l, tp, w, h in regions])
             for name, data, regions, _ in records]
-        summary = ws.create_images(p.id, entries)
-        assert summary.is_batch_successful, summary
-        holdout = [summary.images[i].image.id for i in sorted(held)]
+        created = _create(ws, p.id, entries)
+        holdout = [created[i].id for i in sorted(held)]
         load = _load()
         it, wall = _train(ws, p.id, training_type, budget, holdout=holdout, seed=seed)
         out = {"domain": domain.name, "domain_id": domain.id, "training_type": training_type, "status": it.status,
@@ -382,6 +390,12 @@ def detection(domain_name: str, training_type: str, budget: int, min_probability
 
 
 # ----------------------------------------------------------------------------------------------------------------
+def _write(path, result) -> None:
+    """The result so far (a long run that stops still leaves its finished rows)."""
+    if path:
+        Path(path).write_text(json.dumps(result, indent=1) + "\n")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--domains", default=None, help="comma-separated classification domain names (default: every "
@@ -419,6 +433,7 @@ def main() -> int:
                                                           "test_summary", "new_background_accuracy", "loo")}),
                       file=sys.stderr, flush=True)
                 result["classification"].append(row)
+                _write(args.out, result)
     if not args.no_detection:
         for name in [n.strip() for n in args.detection_domains.split(",") if n.strip()]:
             for t in types:
@@ -426,10 +441,9 @@ def main() -> int:
                 print(json.dumps({k: row.get(k) for k in ("domain", "training_type", "status", "train_s",
                                                           "heldout_mAP@0.5")}), file=sys.stderr, flush=True)
                 result["detection"].append(row)
-    text = json.dumps(result, indent=1)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-    print(text)
+                _write(args.out, result)
+    _write(args.out, result)
+    print(json.dumps(result, indent=1))
     return 0
 
 

@@ -170,6 +170,13 @@ def _session(backbone: str, size: int):
         return _sessions.setdefault(path, session)
 
 
+def prepare(backbone: str, size: int) -> None:
+    """Build (or load) the runtime for a backbone and size now, e.g. before timing a training: the ONNX export
+    happens once per machine (~5-25 s) and is cached in ``machine_cache_dir()``."""
+    if runtime() == "onnx":
+        _session(backbone, size)
+
+
 def _embed_batch(pixels: np.ndarray, backbone: str, which: str) -> np.ndarray:
     if which == "onnx":
         return _session(backbone, pixels.shape[-1]).run(None, {"pixels": np.ascontiguousarray(pixels, np.float32)})[0]
