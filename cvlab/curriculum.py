@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import config
 from .errors import CvlabError
+from .workspace import default_workspace_path, open_workspace
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = config.REPO
 PARTS_PROJECT = "parts-quality"   # classification: ok / cracked / rusted (+ Negative)
 SITE_PROJECT = "site-safety"      # object detection: helmet / vest / person
 SEED = 7
@@ -49,24 +51,21 @@ PROFILES = {
 
 
 def profile() -> Profile:
-    """The active profile from $CVLAB_PROFILE (`fast` or `learner`, default `learner`)."""
-    name = os.environ.get("CVLAB_PROFILE", "learner").strip().lower() or "learner"
+    """The active profile from $CVLAB_PROFILE (`fast` or `learner`, default `learner`; ``cvlab.config``)."""
+    name = config.settings().profile or "learner"
     if name not in PROFILES:
         raise CvlabError("BadRequest", f"CVLAB_PROFILE={name!r} is not a profile: use 'fast' (CI) or 'learner'")
     return PROFILES[name]
 
 
 def workspace_path() -> Path:
-    """$CVLAB_WORKSPACE, else `workspace/` at the repository root (git-ignored), whatever the notebook's cwd."""
-    env = os.environ.get("CVLAB_WORKSPACE")
-    return Path(env).expanduser() if env else REPO / "workspace"
+    """The learner's workspace folder, whatever the notebook's cwd: ``cvlab.workspace.default_workspace_path``."""
+    return default_workspace_path()
 
 
 def workspace():
     """The learner's workspace, shared by every notebook (quiz progress included)."""
-    import cvlab
-
-    return cvlab.open_workspace(workspace_path())
+    return open_workspace(workspace_path())
 
 
 @dataclass(frozen=True)
@@ -154,8 +153,6 @@ def trained_iteration(ws, project, **train_args):
     Advanced with a one-hour budget, which lasts `budget_seconds` of lab time: Quick detection fits its head
     for 40 epochs, too long for CI on 2 cores, and CI only needs a real, small detector.
     """
-    import os
-
     from .training import train_project
 
     project = ws.get_project(project.id)
@@ -164,8 +161,8 @@ def trained_iteration(ws, project, **train_args):
         return it
     if project.project_type == "ObjectDetection" and not train_args:
         train_args = dict(profile().detection_training)
-    if train_args.get("training_type") == "Advanced":
-        os.environ.setdefault("CVLAB_SECONDS_PER_BUDGET_HOUR", str(profile().budget_seconds))
+    if train_args.get("training_type") == "Advanced" and not config.settings().is_set("seconds_per_budget_hour"):
+        train_args.setdefault("seconds_per_budget_hour", profile().budget_seconds)  # the learner's setting wins
     it = train_project(ws, project.id, seed=SEED, show_progress=False, **train_args)
     if it.status != "Completed":
         raise CvlabError("ErrorUnknown", f"training {project.name!r} failed: {it.training_error_details}")

@@ -1,14 +1,12 @@
-"""`cvlab lab`: make sure the workspace exists (seeded once with the sample projects) and open JupyterLab on the
-notebook curriculum with CVLAB_WORKSPACE pointing at it."""
+"""What ``cvlab lab`` needs from the core: where the curriculum's notebooks are, the sample projects seeded once,
+and the JupyterLab command line (the command itself is ``cvlab.cli.lab``)."""
 from __future__ import annotations
 
-import os
-import shlex
 import sys
 from pathlib import Path
 
 from .errors import CvlabError
-from .workspace import Workspace, default_workspace_path
+from .workspace import Workspace
 
 SEEDED_SETTING = "lab_seeded"
 
@@ -25,15 +23,11 @@ def find_notebooks(cwd: Path | None = None) -> Path:
 
 
 def seed_once(ws: Workspace, out=None) -> bool:
-    """Seed the sample projects the first time (if the datasets part provides seed_default_workspace)."""
+    """Seed the sample projects the first time; True when it did."""
+    from .datasets import seed_default_workspace
+
     out = out or sys.stdout
     if ws.get_setting(SEEDED_SETTING):
-        return False
-    try:
-        from .datasets import seed_default_workspace
-    except ImportError:
-        print("Sample projects not available in this build (cvlab.datasets.seed_default_workspace missing); "
-              "starting with an empty workspace.", file=out)
         return False
     print(f"Seeding {ws.path} with the sample projects (first run only)...", file=out)
     seed_default_workspace(ws)
@@ -48,31 +42,3 @@ def jupyter_command(notebooks: Path, port: int | None, no_browser: bool) -> list
     if no_browser:
         cmd.append("--no-browser")
     return cmd
-
-
-def configure(parser) -> None:
-    parser.add_argument("--workspace", default=None, help="workspace folder (default: $CVLAB_WORKSPACE or ./workspace)")
-    parser.add_argument("--no-browser", action="store_true", help="don't open a browser tab")
-    parser.add_argument("--port", type=int, default=None, help="JupyterLab port (default: Jupyter's choice)")
-    parser.add_argument("--no-seed", action="store_true", help="don't add the sample projects")
-    parser.add_argument("--dry-run", action="store_true", help="prepare the workspace, print the command, don't start")
-
-
-def run(args) -> int:
-    path = Path(args.workspace).expanduser().resolve() if args.workspace else default_workspace_path().resolve()
-    ws = Workspace(path)
-    try:
-        if not args.no_seed:
-            seed_once(ws)
-    finally:
-        ws.close()
-    notebooks = find_notebooks()
-    cmd = jupyter_command(notebooks, args.port, args.no_browser)
-    env = dict(os.environ, CVLAB_WORKSPACE=str(path))
-    print(f"Workspace: {path}\nNotebooks: {notebooks}")
-    if args.dry_run:
-        print("CVLAB_WORKSPACE=" + shlex.quote(str(path)) + " " + shlex.join(cmd))
-        return 0
-    sys.stdout.flush()
-    os.execve(cmd[0], cmd, env)  # replaces this process; Ctrl+C stops JupyterLab
-    return 0  # pragma: no cover

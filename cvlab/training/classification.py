@@ -1,0 +1,165 @@
+"""Classification training: Quick (a linear head on cached frozen embeddings, k-fold evaluated) and Advanced
+(LP-FT fine-tuning of the whole network inside the budget, evaluated on a validation split)."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .outputs import save
+from .plan import Plan, negative_index, validation_split
+from .progress import Progress
+
+MAX_FOLDS = 5
+MAX_FINE_TUNE_EPOCHS = 40
+# Fine-tuning cost per training image and epoch on a 2-core laptop (forward + backward + augmentation). Advanced
+# training plans its epoch count from the budget with these fixed numbers, so the same data and seed give the
+# same model; the measured clock only cuts training short when the machine is slower than planned.
+FINE_TUNE_SECONDS_PER_IMAGE = {"lite0": 0.15, "lite1": 0.22, "lite2": 0.35}
+
+
+def _targets(plan: Plan, images) -> tuple[np.ndarray, np.ndarray]:
+    """Class indices (multiclass) or 0/1 rows over the head's outputs (multilabel; Negative -> all zeros),
+    plus the full 0/1 truth matrix over every output tag."""
+    index = {t.id: i for i, t in enumerate(plan.tags)}
+    truth = np.zeros((len(images), len(plan.tags)), np.float32)
+    for r, im in enumerate(images):
+        for t in im.tags:
+            if t.tag_id in index:
+                truth[r, index[t.tag_id]] = 1
+    if plan.classification_type == "Multiclass":
+        return truth.argmax(1), truth
+    regular = [i for i, t in enumerate(plan.tags) if t.type != "Negative"]
+    return truth[:, regular], truth
+
+
+
+
+def _folds(plan: Plan, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    n = len(y)
+    if plan.classification_type == "Multiclass":
+        counts = np.bincount(y)
+        k = max(2, min(MAX_FOLDS, int(counts[counts > 0].min()), n))
+        return list(StratifiedKFold(k, shuffle=True, random_state=plan.seed).split(np.zeros(n), y))
+    k = max(2, min(MAX_FOLDS, n))
+    return list(KFold(k, shuffle=True, random_state=plan.seed).split(np.zeros(n)))
+
+
+
+
+def _prediction_rows(plan: Plan, probs: np.ndarray) -> list[list[dict]]:
+    return [[{"tag_id": t.id, "probability": float(p), "bounding_box": None} for t, p in zip(plan.tags, row)]
+            for row in probs]
+
+
+def _truth_cls(plan: Plan, image) -> dict:
+    ids = {t.id for t in plan.tags}
+    return {"tag_ids": [t.tag_id for t in image.tags if t.tag_id in ids], "regions": []}
+
+
+def train_classification(ws, plan: Plan, iteration, bar: Progress, cancelled) -> dict:
+    import torch
+
+    from cvlab import embeddings, recipes
+    from cvlab.nets.backbones import spec
+    from cvlab.nets.classifier import Classifier, fine_tune, head_probabilities, predict, set_head
+    from cvlab.nets.preprocess import Preprocessing
+
+    recipe = recipes.for_domain(plan.domain)
+    bb, size = spec(recipe.backbone), recipe.size
+    multilabel = plan.classification_type == "Multilabel"
+    neg = negative_index(plan)
+    model = Classifier(bb.name, len(plan.tags), multilabel=multilabel, negative_index=neg, feature_norm="l2")
+    y, truth = _targets(plan, plan.train)
+    timings, records, extra = {}, [], {}
+
+    if plan.training_type == "Regular":
+        folds = _folds(plan, y)
+        q = recipes.quick(ws, recipe, plan.train, plan.holdout, y, folds, multilabel, model, plan.seed, bar,
+                          cancelled)
+        timings.update(q["timings"])
+        extra.update(q["details"])
+        for im, f, row in zip(plan.train, q["fold_of"], _prediction_rows(plan, q["oof"])):
+            records.append({"image_id": im.id, "split": "cv", "fold": int(f), "truth": _truth_cls(plan, im),
+                            "predictions": row})
+        hold_probs = q["holdout"]
+        k, scheme = len(folds), (f"{len(folds)}-fold cross-validation of the linear head on cached embeddings "
+                                 f"(C = {q['details']['C']} chosen by it)")
+    else:
+        t0 = time.monotonic()
+        pre = Preprocessing(size=size)
+
+        def pixels(images):
+            return torch.from_numpy(np.stack([pre.array(ws.open_image(im)) for im in images]).astype(np.uint8)) \
+                if images else torch.zeros((0, 3, size, size), dtype=torch.uint8)
+
+        strata = y if not multilabel else np.array([str(r.astype(int).tolist()) for r in y])
+        tr, va = validation_split(plan, strata)
+        x_all = pixels(plan.train)
+        timings["decode_s"] = round(time.monotonic() - t0, 2)
+        yt = torch.from_numpy(np.asarray(y, np.int64 if not multilabel else np.float32))
+        budget = plan.budget_hours * plan.seconds_per_budget_hour
+        bar(0.02, f"fine-tuning for up to {budget:g} s")
+        # LP-FT: start from the linear probe of the training part (cached embeddings), not from a blank head
+        w, b, c = recipes.probe_on(ws, recipe, [plan.train[i] for i in tr], y[tr], multilabel, model, plan.seed,
+                                   cancelled)
+        set_head(model, w, b)
+        probe_val = predict(model, x_all[va]).numpy()
+        epochs = planned_epochs(recipe, len(tr), budget)
+        info = fine_tune(model, x_all[tr], yt[tr], x_all[va], yt[va], time_budget_s=budget, seed=plan.seed,
+                         max_epochs=epochs, progress=lambda f, m: bar(0.02 + 0.9 * f, m), cancel=cancelled,
+                         **recipe.fine_tune)
+        info["planned_epochs"] = epochs
+        timings["fine_tune_s"] = info["seconds"]
+        val_probs = predict(model, x_all[va]).numpy()
+        scores = {"probe": recipes.validation_score(probe_val, truth[va], multilabel),
+                  "fine_tuned": recipes.validation_score(val_probs, truth[va], multilabel)}
+        per_tag = truth.sum(0)
+        kept = recipes.keep_fine_tuned(scores["probe"], scores["fine_tuned"], int(per_tag[per_tag > 0].min()))
+        info["validation"] = scores
+        extra["fine_tune"] = info
+        extra.update({"recipe": recipe.to_dict(), "feature_norm": "l2"})
+        if kept:
+            extra["training_details"] = (f"Fine-tuned network kept: validation macro F1 "
+                                         f"{scores['fine_tuned']['macro_f1']:.3f} against the linear probe's "
+                                         f"{scores['probe']['macro_f1']:.3f}.")
+            hold_probs = predict(model, pixels(plan.holdout)).numpy()
+        else:  # the probe wins: ship Quick's model (probe on every training image), never worse than Quick
+            extra["training_details"] = (f"Fine-tuning did not beat the linear probe on the validation split "
+                                         f"(macro F1 {scores['fine_tuned']['macro_f1']:.3f} against "
+                                         f"{scores['probe']['macro_f1']:.3f}, log-loss "
+                                         f"{scores['fine_tuned']['log_loss']:.3f} against "
+                                         f"{scores['probe']['log_loss']:.3f}): kept the probe, trained on all "
+                                         f"{len(plan.train)} images as Quick training does.")
+            model = Classifier(bb.name, len(plan.tags), multilabel=multilabel, negative_index=neg,
+                               feature_norm="l2")
+            set_head(model, *recipes.probe_on(ws, recipe, plan.train, y, multilabel, model, plan.seed,
+                                              cancelled)[:2])
+            val_probs = probe_val
+            hold_probs = head_probabilities(model, embeddings.embed_images(ws, plan.holdout, bb.name, size)) \
+                if plan.holdout else np.zeros((0, len(plan.tags)), np.float32)
+        extra["fine_tune"]["kept"] = "fine_tuned" if kept else "probe"
+        for im, row in zip([plan.train[i] for i in va], _prediction_rows(plan, val_probs)):
+            records.append({"image_id": im.id, "split": "cv", "fold": 0, "truth": _truth_cls(plan, im),
+                            "predictions": row})
+        k = 1
+        scheme = (f"validation split: {len(va)} of {len(plan.train)} training images held back from fine-tuning "
+                  "(also used for early stopping and to choose between the fine-tuned network and the probe)")
+        extra["validation_image_ids"] = [plan.train[i].id for i in va]
+    for im, row in zip(plan.holdout, _prediction_rows(plan, hold_probs)):
+        records.append({"image_id": im.id, "split": "holdout", "fold": None, "truth": _truth_cls(plan, im),
+                        "predictions": row})
+    bar(0.97, "saving")
+    preprocessing = Preprocessing(size=size)
+    return save(ws, plan, iteration, model, records, k, scheme, preprocessing, timings, extra,
+                 head="sigmoid" if multilabel else "softmax", backbone=bb.name)
+
+
+def planned_epochs(recipe_or_backbone, n_train: int, budget_s: float) -> int:
+    """Epochs that fit the budget at the planned per-image cost (at least 1, at most MAX_FINE_TUNE_EPOCHS)."""
+    from cvlab import recipes
+
+    return recipes.planned_epochs(recipe_or_backbone, n_train, budget_s, FINE_TUNE_SECONDS_PER_IMAGE,
+                                  MAX_FINE_TUNE_EPOCHS)
