@@ -140,7 +140,7 @@ def _run_scenario(tmp: Path, name: str, budget: int, domain: str | None, seed: i
            "timings": info.get("timings")}
     if spec["training_type"] == "Advanced":
         out["budget_hours"] = budget
-        out["budget_s"] = budget * training.seconds_per_budget_hour()
+        out["budget_s"] = budget * _seconds_per_budget_hour()
         ft = info.get("fine_tune", {})
         out["fine_tune"] = {k: ft.get(k) for k in ("epochs", "best_epoch", "stopped", "seconds", "kept",
                                                    "validation")}
@@ -188,6 +188,18 @@ def _median(rows, key):
 
     vals = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
     return round(statistics.median(vals), 4) if vals else None
+
+
+def _seconds_per_budget_hour() -> float:
+    """cvlab's lab seconds per budget hour (cvlab.config since the re-layout; training before it)."""
+    try:
+        from cvlab.config import settings
+
+        return float(settings().seconds_per_budget_hour)
+    except ImportError:
+        from cvlab import training
+
+        return training.seconds_per_budget_hour()
 
 
 def main() -> int:
