@@ -396,18 +396,6 @@ def _write(path, result) -> None:
         Path(path).write_text(json.dumps(result, indent=1) + "\n")
 
 
-def _seconds_per_budget_hour() -> float:
-    """cvlab's lab seconds per budget hour (cvlab.config since the re-layout; training before it)."""
-    try:
-        from cvlab.config import settings
-
-        return float(settings().seconds_per_budget_hour)
-    except ImportError:
-        from cvlab import training
-
-        return training.seconds_per_budget_hour()
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--domains", default=None, help="comma-separated classification domain names (default: every "
@@ -429,11 +417,12 @@ def main() -> int:
     if args.seconds_per_budget_hour is not None:
         os.environ["CVLAB_SECONDS_PER_BUDGET_HOUR"] = str(args.seconds_per_budget_hour)
     from cvlab.domains import get_domains
+    from train import seconds_per_budget_hour  # benchmarks/train.py, beside this file
 
     types = [t.strip() for t in args.types.split(",") if t.strip()]
     names = ([n.strip() for n in args.domains.split(",")] if args.domains else
              [d.name for d in get_domains() if d.type == "Classification" and d.enabled])
-    result = {"benchmark": "real_photos", "seconds_per_budget_hour": _seconds_per_budget_hour(),
+    result = {"benchmark": "real_photos", "seconds_per_budget_hour": seconds_per_budget_hour(),
               "derived_kinds": list(DERIVED_KINDS), "classification": [], "detection": []}
     if not args.detection_only:
         derived = derived_photos()

@@ -140,7 +140,7 @@ def _run_scenario(tmp: Path, name: str, budget: int, domain: str | None, seed: i
            "timings": info.get("timings")}
     if spec["training_type"] == "Advanced":
         out["budget_hours"] = budget
-        out["budget_s"] = budget * _seconds_per_budget_hour()
+        out["budget_s"] = budget * seconds_per_budget_hour()
         ft = info.get("fine_tune", {})
         out["fine_tune"] = {k: ft.get(k) for k in ("epochs", "best_epoch", "stopped", "seconds", "kept",
                                                    "validation")}
@@ -190,7 +190,7 @@ def _median(rows, key):
     return round(statistics.median(vals), 4) if vals else None
 
 
-def _seconds_per_budget_hour() -> float:
+def seconds_per_budget_hour() -> float:
     """cvlab's lab seconds per budget hour (cvlab.config since the re-layout; training before it)."""
     try:
         from cvlab.config import settings
