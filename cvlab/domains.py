@@ -1,6 +1,7 @@
-"""Azure Custom Vision's domain catalogue (reference §5.2): exact ids, names and types, and cvlab's recipe for each.
+"""Azure Custom Vision's domain catalogue (https://learn.microsoft.com/azure/ai-services/custom-vision-service/
+select-domain): exact ids, names and types, and cvlab's training recipe for each.
 
-Azure's purposes quote https://learn.microsoft.com/azure/ai-services/custom-vision-service/select-domain.
+Azure's purposes quote that page.
 Honest difference: Azure trains its specialised domains (Food, Retail, Logo, ...) on domain data; in cvlab every
 domain starts from ImageNet-pretrained EfficientNet-Lite weights and a domain chooses a training recipe
 (``cvlab.recipes``: backbone, input size, augmented views, fine-tuning augmentation, detector size and epochs),

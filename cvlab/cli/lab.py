@@ -13,6 +13,7 @@ from cvlab.workspace import Workspace, default_workspace_path
 
 
 def configure(parser) -> None:
+    """The arguments of ``cvlab lab``."""
     parser.add_argument("--workspace", default=None, help="workspace folder (default: $CVLAB_WORKSPACE or ./workspace)")
     parser.add_argument("--no-browser", action="store_true", help="don't open a browser tab")
     parser.add_argument("--port", type=int, default=None, help="JupyterLab port (default: Jupyter's choice)")
@@ -21,6 +22,7 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
+    """Prepare the workspace, then replace this process with JupyterLab."""
     path = Path(args.workspace).expanduser().resolve() if args.workspace else default_workspace_path().resolve()
     ws = Workspace(path)
     try:
