@@ -100,7 +100,8 @@ DETECTION_RECIPES = {r.name: r for r in [
                     summary="EfficientNet-Lite0 FCOS detector at 320 px, 30 Quick epochs"),
     DetectionRecipe("od-general-a1", 320, 45, (0.6, 1.4),
                     summary="the General detector trained longer (45 Quick epochs, 1.5x the time) with wider "
-                            "scale jitter when fine-tuning"),
+                            "scale jitter when fine-tuning; deterministic: the same images and seed give the same "
+                            "model"),
     DetectionRecipe("od-logo", 384, 30, (0.75, 1.25),
                     summary="the detector at 384 px (small logos keep more pixels; ~1.4x the time)"),
     DetectionRecipe("od-shelves", 384, 30, (0.9, 1.1),
