@@ -3,10 +3,10 @@
 A domain keeps Azure's id and name (``cvlab.domains``) and points at one recipe here; the recipe's ``summary``
 is what the domain's description says cvlab does.  Figures behind every choice: ``benchmarks/training.md``.
 
-Quick classification (``fit_probe``): frozen embeddings of the recipe's backbone, L2-normalised (not standardised
-per dimension: 20 samples do not estimate 1280 means and deviations), a logistic-regression head whose
-regularisation C is chosen from ``C_GRID`` by the out-of-fold log-loss of the k-fold cross-validation the
-evaluation runs anyway.  Few-shot: while ``n_train * views <= MAX_VIEW_EMBEDDINGS`` the recipe's augmented
+Quick classification (``fit_probe``): frozen embeddings of the recipe's backbone, L2-normalised below
+``STANDARDISE_FROM`` training images (20 samples do not estimate 1280 means and deviations) and standardised per
+dimension from there on (``head_feature_norm``), a logistic-regression head whose regularisation C is chosen from
+``C_GRID`` by the out-of-fold log-loss of the k-fold cross-validation the evaluation runs anyway.  Few-shot: while ``n_train * views <= MAX_VIEW_EMBEDDINGS`` the recipe's augmented
 views (mirror, crops, ...) of every training image join the head's training set as extra samples (folds are
 split by image, so an image's views never sit on both sides of a fold).
 """
@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-C_GRID = (0.3, 1.0, 3.0, 10.0)
+C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)
+STANDARDISE_FROM = 100      # training images from which the head standardises per dimension instead of L2
 MAX_VIEW_EMBEDDINGS = 200   # extra views only for small training sets: parts (150 images) keeps one view
 NORM_SCALE = 8.0            # the head sees 8 * f / |f|; folded into its weights
 
@@ -127,6 +128,13 @@ def normalise(features: np.ndarray) -> np.ndarray:
     return NORM_SCALE * f / np.maximum(np.linalg.norm(f, axis=-1, keepdims=True), 1e-12)
 
 
+def head_feature_norm(n_images: int) -> str | None:
+    """The Quick head's feature normalisation for a training set: "l2" for few images, None (per-dimension
+    standardisation, folded into the weights) from STANDARDISE_FROM images up, where it held out better over
+    four seeds of parts and parts-subtle (benchmarks/training.md, "Quick head on 150 images")."""
+    return "l2" if n_images < STANDARDISE_FROM else None
+
+
 def _expand(features_v: np.ndarray, y: np.ndarray, idx) -> tuple[np.ndarray, np.ndarray]:
     """Rows of every view of the images ``idx`` ([N, V, F] -> [N*V, F]) with their targets repeated."""
     x = features_v[idx]
@@ -144,15 +152,17 @@ def _log_loss(logits: np.ndarray, y: np.ndarray, multilabel: bool) -> float:
 
 
 def fit_probe(features_v: np.ndarray, y: np.ndarray, folds, multilabel: bool, num_head: int, seed: int = 0,
-              grid=C_GRID, cancel=None, progress=None) -> dict:
+              grid=C_GRID, cancel=None, progress=None, feature_norm: str | None = "l2") -> dict:
     """Quick head: choose C by out-of-fold log-loss over ``grid``, then fit on every image.
 
     ``features_v`` [N, V, F] raw embeddings (view 0 = the image itself, the only view predicted out of fold);
     ``y`` the head's targets.  Returns ``{"weight", "bias", "C", "oof_logits" [N, H], "fold_of" [N],
-    "cv_log_loss" {C: loss}}``; the weights take ``normalise``d embeddings."""
+    "cv_log_loss" {C: loss}}``; the weights take ``normalise``d embeddings (``feature_norm="l2"``) or raw ones
+    (None: each fit standardises its own training rows and folds the scaler into the weights)."""
     from cvlab.nets.classifier import fit_linear_head
 
-    x = normalise(features_v)
+    std = feature_norm is None
+    x = np.asarray(features_v, np.float32) if std else normalise(features_v)
     n = len(x)
     fold_of = np.zeros(n, int)
     for f, (_, te) in enumerate(folds):
@@ -164,14 +174,14 @@ def fit_probe(features_v: np.ndarray, y: np.ndarray, folds, multilabel: bool, nu
         for tr, te in folds:
             if cancel is not None and cancel():
                 raise InterruptedError("Cancelled")
-            w, b = fit_linear_head(*_expand(x, y, tr), multilabel, num_head, seed, C=C, standardize=False)
+            w, b = fit_linear_head(*_expand(x, y, tr), multilabel, num_head, seed, C=C, standardize=std)
             oof[te] = x[te, 0] @ w.T + b
             done += 1
             if progress:
                 progress(done / steps)
         losses[C], oofs[C] = _log_loss(oof, y, multilabel), oof
     best = min(grid, key=lambda c: (round(losses[c], 6), c))
-    w, b = fit_linear_head(*_expand(x, y, np.arange(n)), multilabel, num_head, seed, C=best, standardize=False)
+    w, b = fit_linear_head(*_expand(x, y, np.arange(n)), multilabel, num_head, seed, C=best, standardize=std)
     return {"weight": w, "bias": b, "C": best, "oof_logits": oofs[best], "fold_of": fold_of,
             "cv_log_loss": {str(c): round(v, 5) for c, v in losses.items()}}
 
@@ -215,7 +225,7 @@ def quick(ws, recipe: Recipe, train, holdout, y, folds, multilabel: bool, model,
     timings = {"embedding_s": round(time.monotonic() - t0, 2)}
     t0 = time.monotonic()
     probe = fit_probe(train_f, y, folds, multilabel, model.head.out_features, seed, cancel=cancelled,
-                      progress=lambda f: bar(0.75 + 0.2 * f, "cross-validation"))
+                      progress=lambda f: bar(0.75 + 0.2 * f, "cross-validation"), feature_norm=model.feature_norm)
     set_head(model, probe["weight"], probe["bias"])
     import torch
 
@@ -224,18 +234,20 @@ def quick(ws, recipe: Recipe, train, holdout, y, folds, multilabel: bool, model,
     hold = head_probabilities(model, hold_f) if len(holdout) else np.zeros((0, model.num_outputs), np.float32)
     timings["head_s"] = round(time.monotonic() - t0, 2)
     details = {"recipe": recipe.to_dict(), "head_views": list(views), "C": probe["C"],
-               "cv_log_loss": probe["cv_log_loss"], "feature_norm": "l2", "runtime": embeddings.runtime()}
+               "cv_log_loss": probe["cv_log_loss"], "feature_norm": model.feature_norm,
+               "runtime": embeddings.runtime()}
     return {"oof": oof, "fold_of": probe["fold_of"], "holdout": hold, "timings": timings, "details": details}
 
 
 def probe_on(ws, recipe: Recipe, images, y, multilabel: bool, model, seed: int, cancelled, max_folds: int = 5):
-    """The Quick head fitted on ``images`` alone (C chosen by its own k-fold): the Advanced baseline."""
+    """The Quick head fitted on ``images`` alone (C chosen by its own k-fold, features normalised as
+    ``model.feature_norm`` says): the Advanced baseline."""
     from cvlab import embeddings
 
     views = recipe.head_views(len(images))
     f = embeddings.embed_views(ws, images, recipe.backbone, recipe.size, views, cancel=cancelled)
     probe = fit_probe(f, y, _folds(y, multilabel, seed, max_folds), multilabel, model.head.out_features, seed,
-                      cancel=cancelled)
+                      cancel=cancelled, feature_norm=model.feature_norm)
     return probe["weight"], probe["bias"], probe["C"]
 
 

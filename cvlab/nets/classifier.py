@@ -98,7 +98,17 @@ def fit_linear_head(features: np.ndarray, targets: np.ndarray, multilabel: bool,
     per column; a column with a single value gets a constant (its clipped frequency).  Features are standardised
     and the scaler is folded into the weights, so the head still takes raw embeddings; ``standardize=False``
     fits the features as given (cvlab.recipes passes L2-normalised ones).
+
+    The solver runs on one BLAS thread: at 150 x 1280 a second thread only adds hand-offs, and on a busy
+    2-core machine OpenBLAS's waiting threads made each fit 30x slower (benchmarks/training.md, "Speed").
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return _fit_linear_head(features, targets, multilabel, num_classes, seed, C, standardize)
+
+
+def _fit_linear_head(features, targets, multilabel, num_classes, seed, C, standardize):
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 

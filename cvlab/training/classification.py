@@ -72,7 +72,10 @@ def train_classification(ws, plan: Plan, iteration, bar: Progress, cancelled) ->
     bb, size = spec(recipe.backbone), recipe.size
     multilabel = plan.classification_type == "Multilabel"
     neg = negative_index(plan)
-    model = Classifier(bb.name, len(plan.tags), multilabel=multilabel, negative_index=neg, feature_norm="l2")
+    # Quick's head normalises features by training-set size; Advanced fine-tunes through an L2-normalised head
+    quick_norm = recipes.head_feature_norm(len(plan.train))
+    model = Classifier(bb.name, len(plan.tags), multilabel=multilabel, negative_index=neg,
+                       feature_norm=quick_norm if plan.training_type == "Regular" else "l2")
     y, truth = _targets(plan, plan.train)
     timings, records, extra = {}, [], {}
 
@@ -135,7 +138,8 @@ def train_classification(ws, plan: Plan, iteration, bar: Progress, cancelled) ->
                                          f"{scores['probe']['log_loss']:.3f}): kept the probe, trained on all "
                                          f"{len(plan.train)} images as Quick training does.")
             model = Classifier(bb.name, len(plan.tags), multilabel=multilabel, negative_index=neg,
-                               feature_norm="l2")
+                               feature_norm=quick_norm)
+            extra["feature_norm"] = quick_norm
             set_head(model, *recipes.probe_on(ws, recipe, plan.train, y, multilabel, model, plan.seed,
                                               cancelled)[:2])
             val_probs = probe_val
