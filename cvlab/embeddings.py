@@ -204,6 +204,21 @@ def _path(root: Path, view: str, sha256: str) -> Path:
     return root / view / sha256[:2] / f"{sha256}.npy"
 
 
+def open_training_image(ws, image) -> Image.Image:
+    """A stored image for training, or Azure's BadRequestImageFormat naming the image when its file no longer
+    decodes (damaged or missing on disk), so the learner knows which image to delete or upload again."""
+    from cvlab.errors import CvlabError
+
+    try:
+        return ws.open_image(image)
+    except (CvlabError, OSError, ValueError) as e:
+        reason = e.message if isinstance(e, CvlabError) else f"{type(e).__name__}: {e}"
+        name = getattr(image, "original_name", None) or image.id
+        raise CvlabError("BadRequestImageFormat",
+                         f"Training image {name!r} (id {image.id}) could not be decoded ({reason}). Delete it "
+                         "(or upload it again), then train again; earlier iterations are unchanged.") from None
+
+
 def embed_images(ws, images, backbone: str, size: int, progress=None, cancel=None) -> np.ndarray:
     """Embeddings [N, 1280] of workspace images (records with ``sha256``), computing only the uncached ones."""
     return embed_views(ws, images, backbone, size, ("orig",), progress, cancel)[:, 0]
@@ -238,7 +253,7 @@ def embed_views(ws, images, backbone: str, size: int, views=("orig",), progress=
     pre = Preprocessing(size=size)
 
     def pixels(i):  # runs in the pool: decode once, then every missing view of this image
-        pil = ws.open_image(images[i])
+        pil = open_training_image(ws, images[i])
         return i, [pre.array(view_image(pil, views[j], images[i].sha256)) for j in todo[i]]
 
     order = list(todo)

@@ -193,9 +193,9 @@ def for_domain(domain) -> Recipe:
     return get(domain.recipe)
 
 
-def planned_epochs(recipe_or_backbone, n_train: int, budget_s: float, per_image: dict, max_epochs: int) -> int:
-    """Epochs that fit the budget at the planned per-image cost, scaled by the recipe's pixels over the
-    backbone's native size (at least 1, at most ``max_epochs``)."""
+def epoch_seconds(recipe_or_backbone, n_train: int, per_image: dict) -> float:
+    """Planned seconds of one fine-tuning epoch: the per-image cost scaled by the recipe's pixels over the
+    backbone's native size."""
     from cvlab.nets.backbones import spec
 
     if isinstance(recipe_or_backbone, Recipe):
@@ -203,8 +203,43 @@ def planned_epochs(recipe_or_backbone, n_train: int, budget_s: float, per_image:
     else:
         bb = spec(recipe_or_backbone)
         size = bb.input_size
-    cost = per_image[bb.name] * (size / bb.input_size) ** 2 * max(n_train, 1)
-    return int(min(max_epochs, max(1, budget_s // cost)))
+    return per_image[bb.name] * (size / bb.input_size) ** 2 * max(n_train, 1)
+
+
+def planned_epochs(recipe_or_backbone, n_train: int, budget_s: float, per_image: dict, max_epochs: int) -> int:
+    """Epochs that fit the budget at the planned per-image cost (at least 1, at most ``max_epochs``)."""
+    return int(min(max_epochs, max(1, budget_s // epoch_seconds(recipe_or_backbone, n_train, per_image))))
+
+
+def budget_note(recipe_or_backbone, n_train: int, budget_s: float, per_image: dict) -> str | None:
+    """Training details when the reserved budget cannot pay for one fine-tuning epoch of this training set."""
+    cost = epoch_seconds(recipe_or_backbone, n_train, per_image)
+    if budget_s >= cost:
+        return None
+    return (f"The reserved budget ({budget_s:g} s of lab time) is less than one fine-tuning epoch of {n_train} "
+            f"images with this domain's recipe (about {cost:.0f} s planned), so fine-tuning stopped before it "
+            "saw every image once. Reserve more budget hours, or train Quick.")
+
+
+NEAR_DUPLICATE_COSINE = 0.97  # distinct photos of one tag never all sit this close (parts: min 0.24, fruit < 0.9)
+
+
+def near_duplicate_note(features: np.ndarray, truth: np.ndarray, tag_names) -> str | None:
+    """Training details naming each tag whose training images are all near-duplicates of each other (every
+    pair of embeddings at cosine similarity >= NEAR_DUPLICATE_COSINE): such a tag teaches one picture."""
+    f = np.asarray(features, np.float64)
+    f = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+    flagged = []
+    for j, name in enumerate(tag_names):
+        rows = f[np.asarray(truth)[:, j] > 0]
+        if len(rows) >= 2 and float((rows @ rows.T).min()) >= NEAR_DUPLICATE_COSINE:
+            flagged.append(f"{name!r} ({len(rows)} images)")
+    if not flagged:
+        return None
+    return (f"Every training image of {', '.join(flagged)} is a near-duplicate of the others (in cvlab: every pair "
+            f"of embeddings at cosine similarity >= {NEAR_DUPLICATE_COSINE}), so the model learns one picture of "
+            "that tag and will not recognise it in other photos. Add photos with other backgrounds, angles, "
+            "distances and lighting, then train again.")
 
 
 def quick(ws, recipe: Recipe, train, holdout, y, folds, multilabel: bool, model, seed: int, bar, cancelled) -> dict:

@@ -96,7 +96,7 @@ def train_classification(ws, plan: Plan, iteration, bar: Progress, cancelled) ->
         pre = Preprocessing(size=size)
 
         def pixels(images):
-            return torch.from_numpy(np.stack([pre.array(ws.open_image(im)) for im in images]).astype(np.uint8)) \
+            return torch.from_numpy(np.stack([pre.array(embeddings.open_training_image(ws, im)) for im in images]).astype(np.uint8)) \
                 if images else torch.zeros((0, 3, size, size), dtype=torch.uint8)
 
         strata = y if not multilabel else np.array([str(r.astype(int).tolist()) for r in y])
@@ -153,6 +153,14 @@ def train_classification(ws, plan: Plan, iteration, bar: Progress, cancelled) ->
         scheme = (f"validation split: {len(va)} of {len(plan.train)} training images held back from fine-tuning "
                   "(also used for early stopping and to choose between the fine-tuned network and the probe)")
         extra["validation_image_ids"] = [plan.train[i].id for i in va]
+    notes = [extra.get("training_details"),
+             recipes.near_duplicate_note(embeddings.embed_images(ws, plan.train, bb.name, size), truth,
+                                         [t.name for t in plan.tags])]
+    if plan.training_type != "Regular":
+        notes.append(recipes.budget_note(recipe, len(tr), plan.budget_hours * plan.seconds_per_budget_hour,
+                                         FINE_TUNE_SECONDS_PER_IMAGE))
+    if any(notes):
+        extra["training_details"] = " ".join(n for n in notes if n)
     for im, row in zip(plan.holdout, _prediction_rows(plan, hold_probs)):
         records.append({"image_id": im.id, "split": "holdout", "fold": None, "truth": _truth_cls(plan, im),
                         "predictions": row})

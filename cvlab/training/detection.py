@@ -31,12 +31,13 @@ def train_detection(ws, plan: Plan, iteration, bar: Progress, cancelled) -> dict
         return [(index[r.tag_id], r.left, r.top, r.width, r.height) for r in im.regions if r.tag_id in index]
 
     from cvlab import recipes
+    from cvlab.embeddings import open_training_image
 
     recipe = recipes.for_domain(plan.domain)
     tr, va = validation_split(plan, _rarest_tag_strata(plan.tags, plan.train))
     timings, t0 = {}, time.monotonic()
     model = detector.build_detector(len(plan.tags), size=recipe.size, seed=plan.seed)
-    train_images = [ws.open_image(plan.train[i]) for i in tr]
+    train_images = [open_training_image(ws, plan.train[i]) for i in tr]
     budget = plan.budget_hours * plan.seconds_per_budget_hour if plan.training_type == "Advanced" else None
     bar(0.02, "training the detector")
     info = detector.fit_detector(model, train_images, [targets(plan.train[i]) for i in tr],
@@ -52,7 +53,7 @@ def train_detection(ws, plan: Plan, iteration, bar: Progress, cancelled) -> dict
     bar(0.9, "evaluating")
     records = []
     for split, images in (("cv", [plan.train[i] for i in va]), ("holdout", plan.holdout)):
-        found = detector.detect(model, [ws.open_image(im) for im in images]) if images else []
+        found = detector.detect(model, [open_training_image(ws, im) for im in images]) if images else []
         for im, dets in zip(images, found):
             truth_regions = [{"tag_id": r.tag_id, "left": r.left, "top": r.top, "width": r.width,
                               "height": r.height} for r in im.regions if r.tag_id in index]
