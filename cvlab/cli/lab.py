@@ -40,3 +40,9 @@ def run(args) -> int:
     sys.stdout.flush()
     os.execve(cmd[0], cmd, env)  # replaces this process; Ctrl+C stops JupyterLab
     return 0  # pragma: no cover
+
+
+# workshop mode (issue 21): `--join URL --key KEY` or `--join FILE`, then a reporter beside JupyterLab
+from cvlab.classroom.learner import with_join  # noqa: E402
+
+configure, run = with_join(configure, run)
