@@ -1,9 +1,11 @@
 """Azure Custom Vision's domain catalogue (https://learn.microsoft.com/azure/ai-services/custom-vision-service/
-select-domain): exact ids, names and types, and cvlab's backbone for each.
+select-domain): exact ids, names and types, and cvlab's training recipe for each.
 
+Azure's purposes quote that page.
 Honest difference: Azure trains its specialised domains (Food, Retail, Logo, ...) on domain data; in cvlab every
-domain of a kind shares the same ImageNet-pretrained EfficientNet-Lite weights, so a domain changes the backbone
-size and exportability, not the knowledge the model starts from.
+domain starts from ImageNet-pretrained EfficientNet-Lite weights and a domain chooses a training recipe
+(``cvlab.recipes``: backbone, input size, augmented views, fine-tuning augmentation, detector size and epochs),
+which the description states after "In cvlab:".  Each domain of a type trains a different model.
 """
 from __future__ import annotations
 
@@ -12,12 +14,15 @@ from dataclasses import dataclass, field
 from .errors import CvlabError
 
 SOURCE = "https://learn.microsoft.com/azure/ai-services/custom-vision-service/select-domain"
-NOTE = ("Azure trains specialised domains on domain-specific data; cvlab's domains all start from the same "
-        "ImageNet-pretrained EfficientNet-Lite weights and differ only in backbone size and exportability.")
+NOTE = ("Azure trains specialised domains on domain-specific data; cvlab's domains all start from "
+        "ImageNet-pretrained EfficientNet-Lite weights and differ in their training recipe (backbone, input size, "
+        "augmentation; see the description), not in what the network learnt before.")
 
-# Compact domains export to these (doc: ONNX, TensorFlow(+Lite, .js), CoreML, VAIDK, Docker; OD compact: no VAIDK).
+# Compact domains export to these (doc: "All of the following domains support export in ONNX, TensorFlow,
+# TensorFlowLite, TensorFlow.js, CoreML, and VAIDK formats, with the exception that the Object Detection General
+# (compact) domain doesn't support VAIDK").
 _COMPACT_PLATFORMS = ["CoreML", "TensorFlow", "DockerFile", "ONNX", "VAIDK", "OpenVino"]
-_OD_COMPACT_PLATFORMS = ["CoreML", "TensorFlow", "DockerFile", "ONNX", "OpenVino"]
+_OD_COMPACT_NO_VAIDK = ["CoreML", "TensorFlow", "DockerFile", "ONNX", "OpenVino"]
 
 
 @dataclass(frozen=True)
@@ -31,62 +36,79 @@ class Domain:
     model_information: dict = field(default_factory=dict)
     backbone: str = "lite2"  # "lite0" | "lite1" | "lite2" (EfficientNet-Lite variant cvlab trains)
     note: str = NOTE
+    recipe: str = "general"  # cvlab.recipes name
+
+    @property
+    def training_recipe(self):
+        from cvlab import recipes
+
+        return recipes.get(self.recipe)
 
     @property
     def compact(self) -> bool:
         return self.exportable
 
 
-def _d(id, name, type, compact, description, size_mb=None, platforms=None, enabled=True):
-    if type == "ObjectDetection":
-        backbone = "lite0"  # cvlab's detector is built on Lite0
-    else:
-        backbone = "lite0" if compact else "lite2"
+def _d(id, name, type, compact, description, recipe, size_mb=None, platforms=None, enabled=True):
+    from cvlab import recipes
+
+    r = recipes.get(recipe)
+    backbone = "lite0" if type == "ObjectDetection" else r.backbone  # cvlab's detector is built on Lite0
     if platforms is None:
-        platforms = (_OD_COMPACT_PLATFORMS if type == "ObjectDetection" else _COMPACT_PLATFORMS) if compact else []
-    info = {"description": description}
+        platforms = _COMPACT_PLATFORMS if compact else []
+    info = {"description": f"{description} In cvlab: {r.summary}."}
     if size_mb is not None:
         info["estimated_model_size_in_megabytes"] = size_mb
-    return Domain(id, name, type, compact, list(platforms), enabled, info, backbone)
+    return Domain(id, name, type, compact, list(platforms), enabled, info, backbone, NOTE, recipe)
 
 
 DOMAINS: list[Domain] = [
     _d("ee85a74c-405e-4adc-bb47-ffa8ca0c9f31", "General", "Classification", False,
-       "Broad range of images; the default when no domain is given."),
+       "Broad range of images; the default when no domain is given.", "general"),
     _d("a8e3c40f-fb4a-466f-832a-5e457ae4a344", "General [A1]", "Classification", False,
-       "Better accuracy than General for the same training time; for larger datasets."),
+       "Better accuracy with inference time comparable to General; needs more training time; recommended for "
+       "larger datasets or more difficult scenarios.", "general-a1"),
     _d("2e37d7fb-3a54-486a-b4d6-cfc369af0018", "General [A2]", "Classification", False,
-       "Better accuracy with faster inference than A1; recommended for most datasets."),
+       "Better accuracy with faster inference than General [A1] and General; recommended for most datasets; "
+       "needs less training time than General and General [A1].", "general-a2"),
     _d("c151d5b5-dd07-472a-acc8-15d29dea8518", "Food", "Classification", False,
-       "Photos of dishes as on a restaurant menu."),
+       "Photos of dishes as on a restaurant menu; Azure recommends it for individual fruits or vegetables.",
+       "food"),
     _d("ca455789-012d-4b50-9fec-5bb63841c793", "Landmarks", "Classification", False,
-       "Recognisable natural and artificial landmarks."),
+       "Recognisable natural and artificial landmarks, even slightly obstructed by people.", "landmarks"),
     _d("b30a91ae-e3c1-4f73-a81e-c270bff27c39", "Retail", "Classification", False,
-       "Shopping catalogue / website product images."),
+       "Shopping catalogue / website product images.", "retail"),
     _d("45badf75-3591-4f26-a705-45678d3e9f5f", "Adult", "Classification", False,
-       "Adult content classification; appears in older GetDomains output, probably retired.", enabled=False),
+       "Adult content classification; appears in older GetDomains output, probably retired.", "general",
+       enabled=False),
     _d("0732100f-1a38-4e49-a514-c9b44c697ab5", "General (compact)", "Classification", True,
-       "Optimised for real-time classification on edge devices (doc: ~6 MB, ~10 ms CPU).", 6),
+       "Exportable, for real-time classification on edge devices (doc: 6 MB, 10 ms CPU / 5 ms GPU "
+       "inference).", "compact", 6),
     _d("a1db07ca-a19a-4830-bae8-e004a42dc863", "General (compact) [S1]", "Classification", True,
-       "Compact domain with higher accuracy for edge devices (doc: ~43 MB).", 43),
+       "Exportable, for edge devices (doc: 43 MB, 50 ms CPU / 5 ms GPU inference).", "compact-s1", 43),
     _d("8882951b-82cd-4c32-970b-d5f8cb8bf6d7", "Food (compact)", "Classification", True,
-       "Compact food domain (seen in GetDomains output, not in current docs)."),
+       "Compact food domain (seen in GetDomains output, not in current docs).", "food-compact"),
     _d("b5cfd229-2ac7-4b2b-8d0a-2b0661344894", "Landmarks (compact)", "Classification", True,
-       "Compact landmarks domain for edge devices."),
+       "Compact landmarks domain for edge devices.", "landmarks-compact"),
     _d("6b4faeda-8396-481b-9f8b-177b9fa3097f", "Retail (compact)", "Classification", True,
-       "Compact retail domain for edge devices."),
+       "Compact retail domain for edge devices.", "retail-compact"),
     _d("da2e3a8a-40a5-4171-82f4-58522f70fbc1", "General", "ObjectDetection", False,
-       "Broad range of object detection tasks; the default detection domain."),
+       "Broad range of object detection tasks; the default detection domain.", "od-general"),
     _d("9c616dff-2e7d-ea11-af59-1866da359ce6", "General [A1]", "ObjectDetection", False,
-       "Better accuracy than General for the same training time; for larger datasets."),
+       "Better accuracy with inference time comparable to General; for more accurate region location, larger "
+       "datasets or more difficult scenarios; needs more training time, and results aren't deterministic "
+       "(expect about ±1% mAP difference on the same training data).", "od-general-a1"),
     _d("1d8ffafe-ec40-4fb2-8f90-72b3b6cecea4", "Logo", "ObjectDetection", False,
-       "Finding brand logos in images."),
+       "Finding brand logos in images.", "od-logo"),
     _d("3780a898-81c3-4516-81ae-3a139614e1f3", "Products on Shelves", "ObjectDetection", False,
-       "Detecting and classifying products on shelves."),
+       "Detecting and classifying products on shelves.", "od-shelves"),
     _d("a27d5ca5-bb19-49d8-a70a-fec086c47f5b", "General (compact)", "ObjectDetection", True,
-       "Real-time detection on edge devices (doc: ~45 MB; exported model needs post-processing).", 45),
+       "Exportable, for real-time detection on edge devices (doc: 45 MB, 35 ms CPU / 5 ms GPU inference); "
+       "the exported model needs special post-processing and does not export to the Vision AI Dev Kit (VAIDK).",
+       "od-compact", 45, platforms=_OD_COMPACT_NO_VAIDK),
     _d("7ec2ac80-887b-48a6-8df9-8b1357765430", "General (compact) [S1]", "ObjectDetection", True,
-       "Compact detection domain (doc: ~14 MB).", 14),
+       "Exportable, for real-time detection on edge devices (doc: 14 MB, 27 ms CPU / 7 ms GPU inference), "
+       "without the special post-processing; exports include the Vision AI Dev Kit (VAIDK).", "od-compact-s1", 14),
 ]
 
 _BY_ID = {d.id: d for d in DOMAINS}

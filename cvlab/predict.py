@@ -47,8 +47,7 @@ def build_module(info: dict):
                               seed=int(info.get("seed", 0)))
     from cvlab.nets.classifier import Classifier
 
-    return Classifier(info["backbone"], int(info["num_classes"]), multilabel=info["head"] == "sigmoid",
-                      negative_index=info.get("negative_index"))
+    return Classifier.from_info(info)
 
 
 class Predictor:

@@ -16,6 +16,7 @@ def test_catalogue_is_azures():
     assert compact.id == "a27d5ca5-bb19-49d8-a70a-fec086c47f5b" and compact.exportable
     assert "VAIDK" not in compact.exportable_platforms
     assert "VAIDK" in find_domain("General (compact)").exportable_platforms
+    assert "VAIDK" in find_domain("General (compact) [S1]", "ObjectDetection").exportable_platforms
     assert not get_domain("45badf75-3591-4f26-a705-45678d3e9f5f").enabled  # Adult: kept, disabled
     assert find_domain("retail (COMPACT)").id == "6b4faeda-8396-481b-9f8b-177b9fa3097f"
 

@@ -26,10 +26,15 @@ CHECKPOINT_STAGES = 3
 
 
 class Classifier(nn.Module):
-    def __init__(self, backbone: str, num_outputs: int, multilabel: bool = False, negative_index: int | None = None):
+    def __init__(self, backbone: str, num_outputs: int, multilabel: bool = False, negative_index: int | None = None,
+                 feature_norm: str | None = None):
         """``num_outputs`` counts every output column; in multilabel mode the Negative column (if any) is derived,
-        so the linear head has one unit fewer."""
+        so the linear head has one unit fewer.  ``feature_norm="l2"``: the head sees ``NORM_SCALE * f / |f|``
+        (cvlab.recipes), in the graph, so exports do the same."""
         super().__init__()
+        if feature_norm not in (None, "l2"):
+            raise ValueError(f"feature_norm must be None or 'l2', not {feature_norm!r}")
+        self.feature_norm = feature_norm
         self.backbone_name = spec(backbone).name
         self.multilabel = bool(multilabel)
         self.num_outputs = int(num_outputs)
@@ -53,8 +58,22 @@ class Classifier(nn.Module):
             x = checkpoint(stage, x, use_reentrant=False) if i < CHECKPOINT_STAGES else stage(x)
         return t.forward_head(t.bn2(t.conv_head(x)))
 
+    def head_input(self, f: torch.Tensor) -> torch.Tensor:
+        """Pooled embedding -> what the linear head takes (L2-normalised and scaled, or as is)."""
+        if self.feature_norm != "l2":
+            return f
+        from cvlab.recipes import NORM_SCALE
+
+        return NORM_SCALE * f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        return self.head(self.head_input(self.features(x)))
+
+    @classmethod
+    def from_info(cls, info: dict) -> "Classifier":
+        """The architecture an iteration.json describes (weights loaded by the caller)."""
+        return cls(info["backbone"], int(info["num_classes"]), multilabel=info["head"] == "sigmoid",
+                   negative_index=info.get("negative_index"), feature_norm=info.get("feature_norm"))
 
     def probabilities_from_logits(self, z: torch.Tensor) -> torch.Tensor:
         if not self.multilabel:
@@ -71,19 +90,33 @@ class Classifier(nn.Module):
 
 
 def fit_linear_head(features: np.ndarray, targets: np.ndarray, multilabel: bool, num_classes: int,
-                    seed: int = 0, C: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+                    seed: int = 0, C: float = 1.0, standardize: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Logistic regression on embeddings -> (weight [H, F], bias [H]) for ``Classifier.head``.
 
     Multiclass: ``targets`` are class indices, one multinomial model; classes absent from this fit (possible in a
     cross-validation fold) get a very low bias.  Multilabel: ``targets`` is a 0/1 matrix [N, H], one binary model
     per column; a column with a single value gets a constant (its clipped frequency).  Features are standardised
-    and the scaler is folded into the weights, so the head still takes raw embeddings.
+    and the scaler is folded into the weights, so the head still takes raw embeddings; ``standardize=False``
+    fits the features as given (cvlab.recipes passes L2-normalised ones).
+
+    The solver runs on one BLAS thread: at 150 x 1280 a second thread only adds hand-offs, and on a busy
+    2-core machine OpenBLAS's waiting threads made each fit 30x slower (benchmarks/training.md, "Speed").
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return _fit_linear_head(features, targets, multilabel, num_classes, seed, C, standardize)
+
+
+def _fit_linear_head(features, targets, multilabel, num_classes, seed, C, standardize):
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    scaler = StandardScaler().fit(features)
-    x = scaler.transform(features)
+    if standardize:
+        scaler = StandardScaler().fit(features)
+        x = scaler.transform(features)
+    else:
+        x = np.asarray(features, np.float64)
     n_feat = features.shape[1]
     if not multilabel:
         weight = np.zeros((num_classes, n_feat))
@@ -111,6 +144,8 @@ def fit_linear_head(features: np.ndarray, targets: np.ndarray, multilabel: bool,
                 continue
             lr = LogisticRegression(C=C, max_iter=2000, random_state=seed).fit(x, y)
             weight[j], bias[j] = lr.coef_[0], lr.intercept_[0]
+    if not standardize:
+        return weight.astype(np.float32), bias.astype(np.float32)
     # fold the standardisation: w.(f - mu)/sigma + b = (w/sigma).f + (b - w.mu/sigma)
     folded = weight / scaler.scale_
     return folded.astype(np.float32), (bias - folded @ scaler.mean_).astype(np.float32)
@@ -128,7 +163,7 @@ def head_probabilities(model: Classifier, features: np.ndarray, weight=None, bia
     w = model.head.weight if weight is None else torch.from_numpy(weight)
     b = model.head.bias if bias is None else torch.from_numpy(bias)
     with torch.inference_mode():
-        z = torch.from_numpy(np.asarray(features, np.float32)) @ w.T + b
+        z = model.head_input(torch.from_numpy(np.asarray(features, np.float32))) @ w.T + b
         return model.probabilities_from_logits(z).numpy()
 
 
@@ -150,7 +185,8 @@ def _freeze_batchnorm(model: nn.Module) -> None:
 
 def fine_tune(model: Classifier, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor | None,
               val_y: torch.Tensor | None, *, time_budget_s: float, seed: int = 0, lr: float = 5e-4,
-              max_epochs: int = 40, patience: int = 5, batch_size: int = 8, progress=None, cancel=None) -> dict:
+              max_epochs: int = 40, patience: int = 5, batch_size: int = 8, progress=None, cancel=None,
+              crop_scale=(0.6, 1.0), color=(0.2, 0.2, 0.2, 0.02), erase: float = 0.0, **_ignored) -> dict:
     """Advanced training: fine-tune the whole network with augmentation, early stopping on the validation split.
 
     Start from a linear-probe head (LP-FT: the Quick head fitted on the training part's cached embeddings) or a
@@ -160,7 +196,8 @@ def fine_tune(model: Classifier, train_x: torch.Tensor, train_y: torch.Tensor, v
     ``train_x``/``val_x`` are uint8 [N, 3, S, S] pixels (already stretched to S); targets are class indices
     (multiclass) or 0/1 float rows over the head's outputs (multilabel).  Stops at ``max_epochs``, after
     ``patience`` epochs without a lower validation loss, or when the time budget would be exceeded; keeps the
-    weights of the best epoch.  ``progress(fraction, message)``; ``cancel()`` -> True raises InterruptedError.
+    weights of the best epoch.  ``crop_scale``, ``color`` (ColorJitter's brightness, contrast, saturation, hue)
+    and ``erase`` (RandomErasing's probability) come from the domain's recipe.  ``progress(fraction, message)``; ``cancel()`` -> True raises InterruptedError.
     """
     import copy
     import time
@@ -168,11 +205,12 @@ def fine_tune(model: Classifier, train_x: torch.Tensor, train_y: torch.Tensor, v
     from torchvision.transforms import v2
 
     size = train_x.shape[-1]
-    augment = v2.Compose([
-        v2.RandomResizedCrop(size, scale=(0.6, 1.0), ratio=(0.8, 1.25), antialias=True),
-        v2.RandomHorizontalFlip(),
-        v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02),
-    ])
+    steps = [v2.RandomResizedCrop(size, scale=tuple(crop_scale), ratio=(0.8, 1.25), antialias=True),
+             v2.RandomHorizontalFlip(),
+             v2.ColorJitter(*color)]
+    if erase:  # a grey block in front of the subject (the recipe's occlusion, cvlab.recipes)
+        steps.append(v2.RandomErasing(p=erase, scale=(0.05, 0.2), value=118))
+    augment = v2.Compose(steps)
     loss_fn = nn.BCEWithLogitsLoss() if model.multilabel else nn.CrossEntropyLoss()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=1e-4)
     gen = torch.Generator().manual_seed(seed)

@@ -247,17 +247,18 @@ class _Schedule:
 
 def fit_detector(model: Detector, images: list[Image.Image], targets: list[list[Target]], *,
                  advanced: bool = False, time_budget_s: float | None = None, epochs: int | None = None,
-                 seed: int = 0, progress: Callable[[float, str], None] | None = None, cancel=None) -> dict:
+                 seed: int = 0, progress: Callable[[float, str], None] | None = None, cancel=None,
+                 scale: tuple = (0.75, 1.25)) -> dict:
     """Train in place. Quick: frozen trunk, cached features, train neck + head. Advanced: fine-tune everything
     with box-aware augmentation. Stops at `epochs`, at `time_budget_s` (after at least one full epoch: an
     untrained head is useless), or when `cancel` is set; the model is left in eval mode either way."""
     with torch.random.fork_rng():  # seeded shuffles and augmentations, the caller's RNG left as it was
         torch.manual_seed(seed)
         return _fit(model, images, targets, advanced=advanced, time_budget_s=time_budget_s, epochs=epochs,
-                    seed=seed, progress=progress, cancel=cancel)
+                    seed=seed, progress=progress, cancel=cancel, scale=scale)
 
 
-def _fit(model, images, targets, *, advanced, time_budget_s, epochs, seed, progress, cancel) -> dict:
+def _fit(model, images, targets, *, advanced, time_budget_s, epochs, seed, progress, cancel, scale) -> dict:
     _validate(model, images, targets)
     if epochs is not None and epochs < 1:
         raise CvlabError("BadRequest", f"epochs must be at least 1, got {epochs}.")
@@ -291,7 +292,7 @@ def _fit(model, images, targets, *, advanced, time_budget_s, epochs, seed, progr
 
     steps_per_epoch = math.ceil(n / BATCH_SIZE)
     schedule = _Schedule(optimizer, (epochs or 1_000_000) * steps_per_epoch)
-    augment = _augmentation(size) if advanced else None
+    augment = _augmentation(size, scale) if advanced else None
     losses, step, epoch, cancelled, out_of_time = [], 0, 0, False, False
     planned_epochs = epochs
     if cache is None and not advanced:
@@ -395,13 +396,13 @@ def _cache_features(model: Detector, pixels: Tensor, report, cancel) -> list[lis
     return [[torch.cat(chunks) for chunks in level] for level in per_level]
 
 
-def _augmentation(size: int):
+def _augmentation(size: int, scale=(0.75, 1.25)):
     """Box-aware torchvision v2 pipeline: mirror, scale/translate jitter, colour jitter, drop vanished boxes."""
     from torchvision.transforms import v2
 
     return v2.Compose([
         v2.RandomHorizontalFlip(0.5),
-        v2.RandomAffine(degrees=0, translate=(0.1, 0.1), scale=(0.75, 1.25)),
+        v2.RandomAffine(degrees=0, translate=(0.1, 0.1), scale=tuple(scale)),
         v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.02),
         v2.SanitizeBoundingBoxes(min_size=2),
     ])

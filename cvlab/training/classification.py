@@ -63,52 +63,40 @@ def train_classification(ws, plan: Plan, iteration, bar: Progress, cancelled) ->
     """Train a classifier for the plan (Quick or Advanced) and save its artefacts; returns the iteration's info."""
     import torch
 
-    from cvlab import embeddings
+    from cvlab import embeddings, recipes
     from cvlab.nets.backbones import spec
-    from cvlab.nets.classifier import (Classifier, fine_tune, fit_linear_head, head_probabilities, predict,
-                                       set_head)
+    from cvlab.nets.classifier import Classifier, fine_tune, head_probabilities, predict, set_head
     from cvlab.nets.preprocess import Preprocessing
 
-    bb = spec(plan.domain.backbone)
-    size = bb.input_size
+    recipe = recipes.for_domain(plan.domain)
+    bb, size = spec(recipe.backbone), recipe.size
     multilabel = plan.classification_type == "Multilabel"
     neg = negative_index(plan)
-    model = Classifier(bb.name, len(plan.tags), multilabel=multilabel, negative_index=neg)
-    y, _ = _targets(plan, plan.train)
+    # Quick's head normalises features by training-set size; Advanced fine-tunes through an L2-normalised head
+    quick_norm = recipes.head_feature_norm(len(plan.train))
+    model = Classifier(bb.name, len(plan.tags), multilabel=multilabel, negative_index=neg,
+                       feature_norm=quick_norm if plan.training_type == "Regular" else "l2")
+    y, truth = _targets(plan, plan.train)
     timings, records, extra = {}, [], {}
 
     if plan.training_type == "Regular":
-        t0 = time.monotonic()
-        feats = embeddings.embed_images(ws, plan.train + plan.holdout, bb.name, size,
-                                        progress=lambda d, n: bar(0.8 * d / max(n, 1), f"embedding {d}/{n}"),
-                                        cancel=cancelled)
-        train_f, hold_f = feats[:len(plan.train)], feats[len(plan.train):]
-        timings["embedding_s"] = round(time.monotonic() - t0, 2)
-        t0 = time.monotonic()
         folds = _folds(plan, y)
-        oof = np.zeros((len(plan.train), len(plan.tags)), np.float32)
-        fold_of = np.zeros(len(plan.train), int)
-        for f, (tr, te) in enumerate(folds):
-            if cancelled():
-                raise InterruptedError("Cancelled")
-            w, b = fit_linear_head(train_f[tr], y[tr], multilabel, model.head.out_features, plan.seed)
-            oof[te] = head_probabilities(model, train_f[te], w, b)
-            fold_of[te] = f
-            bar(0.8 + 0.15 * (f + 1) / len(folds), f"cross-validation fold {f + 1}/{len(folds)}")
-        w, b = fit_linear_head(train_f, y, multilabel, model.head.out_features, plan.seed)
-        set_head(model, w, b)
-        timings["head_s"] = round(time.monotonic() - t0, 2)
-        for im, f, row in zip(plan.train, fold_of, _prediction_rows(plan, oof)):
+        q = recipes.quick(ws, recipe, plan.train, plan.holdout, y, folds, multilabel, model, plan.seed, bar,
+                          cancelled)
+        timings.update(q["timings"])
+        extra.update(q["details"])
+        for im, f, row in zip(plan.train, q["fold_of"], _prediction_rows(plan, q["oof"])):
             records.append({"image_id": im.id, "split": "cv", "fold": int(f), "truth": _truth_cls(plan, im),
                             "predictions": row})
-        hold_probs = head_probabilities(model, hold_f) if len(plan.holdout) else np.zeros((0, len(plan.tags)))
-        k, scheme = len(folds), f"{len(folds)}-fold cross-validation of the linear head on cached embeddings"
+        hold_probs = q["holdout"]
+        k, scheme = len(folds), (f"{len(folds)}-fold cross-validation of the linear head on cached embeddings "
+                                 f"(C = {q['details']['C']} chosen by it)")
     else:
         t0 = time.monotonic()
         pre = Preprocessing(size=size)
 
         def pixels(images):
-            return torch.from_numpy(np.stack([pre.array(ws.open_image(im)) for im in images]).astype(np.uint8)) \
+            return torch.from_numpy(np.stack([pre.array(embeddings.open_training_image(ws, im)) for im in images]).astype(np.uint8)) \
                 if images else torch.zeros((0, 3, size, size), dtype=torch.uint8)
 
         strata = y if not multilabel else np.array([str(r.astype(int).tolist()) for r in y])
@@ -119,25 +107,60 @@ def train_classification(ws, plan: Plan, iteration, bar: Progress, cancelled) ->
         budget = plan.budget_hours * plan.seconds_per_budget_hour
         bar(0.02, f"fine-tuning for up to {budget:g} s")
         # LP-FT: start from the linear probe of the training part (cached embeddings), not from a blank head
-        feats = embeddings.embed_images(ws, [plan.train[i] for i in tr], bb.name, size,
-                                        progress=lambda d, n: bar(0.02 * d / max(n, 1), f"embedding {d}/{n}"),
-                                        cancel=cancelled)
-        set_head(model, *fit_linear_head(feats, y[tr], multilabel, model.head.out_features, plan.seed))
-        epochs = planned_epochs(bb.name, len(tr), budget)
+        w, b, c = recipes.probe_on(ws, recipe, [plan.train[i] for i in tr], y[tr], multilabel, model, plan.seed,
+                                   cancelled)
+        set_head(model, w, b)
+        probe_val = predict(model, x_all[va]).numpy()
+        epochs = planned_epochs(recipe, len(tr), budget)
         info = fine_tune(model, x_all[tr], yt[tr], x_all[va], yt[va], time_budget_s=budget, seed=plan.seed,
-                         max_epochs=epochs, progress=lambda f, m: bar(0.02 + 0.9 * f, m), cancel=cancelled)
+                         max_epochs=epochs, progress=lambda f, m: bar(0.02 + 0.9 * f, m), cancel=cancelled,
+                         **recipe.fine_tune)
         info["planned_epochs"] = epochs
         timings["fine_tune_s"] = info["seconds"]
-        extra["fine_tune"] = info
         val_probs = predict(model, x_all[va]).numpy()
+        scores = {"probe": recipes.validation_score(probe_val, truth[va], multilabel),
+                  "fine_tuned": recipes.validation_score(val_probs, truth[va], multilabel)}
+        per_tag = truth.sum(0)
+        kept = recipes.keep_fine_tuned(scores["probe"], scores["fine_tuned"], int(per_tag[per_tag > 0].min()))
+        info["validation"] = scores
+        extra["fine_tune"] = info
+        extra.update({"recipe": recipe.to_dict(), "feature_norm": "l2"})
+        if kept:
+            extra["training_details"] = (f"Fine-tuned network kept: validation macro F1 "
+                                         f"{scores['fine_tuned']['macro_f1']:.3f} against the linear probe's "
+                                         f"{scores['probe']['macro_f1']:.3f}.")
+            hold_probs = predict(model, pixels(plan.holdout)).numpy()
+        else:  # the probe wins: ship Quick's model (probe on every training image), never worse than Quick
+            extra["training_details"] = (f"Fine-tuning did not beat the linear probe on the validation split "
+                                         f"(macro F1 {scores['fine_tuned']['macro_f1']:.3f} against "
+                                         f"{scores['probe']['macro_f1']:.3f}, log-loss "
+                                         f"{scores['fine_tuned']['log_loss']:.3f} against "
+                                         f"{scores['probe']['log_loss']:.3f}): kept the probe, trained on all "
+                                         f"{len(plan.train)} images as Quick training does.")
+            model = Classifier(bb.name, len(plan.tags), multilabel=multilabel, negative_index=neg,
+                               feature_norm=quick_norm)
+            extra["feature_norm"] = quick_norm
+            set_head(model, *recipes.probe_on(ws, recipe, plan.train, y, multilabel, model, plan.seed,
+                                              cancelled)[:2])
+            val_probs = probe_val
+            hold_probs = head_probabilities(model, embeddings.embed_images(ws, plan.holdout, bb.name, size)) \
+                if plan.holdout else np.zeros((0, len(plan.tags)), np.float32)
+        extra["fine_tune"]["kept"] = "fine_tuned" if kept else "probe"
         for im, row in zip([plan.train[i] for i in va], _prediction_rows(plan, val_probs)):
             records.append({"image_id": im.id, "split": "cv", "fold": 0, "truth": _truth_cls(plan, im),
                             "predictions": row})
-        hold_probs = predict(model, pixels(plan.holdout)).numpy()
         k = 1
         scheme = (f"validation split: {len(va)} of {len(plan.train)} training images held back from fine-tuning "
-                  "(also used for early stopping)")
+                  "(also used for early stopping and to choose between the fine-tuned network and the probe)")
         extra["validation_image_ids"] = [plan.train[i].id for i in va]
+    notes = [extra.get("training_details"),
+             recipes.near_duplicate_note(embeddings.embed_images(ws, plan.train, bb.name, size), truth,
+                                         [t.name for t in plan.tags])]
+    if plan.training_type != "Regular":
+        notes.append(recipes.budget_note(recipe, len(tr), plan.budget_hours * plan.seconds_per_budget_hour,
+                                         FINE_TUNE_SECONDS_PER_IMAGE))
+    if any(notes):
+        extra["training_details"] = " ".join(n for n in notes if n)
     for im, row in zip(plan.holdout, _prediction_rows(plan, hold_probs)):
         records.append({"image_id": im.id, "split": "holdout", "fold": None, "truth": _truth_cls(plan, im),
                         "predictions": row})
@@ -147,7 +170,9 @@ def train_classification(ws, plan: Plan, iteration, bar: Progress, cancelled) ->
                  head="sigmoid" if multilabel else "softmax", backbone=bb.name)
 
 
-def planned_epochs(backbone: str, n_train: int, budget_s: float) -> int:
+def planned_epochs(recipe_or_backbone, n_train: int, budget_s: float) -> int:
     """Epochs that fit the budget at the planned per-image cost (at least 1, at most MAX_FINE_TUNE_EPOCHS)."""
-    per_epoch = FINE_TUNE_SECONDS_PER_IMAGE[backbone] * max(n_train, 1)
-    return int(min(MAX_FINE_TUNE_EPOCHS, max(1, budget_s // per_epoch)))
+    from cvlab import recipes
+
+    return recipes.planned_epochs(recipe_or_backbone, n_train, budget_s, FINE_TUNE_SECONDS_PER_IMAGE,
+                                  MAX_FINE_TUNE_EPOCHS)

@@ -30,15 +30,20 @@ def train_detection(ws, plan: Plan, iteration, bar: Progress, cancelled) -> dict
     def targets(im):
         return [(index[r.tag_id], r.left, r.top, r.width, r.height) for r in im.regions if r.tag_id in index]
 
+    from cvlab import recipes
+    from cvlab.embeddings import open_training_image
+
+    recipe = recipes.for_domain(plan.domain)
     tr, va = validation_split(plan, _rarest_tag_strata(plan.tags, plan.train))
     timings, t0 = {}, time.monotonic()
-    model = detector.build_detector(len(plan.tags), size=DETECTION_SIZE, seed=plan.seed)
-    train_images = [ws.open_image(plan.train[i]) for i in tr]
+    model = detector.build_detector(len(plan.tags), size=recipe.size, seed=plan.seed)
+    train_images = [open_training_image(ws, plan.train[i]) for i in tr]
     budget = plan.budget_hours * plan.seconds_per_budget_hour if plan.training_type == "Advanced" else None
     bar(0.02, "training the detector")
     info = detector.fit_detector(model, train_images, [targets(plan.train[i]) for i in tr],
                                  advanced=plan.training_type == "Advanced", time_budget_s=budget,
-                                 epochs=plan.detection_epochs,
+                                 epochs=plan.detection_epochs or (None if budget else recipe.quick_epochs),
+                                 scale=recipe.advanced_scale,
                                  seed=plan.seed, progress=lambda f, m="": bar(0.02 + 0.85 * f, m),
                                  cancel=cancelled)
     timings["fit_s"] = round(time.monotonic() - t0, 2)
@@ -48,7 +53,7 @@ def train_detection(ws, plan: Plan, iteration, bar: Progress, cancelled) -> dict
     bar(0.9, "evaluating")
     records = []
     for split, images in (("cv", [plan.train[i] for i in va]), ("holdout", plan.holdout)):
-        found = detector.detect(model, [ws.open_image(im) for im in images]) if images else []
+        found = detector.detect(model, [open_training_image(ws, im) for im in images]) if images else []
         for im, dets in zip(images, found):
             truth_regions = [{"tag_id": r.tag_id, "left": r.left, "top": r.top, "width": r.width,
                               "height": r.height} for r in im.regions if r.tag_id in index]
@@ -61,6 +66,7 @@ def train_detection(ws, plan: Plan, iteration, bar: Progress, cancelled) -> dict
                                 for c, p, l, t, w, h in dets if w > 0 and h > 0]})  # drop degenerate boxes
     scheme = (f"validation split: {len(va)} of {len(plan.train)} training images held back from training the "
               "detector")
-    extra = {"fit": jsonable(info), "validation_image_ids": [plan.train[i].id for i in va]}
-    return save(ws, plan, iteration, model, records, 1, scheme, Preprocessing(size=DETECTION_SIZE), timings,
+    extra = {"fit": jsonable(info), "validation_image_ids": [plan.train[i].id for i in va],
+             "recipe": recipe.to_dict()}
+    return save(ws, plan, iteration, model, records, 1, scheme, Preprocessing(size=recipe.size), timings,
                  extra, head="detector", backbone="lite0")
