@@ -2,13 +2,11 @@
 notebook curriculum with CVLAB_WORKSPACE pointing at it."""
 from __future__ import annotations
 
-import os
-import shlex
 import sys
 from pathlib import Path
 
 from .errors import CvlabError
-from .workspace import Workspace, default_workspace_path
+from .workspace import Workspace
 
 SEEDED_SETTING = "lab_seeded"
 
@@ -50,29 +48,5 @@ def jupyter_command(notebooks: Path, port: int | None, no_browser: bool) -> list
     return cmd
 
 
-def configure(parser) -> None:
-    parser.add_argument("--workspace", default=None, help="workspace folder (default: $CVLAB_WORKSPACE or ./workspace)")
-    parser.add_argument("--no-browser", action="store_true", help="don't open a browser tab")
-    parser.add_argument("--port", type=int, default=None, help="JupyterLab port (default: Jupyter's choice)")
-    parser.add_argument("--no-seed", action="store_true", help="don't add the sample projects")
-    parser.add_argument("--dry-run", action="store_true", help="prepare the workspace, print the command, don't start")
-
-
-def run(args) -> int:
-    path = Path(args.workspace).expanduser().resolve() if args.workspace else default_workspace_path().resolve()
-    ws = Workspace(path)
-    try:
-        if not args.no_seed:
-            seed_once(ws)
-    finally:
-        ws.close()
-    notebooks = find_notebooks()
-    cmd = jupyter_command(notebooks, args.port, args.no_browser)
-    env = dict(os.environ, CVLAB_WORKSPACE=str(path))
-    print(f"Workspace: {path}\nNotebooks: {notebooks}")
-    if args.dry_run:
-        print("CVLAB_WORKSPACE=" + shlex.quote(str(path)) + " " + shlex.join(cmd))
-        return 0
-    sys.stdout.flush()
-    os.execve(cmd[0], cmd, env)  # replaces this process; Ctrl+C stops JupyterLab
-    return 0  # pragma: no cover
+# `cvlab lab` itself: working copies of the lessons in the workspace, JupyterLab opened on 00-welcome.
+from .course import configure, run  # noqa: E402,F401
