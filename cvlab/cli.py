@@ -15,7 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("cvlab.training", "train a project (Quick or Advanced) and print its performance"),
     "serve": ("cvlab.service.cli", "run the local Custom Vision REST endpoint for the Azure SDK"),
     "export": ("cvlab.export.cli", "export an iteration to ONNX, TensorFlow Lite or a Docker app"),
-    "quiz": ("cvlab.quiz", "take the AI-102 quizzes in the terminal"),
+    "quiz": ("cvlab.quiz.cli", "AI-102 practice, spaced review and exam mode in the terminal"),
     "workshop": ("cvlab.service.workshop", "run a shared endpoint for a classroom"),
     "doctor": ("cvlab.workspace", "check (and repair) a workspace's integrity; prints JSON"),
 }
