@@ -232,14 +232,14 @@ def cached(name: str, params: dict, compute, *, ws: Any = None, recompute: bool 
     return result
 
 
-def learning_curve(sizes=None, *, dataset: str = "parts", input_size: int = 224, scratch_size: int = 112,
+def learning_curve(sizes=None, *, dataset: str = "parts", input_size: int = 224, scratch_size: int = 96,
                    epochs: int | None = None, seed: int = SEED, ws: Any = None, recompute: bool = False,
                    progress: bool = True):
     """Macro-F1 on a fixed test set for growing training sets: a pretrained backbone (frozen EfficientNet-Lite0
     features + logistic regression, i.e. Quick training) vs a small CNN trained from random weights.
 
     Both see the same images and are scored on the same test images. The pretrained model reads them at
-    ``input_size`` (what Quick training uses); the from-scratch CNN at ``scratch_size`` (112 px: a network this
+    ``input_size`` (what Quick training uses); the from-scratch CNN at ``scratch_size`` (96 px: a network this
     small does not gain from more, and it keeps the curve to seconds). Computed once per workspace and cached
     (``recompute=True`` to redo it). Returns a pandas DataFrame (images per tag, pretrained, from scratch, seconds).
     """
