@@ -175,6 +175,81 @@ def prepare_lessons(workspace: str | Path, version: str = "learner", *, reset: b
     return report
 
 
+# ------------------------------------------------------------------------------------ executing the lessons
+WARNING_WORDS = ("Warning:", "WARNING:", "warnings.warn(")  # how a Python or native warning reads in an output
+
+
+def _cpu_seconds(proc) -> float:
+    """User + system CPU of the kernel and its live children (a server a cell starts counts too)."""
+    import psutil
+
+    if proc is None:
+        return 0.0
+    total = 0.0
+    try:
+        for p in [proc, *proc.children(recursive=True)]:
+            t = p.cpu_times()
+            total += t.user + t.system + getattr(t, "children_user", 0.0) + getattr(t, "children_system", 0.0)
+    except psutil.Error:
+        pass
+    return total
+
+
+def _output_text(output) -> str:
+    if output.get("output_type") == "stream":
+        return output.get("text", "")
+    if output.get("output_type") == "error":
+        return "\n".join(output.get("traceback", []))
+    return str(output.get("data", {}).get("text/plain", ""))
+
+
+def execute_lesson(path: Path, *, timeout: float = 1800, kernel: str = "python3") -> dict:
+    """Run one lesson top to bottom in a fresh kernel (in its own folder, as JupyterLab would) and report per cell:
+    wall and CPU seconds, first code line, stderr streams and warnings printed. ``{"seconds", "cpu_seconds",
+    "error", "cells": [...]}``; the executed notebook is not written anywhere."""
+    import time
+
+    import psutil
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    cells: list[dict] = []
+    state = {"proc": None, "start": (0.0, 0.0)}
+
+    def kernel_process():
+        if state["proc"] is None:
+            try:
+                state["proc"] = psutil.Process(client.km.provisioner.process.pid)
+            except Exception:  # noqa: BLE001 - no local kernel process: CPU is not measured
+                pass
+        return state["proc"]
+
+    def started(cell, cell_index):
+        state["start"] = (time.perf_counter(), _cpu_seconds(kernel_process()))
+
+    def done(cell, cell_index, execute_reply):
+        wall = time.perf_counter() - state["start"][0]
+        cpu = _cpu_seconds(kernel_process()) - state["start"][1]
+        outputs = cell.get("outputs", [])
+        first = next((ln for ln in cell.source.splitlines() if ln.strip() and not ln.startswith("#")), "")
+        cells.append({"index": cell_index, "id": cell.get("id"), "first_line": first[:90],
+                      "seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
+                      "stderr": [o.get("text", "")[:500] for o in outputs
+                                 if o.get("output_type") == "stream" and o.get("name") == "stderr"],
+                      "warnings": [_output_text(o)[:500] for o in outputs
+                                   if any(w in _output_text(o) for w in WARNING_WORDS)]})
+
+    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel, resources={"metadata": {"path": str(path.parent)}},
+                            on_cell_start=started, on_cell_executed=done)
+    t0, error = time.perf_counter(), None
+    try:
+        client.execute()
+    except Exception as exc:  # noqa: BLE001 - a failing lesson is a result too
+        error = f"{type(exc).__name__}: {str(exc)[-1500:]}"
+    return {"seconds": round(time.perf_counter() - t0, 1),
+            "cpu_seconds": round(sum(c["cpu_seconds"] for c in cells), 1), "error": error, "cells": cells}
+
+
 # -------------------------------------------------------------------------------------------- JupyterLab
 def running_as_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
