@@ -1,6 +1,8 @@
 # cvlab — two commands: `make lab` (open the curriculum) and `make test` (run the whole suite).
 # Both create the virtual environment in .venv on first use (about 3 minutes: torch installs from local files).
+# `make test-fast` is the quick loop: every test that needs no trained model and no browser (marks in pyproject).
 
+SHELL  := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -12,7 +14,7 @@ else
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 endif
 
-.PHONY: lab test env browser-deps benchmarks clean-venv
+.PHONY: lab test test-fast env browser-deps benchmarks clean-venv
 
 env: $(STAMP)
 
@@ -31,7 +33,13 @@ browser-deps:
 	@bash scripts/ensure-chromium.sh
 
 test: $(STAMP) browser-deps
-	$(BIN)/python -m pytest
+	@TIMEFORMAT='make test: %1R s wall, %1U s user + %1S s system CPU'; \
+	time $(BIN)/python -m pytest
+
+# Wall time and CPU time both: on a shared machine the wall time alone says little.
+test-fast: $(STAMP)
+	@TIMEFORMAT='make test-fast: %1R s wall, %1U s user + %1S s system CPU'; \
+	time $(BIN)/python -m pytest -m "not slow and not browser" -q
 
 benchmarks: $(STAMP)
 	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b; done

@@ -45,7 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cvlab.active import ABLATION, STRATEGIES, learning_curve  # noqa: E402
+from cvlab.experiments.active_learning import ABLATION, STRATEGIES, learning_curve  # noqa: E402
 from cvlab.workspace import Workspace  # noqa: E402
 
 

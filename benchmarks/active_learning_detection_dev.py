@@ -4,7 +4,7 @@
         [--orders top top-plain band ...] [--pool 40] [--test 30] [--image-size N] [--out f.json]
         [--rare-tag vest --rare-fraction 0.15]
 
-The same experiment as ``benchmarks/active_learning.py --only detection`` (``cvlab.active.learning_curve``: the
+The same experiment as ``benchmarks/active_learning.py --only detection`` (``cvlab.experiments.active_learning.learning_curve``: the
 same split, oracle, Quick training at 40 epochs, holdout mAP@0.5 and the same seeded random draw), but every
 order in ``--orders`` gets its own project after a shared round 0, so one run compares them.  Each order is an
 image score from the iteration's stored predictions, spread over the embedding space (``spread_order``) unless
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -44,6 +43,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cvlab import active, datasets  # noqa: E402
+from cvlab.experiments import active_learning  # noqa: E402
 from cvlab.errors import CvlabError  # noqa: E402
 
 
@@ -75,7 +75,7 @@ def _tags(record) -> set[str]:
 def _rare_split(records, tag_names, start, test_size, pool_size, seed, rare, fraction):
     """``active._split`` (same initial and test sets), but the pool holds only round(fraction * pool_size)
     images with tag ``rare``: the first such images of the seeded order, the rest the first without it."""
-    initial, test, _ = active._split(records, tag_names, start, test_size, 0, seed)
+    initial, test, _ = active_learning._split(records, tag_names, start, test_size, 0, seed)
     used = set(initial) | set(test)
     rest = [int(i) for i in np.random.default_rng(seed).permutation(len(records)) if int(i) not in used]
     n_rare = int(round(fraction * pool_size))
@@ -95,7 +95,7 @@ class _LazyPng(dict):
         self.records = records
 
     def __missing__(self, i):
-        self[i] = active._png(self.records[i])
+        self[i] = active_learning._png(self.records[i])
         return self[i]
 
 
@@ -111,7 +111,7 @@ SCORES = {
 
 
 def _order(ws, project_id, iteration_id, hits, score, spread: bool):
-    """``cvlab.active._smart_order`` with ``score`` in place of the prediction uncertainty."""
+    """``cvlab.active.suggestions._smart_order`` with ``score`` in place of the prediction uncertainty."""
     from cvlab import embeddings
     from cvlab.nets.backbones import spec
 
@@ -131,7 +131,7 @@ def main(argv=None) -> int:
     from cvlab.metrics import json_number
     from cvlab.performance import get_iteration_performance
     from cvlab.predict import Predictor
-    from cvlab.training import DETECTION_EPOCHS_ENV, train_project
+    from cvlab.training import train_project
     from cvlab.workspace import Workspace
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -152,7 +152,6 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.data_seed == 0:
         ap.error("data seed 0 is the benchmark's test data: develop on other seeds")
-    os.environ[DETECTION_EPOCHS_ENV] = str(args.epochs)
     meta = datasets.info("site")
     start = 15
     if args.rare_tag is not None and args.rare_tag not in meta.tags:
@@ -175,7 +174,7 @@ def main(argv=None) -> int:
                 initial, test, pool = _rare_split(records, meta.tags, start, args.test, args.pool, seed,
                                                   args.rare_tag, args.rare_fraction)
             else:
-                initial, test, pool = active._split(records, meta.tags, start, args.test, args.pool, seed,
+                initial, test, pool = active_learning._split(records, meta.tags, start, args.test, args.pool, seed,
                                                     first_empty)
             out.setdefault("pool_rare_images", []).append(
                 sum(args.rare_tag in _tags(records[i]) for i in pool) if args.rare_tag else None)
@@ -184,12 +183,12 @@ def main(argv=None) -> int:
                 p = ws.create_project(f"dev {seed} {lane} {uuid.uuid4().hex[:6]}",
                                       domain_id=resolve_domain(None, meta.project_type))
                 tag_ids = {t: ws.create_tag(p.id, t).id for t in meta.tags}
-                active._upload(ws, p.id, initial, data, records, tag_ids, True)
-                active._upload(ws, p.id, test, data, records, tag_ids, True, metadata={"holdout": "true"})
-                projects[lane] = (p, tag_ids, active._upload(ws, p.id, pool, data, records, tag_ids, False))
+                active_learning._upload(ws, p.id, initial, data, records, tag_ids, True)
+                active_learning._upload(ws, p.id, test, data, records, tag_ids, True, metadata={"holdout": "true"})
+                projects[lane] = (p, tag_ids, active_learning._upload(ws, p.id, pool, data, records, tag_ids, False))
 
             def train(p):
-                it = train_project(ws, p.id, seed=seed, show_progress=False)
+                it = train_project(ws, p.id, seed=seed, show_progress=False, detection_epochs=args.epochs)
                 perf = get_iteration_performance(ws, p.id, it.id, split="holdout")
                 tag_ap = {t.name: json_number(t.average_precision) for t in perf.per_tag_performance}
                 return it, json_number(perf.average_precision), tag_ap
@@ -226,7 +225,7 @@ def main(argv=None) -> int:
                             records[unlabelled[c]].name for c in chosen]})
                         Predictor.clear_cache()
                     for image_id in chosen:
-                        labels = active._labels_of(records[unlabelled[image_id]], tag_ids)
+                        labels = active_learning._labels_of(records[unlabelled[image_id]], tag_ids)
                         if labels["regions"]:
                             ws.set_image_labels(p.id, image_id, regions=labels["regions"])
                         else:  # nothing to draw: the labeller deletes the empty frame (it would stay untagged)

@@ -5,7 +5,7 @@
 
 Quick classification is a logistic-regression head on frozen, cached embeddings (``cvlab.training``,
 ``cvlab.nets.classifier.fit_linear_head``), so the whole experiment replays from the embeddings of the generated
-images: the same split (``cvlab.active._split``), the same head (same seed), the same held-out micro F1 at 0.5
+images: the same split (``cvlab.experiments.active_learning._split``), the same head (same seed), the same held-out micro F1 at 0.5
 (``cvlab.metrics.classification_prf``: the Negative tag takes part in the argmax but scores nothing).  A curve
 takes about a second, so orderings are compared over 20+ split seeds instead of 3.  ``--check`` prints the
 round-0 F1 of data seed 0, split seed 0: 0.5574, as the real ``learning_curve`` (whose curves for spread, plain
@@ -28,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cvlab import active, datasets  # noqa: E402
+from cvlab.experiments import active_learning  # noqa: E402
 from cvlab.metrics import classification_prf  # noqa: E402
 from cvlab.nets.classifier import fit_linear_head  # noqa: E402
 
@@ -71,7 +72,7 @@ def softmax(z):
 
 def curve(order, x, y, records, meta, seed: int, draw: int = 0) -> tuple[list[float], list[int]]:
     """F1 per round and the class of every picked image; ``order(probs, cand, known, k)`` -> candidate indices."""
-    initial, test, pool = active._split(records, meta.tags, START, TEST, POOL, seed)
+    initial, test, pool = active_learning._split(records, meta.tags, START, TEST, POOL, seed)
     labelled, left = list(initial), sorted(pool)
     scores, picks = [], []
     for r in range(ROUNDS + 1):

@@ -290,7 +290,9 @@ def jupyter_launch(lessons: Path, workspace: Path, *, port: int | None = None, o
         cmd.append("--allow-root")
         notes.append("Running as root (a container, a cloud VM or WSL): passing --allow-root to JupyterLab, which "
                      "otherwise refuses to start. Use a normal user account where you can.")
-    env = dict(os.environ, CVLAB_WORKSPACE=str(workspace), JUPYTER_TOKEN=token)
+    from .config import Settings
+
+    env = dict(os.environ, **{Settings.workspace.env: str(workspace)}, JUPYTER_TOKEN=token)
     url = f"http://{host}:{port}/lab/tree/{START}?token={token}"
     return Launch(cmd, env, url, tuple(notes))
 

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import config
 from .errors import CvlabError
+from .workspace import default_workspace_path, open_workspace
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = config.REPO
 PARTS_PROJECT = "parts-quality"   # classification: ok / cracked / rusted (+ Negative)
 SITE_PROJECT = "site-safety"      # object detection: helmet / vest / person
 SEED = 7
@@ -64,24 +66,21 @@ PROFILES = {
 
 
 def profile() -> Profile:
-    """The active profile from $CVLAB_PROFILE (`fast` or `learner`, default `learner`)."""
-    name = os.environ.get("CVLAB_PROFILE", "learner").strip().lower() or "learner"
+    """The active profile from $CVLAB_PROFILE (`fast` or `learner`, default `learner`; ``cvlab.config``)."""
+    name = config.settings().profile or "learner"
     if name not in PROFILES:
         raise CvlabError("BadRequest", f"CVLAB_PROFILE={name!r} is not a profile: use 'fast' (CI) or 'learner'")
     return PROFILES[name]
 
 
 def workspace_path() -> Path:
-    """$CVLAB_WORKSPACE, else `workspace/` at the repository root (git-ignored), whatever the notebook's cwd."""
-    env = os.environ.get("CVLAB_WORKSPACE")
-    return Path(env).expanduser() if env else REPO / "workspace"
+    """The learner's workspace folder, whatever the notebook's cwd: ``cvlab.workspace.default_workspace_path``."""
+    return default_workspace_path()
 
 
 def workspace():
     """The learner's workspace, shared by every notebook (quiz progress included)."""
-    import cvlab
-
-    return cvlab.open_workspace(workspace_path())
+    return open_workspace(workspace_path())
 
 
 @dataclass(frozen=True)
@@ -165,12 +164,11 @@ def course_project(ws, which: str = "parts", *, name: str | None = None, domain:
 def trained_iteration(ws, project, **train_args):
     """The project's latest Completed iteration, training one (seeded) if there is none yet.
 
-    Classification trains Quick. Detection trains Quick in the learner profile; the fast (CI) profile trains it
-    Advanced with a one-hour budget, which lasts `budget_seconds` of lab time: Quick detection fits its head
-    for 40 epochs, too long for CI on 2 cores, and CI only needs a real, small detector.
+    Classification trains Quick. Detection trains Quick in the learner profile, for the profile's
+    `detection_epochs` (20, about a minute on 2 cores; the detector's own default is 40); the fast (CI) profile
+    trains it Advanced with a one-hour budget, which lasts `budget_seconds` of lab time. A learner's own
+    CVLAB_DETECTION_EPOCHS or CVLAB_SECONDS_PER_BUDGET_HOUR wins.
     """
-    import os
-
     from .training import train_project
 
     project = ws.get_project(project.id)
@@ -179,8 +177,11 @@ def trained_iteration(ws, project, **train_args):
         return it
     if project.project_type == "ObjectDetection" and not train_args:
         train_args = dict(profile().detection_training)
-    if train_args.get("training_type") == "Advanced":
-        os.environ.setdefault("CVLAB_SECONDS_PER_BUDGET_HOUR", str(profile().budget_seconds))
+    if train_args.get("training_type") == "Advanced" and not config.settings().is_set("seconds_per_budget_hour"):
+        train_args.setdefault("seconds_per_budget_hour", profile().budget_seconds)  # the learner's setting wins
+    if (project.project_type == "ObjectDetection" and train_args.get("training_type", "Regular") == "Regular"
+            and profile().detection_epochs and not config.settings().is_set("detection_epochs")):
+        train_args.setdefault("detection_epochs", profile().detection_epochs)  # in cvlab: a fixed, shorter Quick run
     it = train_project(ws, project.id, seed=SEED, show_progress=False, **train_args)
     if it.status != "Completed":
         raise CvlabError("ErrorUnknown", f"training {project.name!r} failed: {it.training_error_details}")

@@ -1,5 +1,5 @@
-"""`cvlab lab`: make sure the workspace exists (seeded once with the sample projects) and open JupyterLab on the
-notebook curriculum with CVLAB_WORKSPACE pointing at it."""
+"""What ``cvlab lab`` needs from the core: where the curriculum's notebooks are, the sample projects seeded once,
+and the JupyterLab command line (the command itself is ``cvlab.cli.lab``)."""
 from __future__ import annotations
 
 import sys
@@ -23,15 +23,11 @@ def find_notebooks(cwd: Path | None = None) -> Path:
 
 
 def seed_once(ws: Workspace, out=None) -> bool:
-    """Seed the sample projects the first time (if the datasets part provides seed_default_workspace)."""
+    """Seed the sample projects the first time; True when it did."""
+    from .datasets import seed_default_workspace
+
     out = out or sys.stdout
     if ws.get_setting(SEEDED_SETTING):
-        return False
-    try:
-        from .datasets import seed_default_workspace
-    except ImportError:
-        print("Sample projects not available in this build (cvlab.datasets.seed_default_workspace missing); "
-              "starting with an empty workspace.", file=out)
         return False
     print(f"Seeding {ws.path} with the sample projects (first run only)...", file=out)
     seed_default_workspace(ws)
@@ -46,7 +42,3 @@ def jupyter_command(notebooks: Path, port: int | None, no_browser: bool) -> list
     if no_browser:
         cmd.append("--no-browser")
     return cmd
-
-
-# `cvlab lab` itself: working copies of the lessons in the workspace, JupyterLab opened on 00-welcome.
-from .course import configure, run  # noqa: E402,F401

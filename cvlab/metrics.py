@@ -45,13 +45,13 @@ from typing import Sequence, Union
 
 import numpy as np
 
+from cvlab import rules
 from cvlab.errors import CvlabError
 
 NO_TRUTH = "no ground truth for this tag"
 NO_PREDICTIONS = "no predictions at or above the threshold"
 UNDEFINED_PART = "precision or recall is undefined"
 NO_TAGS_WITH_TRUTH = "no tag has ground truth"
-BOX_TOLERANCE = 1e-3  # as cvlab.datasets.coords.validate_ltwh: float rounding at the border is not an error
 COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 INTERPOLATIONS = ("none", "all-point", "101-point")
 
@@ -110,20 +110,13 @@ def check_probabilities(scores, what: str = "probabilities") -> np.ndarray:
 
 
 def check_boxes(boxes, what: str = "boxes") -> np.ndarray:
-    """Boxes are (left, top, width, height), normalised: sizes >= 0 and the box inside the image [0, 1]."""
+    """Boxes are (left, top, width, height), normalised, each a region inside the image (``rules.box_problems``)."""
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) if np.size(boxes) else np.zeros((0, 4))
-    if not np.all(np.isfinite(b)):
-        raise _bad(f"{what}: coordinates must be finite numbers.")
-    bad = np.flatnonzero((b[:, 2] < 0) | (b[:, 3] < 0))
-    if bad.size:
-        raise _bad(f"{what}: box {bad[0]} {b[bad[0]].tolist()} has a negative width or height; "
-                   "use (left, top, width, height) with width, height >= 0.")
-    tol = BOX_TOLERANCE
-    out = np.flatnonzero((b[:, 0] < -tol) | (b[:, 1] < -tol)
-                         | (b[:, 0] + b[:, 2] > 1 + tol) | (b[:, 1] + b[:, 3] > 1 + tol))
-    if out.size:
-        raise _bad(f"{what}: box {out[0]} {b[out[0]].tolist()} lies outside the image; coordinates are "
-                   "fractions of the image size, so left+width and top+height must be <= 1.")
+    found = rules.box_problems(b)
+    if found is not None:
+        i, why = found
+        raise _bad(f"{what}: box {i} {b[i].tolist()}: {why}. Coordinates are fractions of the image size, "
+                   "(left, top, width, height).")
     return b
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Sequence
 
 
 def _lazy(module: str, name: str):
@@ -122,6 +122,18 @@ class Export:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class ImageEntry:
+    """One image to create: its bytes, an optional name, its whole-image tags and its regions (dicts with
+    tag_id, left, top, width, height, normalised 0..1)."""
+
+    data: bytes
+    name: str | None = None
+    tag_ids: Sequence[str] = ()
+    regions: Sequence[dict] = ()
+    source_url: str | None = None
+
+
 @dataclass
 class ImageCreateResult:
     source_url: str | None
@@ -205,9 +217,9 @@ class Project:
     def iterations(self) -> list[Iteration]:
         return self.workspace.get_iterations(self.id)
 
-    def latest_iteration(self, status: str = "Completed") -> Iteration | None:
-        its = [i for i in self.iterations() if status is None or i.status == status]
-        return its[-1] if its else None
+    def latest_iteration(self, status: str | None = "Completed") -> Iteration | None:
+        """The most recently trained iteration of ``status`` (None: any), or None (``ws.latest_iteration``)."""
+        return self.workspace.latest_iteration(self.id, status)
 
     def train(self, **kwargs):
         return _lazy("cvlab.training", "train_project")(self.workspace, self.id, **kwargs)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent  # the checkout; cvlab.config.REPO once the re-layout lands
+from .config import REPO
 
 FRUIT = REPO / "data" / "mslearn-fruit"
 CLASSIFICATION = FRUIT / "classification"

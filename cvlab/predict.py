@@ -2,9 +2,10 @@
 
 ``Predictor.load(ws, iteration_id)`` is cached per process (thread-safe).  Two backends run the same module:
 ``onnx`` (default; the module converted once with ``cvlab.export.convert.to_onnx`` and cached as
-``<iteration dir>/predictor.onnx``; ~3x faster than eager torch on this CPU, which the REST endpoint's latency
-target needs) and ``torch`` (eager, ``torch.inference_mode``).  ``CVLAB_PREDICTOR_BACKEND=torch|onnx`` forces
-one; if the ONNX conversion fails the Predictor falls back to torch and says so in ``.backend_note``.
+``<iteration dir>/predictor.onnx``; several times faster than eager torch on a laptop CPU, which the REST
+endpoint's latency target needs: ``benchmarks/serve.md``) and ``torch`` (eager, ``torch.inference_mode``).
+``CVLAB_PREDICTOR_BACKEND=torch|onnx`` (``cvlab.config``) forces one; if the ONNX conversion fails the Predictor
+falls back to torch and says so in ``.backend_note``.
 """
 from __future__ import annotations
 
@@ -14,20 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
+from cvlab import config, rules
+from cvlab.artefacts import MODEL, load_artefact
 from cvlab.errors import CvlabError
 from cvlab.nets.preprocess import Preprocessing, to_pil
 
-MAX_DETECTIONS = 200  # Azure: at most 200 regions per prediction (cvlab.rules regions_per_image_prediction)
-BACKEND_ENV = "CVLAB_PREDICTOR_BACKEND"
-
 _cache: dict[tuple, "Predictor"] = {}  # insertion-ordered: the oldest loaded first
-CACHE_SIZE_ENV = "CVLAB_PREDICTOR_CACHE"  # how many iterations stay loaded (default 32: a workshop room)
 
 
 def _evict(keep_folder: str) -> None:
     """Drop older versions of this iteration, iterations whose folder is gone (deleted), and the oldest beyond
-    the cache size, so a long-running server does not grow with every iteration it ever served."""
-    limit = max(1, int(os.environ.get(CACHE_SIZE_ENV, "32")))
+    the cache size (``CVLAB_PREDICTOR_CACHE``), so a long-running server does not grow with every iteration it
+    ever served."""
+    limit = config.settings().predictor_cache
     for key in [k for k in _cache if k[0] == keep_folder or not Path(k[0]).exists()]:
         del _cache[key]
         _load_locks.pop(key, None)
@@ -36,12 +36,6 @@ def _evict(keep_folder: str) -> None:
         del _cache[next(iter(_cache))]
 _cache_lock = threading.Lock()
 _load_locks: dict[tuple, threading.Lock] = {}
-
-
-def _max_detections() -> int:
-    from cvlab import rules
-
-    return int(rules.limit("regions_per_image_prediction") or MAX_DETECTIONS)
 
 
 def build_module(info: dict):
@@ -68,20 +62,18 @@ class Predictor:
         self.module = module.eval()
         self._runner = None
         self.backend_note = ""
-        self.backend = self._select_backend(folder, backend or os.environ.get(BACKEND_ENV, "onnx"))
+        self.backend = self._select_backend(folder, backend or config.settings().predictor_backend)
 
     # -- loading ------------------------------------------------------------------------------------------------
     @classmethod
     def load(cls, ws, iteration_id: str, backend: str | None = None) -> "Predictor":
         """The iteration's Predictor, built once per process (and rebuilt if its model file changes)."""
-        from cvlab.training import load_artefact
-
         iteration_id = str(iteration_id).strip().lower()
         folder = Path(ws.iteration_dir(iteration_id))
-        weights = folder / "model.pt"
+        weights = folder / MODEL
 
         def cache_key():
-            return (str(folder.resolve()), weights.stat().st_mtime_ns, backend or os.environ.get(BACKEND_ENV, "onnx"))
+            return (str(folder.resolve()), weights.stat().st_mtime_ns, backend or config.settings().predictor_backend)
         try:  # the hot path (every prediction): no iteration.json read, which cost ~0.4 ms
             cached = _cache.get(cache_key())
         except FileNotFoundError:
@@ -116,14 +108,15 @@ class Predictor:
 
     def _select_backend(self, folder: Path, wanted: str) -> str:
         if wanted not in ("onnx", "torch"):
-            raise CvlabError("BadRequest", f"{BACKEND_ENV} must be 'onnx' or 'torch', not {wanted!r}.")
+            raise CvlabError("BadRequest", f"The predictor backend (CVLAB_PREDICTOR_BACKEND or backend=) must be "
+                             f"'onnx' or 'torch', not {wanted!r}.")
         if wanted == "torch":
             return "torch"
         try:
             from cvlab.export.convert import OnnxRunner, to_onnx
 
             path = folder / "predictor.onnx"
-            if not path.exists() or path.stat().st_mtime_ns < (folder / "model.pt").stat().st_mtime_ns:
+            if not path.exists() or path.stat().st_mtime_ns < (folder / MODEL).stat().st_mtime_ns:
                 tmp = folder / f"predictor.{threading.get_ident()}.tmp.onnx"
                 to_onnx(self.module, self.project_type, self.preprocessing.size, [t["name"] for t in self.tags], tmp)
                 os.replace(tmp, path)
@@ -184,4 +177,4 @@ class Predictor:
                 continue
             out.append(self._entry(classes[i], scores[i],
                                    {"left": x1, "top": y1, "width": x2 - x1, "height": y2 - y1}))
-        return out[:_max_detections()]
+        return out[:rules.limit("regions_per_image_prediction")]  # Azure: at most 200 regions

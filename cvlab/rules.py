@@ -29,20 +29,48 @@ TAGGING_STATUSES = ("All", "Tagged", "Untagged")
 ORDER_BY = ("Newest", "Oldest")
 TRAINING_TYPES = ("Regular", "Advanced")
 ITERATION_STATUSES = ("Training", "Completed", "Failed", "Queued")
-EXPORT_PLATFORMS = ("CoreML", "TensorFlow", "DockerFile", "ONNX", "VAIDK", "OpenVino")
-EXPORT_FLAVORS = {  # swagger / SDK ExportFlavor validity per platform (None = the default flavor)
-    "CoreML": (None,),
-    "TensorFlow": (None, "TensorFlowNormal", "TensorFlowLite"),
-    "DockerFile": (None, "Linux", "Windows", "ARM"),
-    "ONNX": (None, "ONNX10", "ONNX12"),
-    "VAIDK": (None,),
-    "OpenVino": (None,),
-}
-# Newer Azure flavors (export-samples READMEs, export.md §1.1) and cvlab's int8 edge variants (not Azure values).
-EXPORT_FLAVORS_CVLAB = {
-    "ONNX": ("OnnxInt8",),
-    "TensorFlow": ("TensorFlowLiteFloat16", "TensorFlowLiteInt8"),
-}
+EXPORT_DOC = "https://learn.microsoft.com/azure/ai-services/custom-vision-service/export-your-model"
+EXPORT_SAMPLES = "https://github.com/Azure-Samples/customvision-export-samples"
+
+
+@dataclass(frozen=True)
+class ExportFlavor:
+    """One export platform/flavor pair: whose it is, and how cvlab builds it (or what to export instead)."""
+
+    platform: str
+    flavor: str | None               # None: the flavor Azure uses when none is given
+    build: str | None                # "onnx" | "tflite" | "docker"; None: cvlab cannot build it offline
+    quantization: str | None = None  # "int8" | "fp16" for the edge variants
+    source: str = SWAGGER            # where the pair comes from: Azure's API, its export samples, or cvlab
+    instead: str = ""                # when build is None: what to export instead
+
+
+_NO_GRAPH = "cvlab builds TensorFlow Lite, not a frozen graph: use flavor TensorFlowLite."
+_CVLAB_INT8 = "in cvlab: a static int8 edge variant (not an Azure flavor)"
+#: Every platform/flavor pair, the one table the workspace's checks, the exporter and the quizzes read.
+EXPORT_FLAVORS: tuple[ExportFlavor, ...] = (
+    ExportFlavor("CoreML", None, None, instead="CoreML export needs Apple's tool chain; export ONNX or TensorFlow "
+                                               "(TensorFlowLite) instead."),
+    ExportFlavor("TensorFlow", None, None, instead=_NO_GRAPH),
+    ExportFlavor("TensorFlow", "TensorFlowNormal", None, instead=_NO_GRAPH),
+    ExportFlavor("TensorFlow", "TensorFlowLite", "tflite"),
+    ExportFlavor("TensorFlow", "TensorFlowLiteFloat16", "tflite", "fp16", source=EXPORT_SAMPLES),
+    ExportFlavor("TensorFlow", "TensorFlowLiteInt8", "tflite", "int8", source=_CVLAB_INT8),
+    ExportFlavor("DockerFile", None, "docker"),
+    ExportFlavor("DockerFile", "Linux", "docker"),
+    ExportFlavor("DockerFile", "Windows", None, instead="Windows containers are not built offline: use flavor Linux "
+                                                        "or ARM."),
+    ExportFlavor("DockerFile", "ARM", "docker"),
+    ExportFlavor("ONNX", None, "onnx"),
+    ExportFlavor("ONNX", "ONNX10", "onnx"),
+    ExportFlavor("ONNX", "ONNX12", "onnx"),
+    ExportFlavor("ONNX", "OnnxInt8", "onnx", "int8", source=_CVLAB_INT8),
+    ExportFlavor("VAIDK", None, None, instead="The Vision AI Dev Kit is retired; export ONNX or TensorFlow "
+                                              "(TensorFlowLite) instead."),
+    ExportFlavor("OpenVino", None, None, instead="OpenVINO export is not available offline; export ONNX (OpenVINO "
+                                                 "reads ONNX) instead."),
+)
+EXPORT_PLATFORMS = tuple(dict.fromkeys(f.platform for f in EXPORT_FLAVORS))
 EXPORT_STATUSES = ("Exporting", "Failed", "Done")
 IMAGE_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP")  # Azure: jpg, png, bmp, gif; cvlab also takes WebP
 
@@ -293,21 +321,74 @@ def check_export_platforms(platforms: Any) -> list[str]:
     return out
 
 
-def check_export_flavor(platform: str, flavor: str | None) -> None:
+def check_export_flavor(platform: str, flavor: str | None) -> ExportFlavor:
+    """The table's row for a platform/flavor pair Azure (or cvlab) knows; BadRequestExportValidationFailed else."""
     check_choice(platform, EXPORT_PLATFORMS, "Export platform", "BadRequestExportValidationFailed")
-    allowed_all = EXPORT_FLAVORS[platform] + EXPORT_FLAVORS_CVLAB.get(platform, ())
-    if flavor not in allowed_all:
-        allowed = [f for f in allowed_all if f]
+    rows = {f.flavor: f for f in EXPORT_FLAVORS if f.platform == platform}
+    if flavor not in rows:
+        allowed = [f for f in rows if f]
         raise CvlabError("BadRequestExportValidationFailed",
                          f"Flavor {flavor!r} does not exist for platform {platform}: "
                          + (f"use one of {', '.join(allowed)} or none." if allowed else "omit the flavor."))
+    return rows[flavor]
 
 
-_EPS = 1e-6
+def export_build(platform: str, flavor: str | None) -> ExportFlavor:
+    """The row of a pair cvlab can build; BadRequestNotSupported (saying what to use instead) for the others."""
+    row = check_export_flavor(platform, flavor)
+    if row.build is None:
+        raise CvlabError("BadRequestNotSupported", row.instead)
+    return row
+
+
+#: How far a box may pass the image border before it is "outside": float rounding, not a mistake (COCO files
+#: often hold ``x + w`` a hair beyond the image).
+BOX_TOLERANCE = 1e-3
+
+
+def box_problems(boxes) -> tuple[int, str] | None:
+    """The first box (left, top, width, height, normalised) that is not a region inside the image, with why.
+
+    Azure's rule for a region: a positive width and height, inside the image up to ``BOX_TOLERANCE``. One rule
+    for the workspace, the file formats, the detector's targets and the metrics.
+
+    >>> box_problems([(0.1, 0.1, 0.2, 0.2), (0.9, 0.1, 0.2, 0.2)])
+    (1, 'box ends outside the image (right=1.1, bottom=0.3; both must be <= 1)')
+    """
+    import numpy as np
+
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    tol = BOX_TOLERANCE
+    checks = (
+        (~np.isfinite(b).all(1), lambda l, t, w, h: "coordinates must be numbers, got NaN (or infinity)"),
+        ((b[:, 2] < 0) | (b[:, 3] < 0),
+         lambda l, t, w, h: f"width and height must be > 0, got width={w:g}, height={h:g} (a negative width or "
+                            "height)"),
+        ((b[:, 2] == 0) | (b[:, 3] == 0),
+         lambda l, t, w, h: f"width and height must be > 0, got width={w:g}, height={h:g}"),
+        ((b[:, 0] < -tol) | (b[:, 1] < -tol),
+         lambda l, t, w, h: f"box starts outside the image (left={l:g}, top={t:g})"),
+        ((b[:, 0] + b[:, 2] > 1 + tol) | (b[:, 1] + b[:, 3] > 1 + tol),
+         lambda l, t, w, h: f"box ends outside the image (right={l + w:g}, bottom={t + h:g}; both must be <= 1)"),
+    )
+    first = None
+    for bad, why in checks:
+        hits = np.flatnonzero(bad)
+        if hits.size and (first is None or hits[0] < first[0]):
+            first = (int(hits[0]), why(*b[hits[0]].tolist()))
+        if first is not None and first[0] == 0:
+            break
+    return first
+
+
+def box_problem(box) -> str | None:
+    """Why one normalised (left, top, width, height) box is not a region inside the image, or None."""
+    found = box_problems([box])
+    return None if found is None else found[1]
 
 
 def check_region(left: Any, top: Any, width: Any, height: Any) -> tuple[float, float, float, float]:
-    """A region normalised to the image: left/top/width/height in [0, 1], positive size, inside the image."""
+    """A region normalised to the image (``box_problem``'s rule), clipped to the image's edges."""
     try:
         vals = tuple(float(v) for v in (left, top, width, height))
     except (TypeError, ValueError):
@@ -315,16 +396,12 @@ def check_region(left: Any, top: Any, width: Any, height: Any) -> tuple[float, f
                          f"Region values must be numbers, got left={left!r} top={top!r} width={width!r} "
                          f"height={height!r}.") from None
     l, t, w, h = vals
-    if any(v != v for v in vals):
-        raise CvlabError("BadRequestImageRegions", "Region values must not be NaN.")
-    if w <= 0 or h <= 0:
+    why = box_problem(vals)
+    if why:
         raise CvlabError("BadRequestImageRegions",
-                         f"Region width and height must be positive (got width={w}, height={h}).")
-    if l < -_EPS or t < -_EPS or l + w > 1 + _EPS or t + h > 1 + _EPS:
-        raise CvlabError("BadRequestImageRegions",
-                         f"Region (left={l}, top={t}, width={w}, height={h}) leaves the image: values are fractions "
-                         "of the image size, so 0 <= left, top and left+width, top+height <= 1. Divide pixel "
-                         "coordinates by the image width/height.")
+                         f"Region (left={l}, top={t}, width={w}, height={h}): {why}. Values are fractions of the "
+                         "image size, so 0 <= left, top and left+width, top+height <= 1: divide pixel coordinates "
+                         "by the image width/height.")
     l, t = min(max(l, 0.0), 1.0), min(max(t, 0.0), 1.0)  # absorb float noise at the edges
     w, h = min(w, 1.0 - l), min(h, 1.0 - t)
     if w <= 0 or h <= 0:
@@ -332,6 +409,19 @@ def check_region(left: Any, top: Any, width: Any, height: Any) -> tuple[float, f
                          f"Region (left={l}, top={t}) starts on the image's right or bottom edge, so it has no area "
                          "inside the image: check the coordinates.")
     return l, t, w, h
+
+
+def check_application_name(application: Any) -> None:
+    """Azure's rule for a stored prediction's ``application``: None, or text of at most 64 characters."""
+    if application is not None and (not isinstance(application, str) or len(application) > 64):
+        raise CvlabError("BadRequestPredictionInvalidApplicationName",
+                         "The application name must be text of at most 64 characters.")
+
+
+def check_notification_email(address: Any) -> None:
+    """train_project's ``notificationEmailAddress``: None, or something that looks like an e-mail address."""
+    if address is not None and (not isinstance(address, str) or "@" not in address):
+        raise CvlabError("BadRequestInvalidEmailAddress", f"{address!r} is not an e-mail address.")
 
 
 def check_metadata(metadata: Any) -> dict[str, str]:

@@ -182,7 +182,7 @@ def submit_quiz_scores(endpoint: str, training_key: str, ws=None, topic: str | N
     """Send your quiz score to the instructor (only when you choose to): POST /cvlab/workshop/quiz."""
     import requests
 
-    from cvlab import open_workspace
+    from cvlab.workspace import open_workspace
     ws = ws or open_workspace()
     r = requests.post(f"{endpoint.rstrip('/')}/cvlab/workshop/quiz", json=quiz_payload(ws, topic),
                       headers={"Training-Key": training_key}, timeout=30)

@@ -1217,11 +1217,12 @@ images, whichever they are (`benchmarks/active_learning.md`).
 """),
         code("""
 import matplotlib.pyplot as plt
+from cvlab.experiments import active_learning
 
 size = dict(rounds=2, per_round=4, pool_size=16, test_size=24) if P.name == "fast" else \\
     dict(rounds=3, per_round=10, pool_size=60, test_size=60)
-curve = active.learning_curve("parts", seeds=(cv.SEED,), image_size=P.image_size, backend="torch",
-                              progress=False, **size)
+curve = active_learning.learning_curve("parts", seeds=(cv.SEED,), image_size=P.image_size, backend="torch",
+                                       progress=False, **size)
 fig, ax = plt.subplots(figsize=(5, 3))
 for strategy, c in curve["curves"].items():
     ax.plot(c["labelled"], c["mean"], marker="o", label=strategy)

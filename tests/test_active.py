@@ -9,7 +9,7 @@ import pytest
 
 from cvlab import active
 from cvlab.errors import CvlabError
-from conftest import make_image_bytes
+from helpers import make_image_bytes
 
 
 # ------------------------------------------------------------------------------------------------ uncertainty

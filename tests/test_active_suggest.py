@@ -6,6 +6,7 @@ import json
 import pytest
 
 from cvlab import active
+from cvlab.experiments import active_learning
 from cvlab.errors import CvlabError
 
 
@@ -20,33 +21,17 @@ class CountingPredictor:
         return self.predictor.predict_batch(images)
 
 
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory):
-    """parts: 5 labelled images per tag (20), 8 unlabelled; one Quick iteration; a torch predictor."""
-    from cvlab import datasets
-    from cvlab.datasets.importing import resolve_domain
+@pytest.fixture(scope="module")
+def pool_model(trained_parts_pool):
+    """The shared parts pool with a torch predictor that counts the images it is asked about."""
     from cvlab.predict import Predictor
-    from cvlab.training import train_project
-    from cvlab.workspace import Workspace
 
-    ws = Workspace(tmp_path_factory.mktemp("active") / "ws")
-    meta = datasets.info("parts")
-    p = ws.create_project("suggest", domain_id=resolve_domain(None, "Classification"))
-    tags = {t: ws.create_tag(p.id, t, type="Negative" if t == datasets.NEGATIVE else "Regular").id
-            for t in meta.tags}
-    records = datasets.generate("parts", 28, seed=3, size=96)
-    data = [active._png(r) for r in records]
-    active._upload(ws, p.id, list(range(20)), data, records, tags, True)
-    pool = active._upload(ws, p.id, list(range(20, 28)), data, records, tags, False)
-    it = train_project(ws, p.id, seed=0, show_progress=False)
-    assert it.status == "Completed", it.training_error_details
-    predictor = CountingPredictor(Predictor.load(ws, it.id, backend="torch"))
-    yield ws, p, it, tags, pool, predictor
-    ws.close()
+    ws, p, it, tags, pool = trained_parts_pool
+    return ws, p, it, tags, pool, CountingPredictor(Predictor.load(ws, it.id, backend="torch"))
 
 
-def test_suggestions_carry_predictions_and_uncertainty(trained):
-    ws, p, it, tags, pool, predictor = trained
+def test_suggestions_carry_predictions_and_uncertainty(pool_model):
+    ws, p, it, tags, pool, predictor = pool_model
     ids = sorted(pool)[:3]
     found = active.suggest_tags_and_regions(ws, p.id, it.id, ids, predictor=predictor)
     assert [s.id for s in found] == ids
@@ -58,8 +43,8 @@ def test_suggestions_carry_predictions_and_uncertainty(trained):
         assert 0.0 <= s.prediction_uncertainty <= 1.0
 
 
-def test_predictions_are_cached_per_iteration_and_image(trained):
-    ws, p, it, tags, pool, predictor = trained
+def test_predictions_are_cached_per_iteration_and_image(pool_model):
+    ws, p, it, tags, pool, predictor = pool_model
     before = predictor.images
     active.query_suggested_images(ws, p.id, it.id, predictor=predictor)
     computed = predictor.images - before
@@ -72,8 +57,8 @@ def test_predictions_are_cached_per_iteration_and_image(trained):
     assert predictor.images - before == computed
 
 
-def test_query_suggested_images_orders_and_pages(trained, monkeypatch):
-    ws, p, it, tags, pool, predictor = trained
+def test_query_suggested_images_orders_and_pages(pool_model, monkeypatch):
+    ws, p, it, tags, pool, predictor = pool_model
     from cvlab import embeddings
 
     down = active.query_suggested_images(ws, p.id, it.id, predictor=predictor)
@@ -83,7 +68,7 @@ def test_query_suggested_images_orders_and_pages(trained, monkeypatch):
     tagged = list(ws.iter_images(p.id, tagging_status="Tagged"))
     vectors = embeddings.embed_images(ws, [s.image for s in down.results] + tagged, "lite0", 224)
     assert active.spread_order(u, vectors[:len(u)], vectors[len(u):]) == list(range(len(u)))
-    monkeypatch.setattr(active, "DIVERSITY", 0.0)
+    monkeypatch.setattr(active.uncertainty, "DIVERSITY", 0.0)
     plain = active.query_suggested_images(ws, p.id, it.id, predictor=predictor)
     assert [s.prediction_uncertainty for s in plain.results] == sorted(u, reverse=True)
     monkeypatch.undo()
@@ -101,8 +86,8 @@ def test_query_suggested_images_orders_and_pages(trained, monkeypatch):
     assert seen == [s.id for s in down.results]
 
 
-def test_threshold_and_tag_filters_match_the_counts(trained):
-    ws, p, it, tags, pool, predictor = trained
+def test_threshold_and_tag_filters_match_the_counts(pool_model):
+    ws, p, it, tags, pool, predictor = pool_model
     rusted = tags["rusted"]
     hits = active.query_suggested_images(ws, p.id, it.id, tag_ids=[rusted], threshold=0.5, predictor=predictor)
     for s in hits.results:
@@ -118,8 +103,8 @@ def test_threshold_and_tag_filters_match_the_counts(trained):
     assert active.query_suggested_image_count(ws, p.id, it.id, predictor=predictor)[rusted] == len(pool)
 
 
-def test_suggestion_errors_say_what_to_fix(trained):
-    ws, p, it, tags, pool, predictor = trained
+def test_suggestion_errors_say_what_to_fix(pool_model):
+    ws, p, it, tags, pool, predictor = pool_model
     with pytest.raises(CvlabError) as e:
         active.suggest_tags_and_regions(ws, p.id, it.id, ["22222222-2222-2222-2222-222222222222"])
     assert e.value.code == "NotFoundImage"
@@ -139,11 +124,11 @@ def test_suggestion_errors_say_what_to_fix(trained):
     ws.delete_iteration(p.id, training.id)
 
 
-def test_learning_curve_tiny_runs_both_strategies(trained):
+def test_learning_curve_tiny_runs_both_strategies(pool_model):
     """The notebook-07 call at toy size: one seed, one round; curves are well-formed and the projects real.
     Same data seed and size as the fixture, so most embeddings are already cached in its workspace."""
-    ws = trained[0]
-    out = active.learning_curve("parts", rounds=1, per_round=4, pool_size=6, test_size=8, seeds=(0,),
+    ws = pool_model[0]
+    out = active_learning.learning_curve("parts", rounds=1, per_round=4, pool_size=6, test_size=8, seeds=(0,),
                                 data_seed=3, image_size=96, workspace=ws, backend="torch", progress=False,
                                 random_draws=2)
     assert out["metric"] == "F1@0.5" and out["settings"]["start_per_tag"] == 5
@@ -174,23 +159,24 @@ def test_learning_curve_tiny_runs_both_strategies(trained):
     from cvlab import datasets
 
     records = datasets.generate("parts", 8 + 6 + 2 * 5 * 4, seed=3, size=96)
-    initial, test, pool = active._split(records, datasets.info("parts").tags, 5, 8, 6, 0)
+    initial, test, pool = active_learning._split(records, datasets.info("parts").tags, 5, 8, 6, 0)
     drawn = {records[sorted(pool)[i]].name for i in np.random.default_rng([0, 1]).choice(6, 4, replace=False)}
     random_project = next(p for p in projects if p.name.split()[4] == "random")
     fixed = {records[i].name for i in initial + test}
     labelled = {im.original_name for im in ws.iter_images(random_project.id, tagging_status="Tagged")}
     assert labelled - fixed == drawn
     with pytest.raises(CvlabError, match="pool"):
-        active.learning_curve("parts", rounds=2, per_round=4, pool_size=6, workspace=ws, progress=False)
+        active_learning.learning_curve("parts", rounds=2, per_round=4, pool_size=6, workspace=ws, progress=False)
 
 
+@pytest.mark.slow
 def test_learning_curve_detection_with_empty_frames(tmp_path, monkeypatch):
     """Detection at toy size (1 epoch): half the pool is empty frames, and the oracle deletes those it is shown."""
     from cvlab import datasets
     from cvlab.workspace import Workspace
 
     ws = Workspace(tmp_path / "ws")
-    out = active.learning_curve("site", rounds=1, per_round=3, pool_size=8, test_size=4, seeds=(0,),
+    out = active_learning.learning_curve("site", rounds=1, per_round=3, pool_size=8, test_size=4, seeds=(0,),
                                 data_seed=1, image_size=128, detection_epochs=1, workspace=ws, progress=False,
                                 empty_fraction=0.5)
     assert out["metric"] == "mAP@0.5" and out["settings"]["empty_frames_in_pool"] == 4
@@ -204,4 +190,4 @@ def test_learning_curve_detection_with_empty_frames(tmp_path, monkeypatch):
         assert ws.get_image_count(p.id, tagging_status="Untagged") == 8 - 3  # picked: labelled or deleted
         assert all(v is None or 0.0 <= v <= 1.0 for v in out["curves"][strategy]["mean"])
     with pytest.raises(CvlabError, match="empty_fraction"):
-        active.learning_curve("parts", empty_fraction=0.5, workspace=ws, progress=False)
+        active_learning.learning_curve("parts", empty_fraction=0.5, workspace=ws, progress=False)

@@ -24,7 +24,7 @@ import pytest
 from cvlab.domains import find_domain
 from cvlab.workspace import Workspace
 
-from conftest import make_image_bytes
+from helpers import make_image_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 CHROMIUM = os.environ.get("CVLAB_CHROMIUM", "/usr/bin/chromium")  # Debian's package; never `playwright install`

@@ -5,8 +5,7 @@ import pytest
 from cvlab.metrics import NO_PREDICTIONS
 from cvlab.performance import Evaluation
 from cvlab.widgets.explorer import ThresholdExplorer, performance_table
-from test_performance import CAT, DOG, _det_evaluation, multiclass_evaluation
-from test_performance_ws import trained  # noqa: F401  (fixture)
+from helpers import CAT, DOG, detection_evaluation, multiclass_evaluation
 
 
 def _row(html, name):
@@ -53,7 +52,7 @@ def test_split_toggle_shows_held_out_numbers():
 
 
 def test_overlap_slider_for_detection():
-    ex = ThresholdExplorer(_det_evaluation())
+    ex = ThresholdExplorer(detection_evaluation())
     assert ex.overlap is not None and ex.split.layout.display == "none"
     assert _row(ex.table.value, "dog")[:2] == ["100.0%", "100.0%"]
     assert "mAP@[.5:.95]</b> 30.0%" in ex.table.value
@@ -73,8 +72,8 @@ def test_from_evaluation_object_and_table_function():
     assert "_repr_mimebundle_" in dir(ex)
 
 
-def test_for_iteration_from_workspace(trained):  # noqa: F811
-    ws, p, it, images, cat, dog = trained
+def test_for_iteration_from_workspace(evaluated_project):  # noqa: F811
+    ws, p, it, images, cat, dog = evaluated_project
     ex = ThresholdExplorer.for_iteration(p, it.id, ws=ws, threshold=0.3)
     assert ex.threshold.value == pytest.approx(0.3)
     assert "3 images" in ex.table.value and len(ex.split.options) == 2

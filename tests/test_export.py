@@ -6,7 +6,6 @@ import hashlib
 import io
 import json
 import os
-import random
 import socket
 import subprocess
 import sys
@@ -19,46 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from cvlab.domains import find_domain
 from cvlab.errors import CvlabError
 from cvlab.export import convert, export_file, export_iteration, get_exports, wait
-from cvlab.workspace import ImageEntry, Workspace
 
 pytestmark = pytest.mark.slow
-
-
-def shape_jpeg(kind: str, seed: int, size: int = 96) -> bytes:
-    """Red discs vs blue squares on random backgrounds: learnable from a handful of images."""
-    r = random.Random(seed)
-    image = Image.new("RGB", (size, size), tuple(r.randrange(256) for _ in range(3)))
-    draw = ImageDraw.Draw(image)
-    x, y, s = r.randrange(5, size // 2), r.randrange(5, size // 2), r.randrange(size // 4, size // 2)
-    if kind == "round":
-        draw.ellipse([x, y, x + s, y + s], fill=(230, 30, 30))
-    else:
-        draw.rectangle([x, y, x + s, y + s], fill=(30, 30, 230))
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    from cvlab.training import train_project
-
-    ws = Workspace(tmp_path_factory.mktemp("export-ws"))
-    domain = find_domain("General (compact)", "Classification")
-    project = ws.create_project("Shapes", domain_id=domain.id, classification_type="Multiclass")
-    tags = {k: ws.create_tag(project.id, k) for k in ("round", "square")}
-    entries = [ImageEntry(data=shape_jpeg(k, 100 * j + i), name=f"{k}{i}.jpg", tag_ids=[tags[k].id])
-               for j, k in enumerate(tags) for i in range(6)]
-    assert ws.create_images(project.id, entries).is_batch_successful
-    iteration = train_project(ws, project.id, seed=0)
-    assert iteration.status == "Completed", iteration.training_error_details
-    images = [shape_jpeg(k, 10_000 + i) for i in range(4) for k in tags]
-    return ws, project, iteration, images
 
 
 def unzip(ws, record, tmp_path) -> Path:
@@ -88,10 +54,10 @@ def check_manifest(folder: Path, platform: str, model_name: str, labels: list[st
     return manifest, json.loads((folder / "metadata_properties.json").read_text())
 
 
-def test_onnx_export_matches_azure_shape_and_predictor(trained, tmp_path):
+def test_onnx_export_matches_azure_shape_and_predictor(trained_round_square, tmp_path):
     import onnx
 
-    ws, project, iteration, images = trained
+    ws, project, iteration, images = trained_round_square
     record = export_iteration(ws, project.id, iteration.id, "ONNX")
     folder = unzip(ws, record, tmp_path)
     predictor, batch, expected = reference(ws, iteration, images)
@@ -120,10 +86,10 @@ def test_onnx_export_matches_azure_shape_and_predictor(trained, tmp_path):
     assert [e.status for e in get_exports(ws, project.id, iteration.id)] == ["Done"]
 
 
-def test_tflite_export_nhwc_bgr_and_parity(trained, tmp_path):
+def test_tflite_export_nhwc_bgr_and_parity(trained_round_square, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
-    ws, project, iteration, images = trained
+    ws, project, iteration, images = trained_round_square
     record = export_iteration(ws, project.id, iteration.id, "TensorFlow", "TensorFlowLite", background=True)
     assert record.status == "Exporting"
     record = wait(ws, record.id)
@@ -160,8 +126,8 @@ class _ImageServer(BaseHTTPRequestHandler):
         pass
 
 
-def test_docker_app_serves_container_routes_with_parity(trained, tmp_path):
-    ws, project, iteration, images = trained
+def test_docker_app_serves_container_routes_with_parity(trained_round_square, tmp_path):
+    ws, project, iteration, images = trained_round_square
     record = export_iteration(ws, project.id, iteration.id, "DockerFile", "Linux")
     folder = unzip(ws, record, tmp_path)
     names = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
@@ -225,8 +191,8 @@ def test_docker_app_serves_container_routes_with_parity(trained, tmp_path):
         server.wait(10)
 
 
-def test_int8_onnx_is_smaller_and_keeps_top_tag(trained, tmp_path):
-    ws, project, iteration, images = trained
+def test_int8_onnx_is_smaller_and_keeps_top_tag(trained_round_square, tmp_path):
+    ws, project, iteration, images = trained_round_square
     record = export_iteration(ws, project.id, iteration.id, "ONNX", "OnnxInt8")
     folder = unzip(ws, record, tmp_path)
     fp32 = export_iteration(ws, project.id, iteration.id, "ONNX")
@@ -237,8 +203,8 @@ def test_int8_onnx_is_smaller_and_keeps_top_tag(trained, tmp_path):
     assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.75  # int8 is lossy; the benchmark reports by how much
 
 
-def test_export_errors_carry_azure_codes(trained):
-    ws, project, iteration, _ = trained
+def test_export_errors_carry_azure_codes(trained_round_square):
+    ws, project, iteration, _ = trained_round_square
     cases = [
         (("CoreML", None), "BadRequestNotSupported"),
         (("TensorFlow", "TensorFlowNormal"), "BadRequestNotSupported"),
@@ -274,8 +240,8 @@ def test_export_errors_carry_azure_codes(trained):
     assert err.value.code == "NotFound"
 
 
-def test_export_already_in_progress(trained):
-    ws, project, iteration, _ = trained
+def test_export_already_in_progress(trained_round_square):
+    ws, project, iteration, _ = trained_round_square
     ws.create_export(project.id, iteration.id, "TensorFlow", "TensorFlowLiteFloat16")  # a job that is running
     with pytest.raises(CvlabError) as err:
         export_iteration(ws, project.id, iteration.id, "TensorFlow", "TensorFlowLiteFloat16")
@@ -296,10 +262,10 @@ def float_tflite(ws, project, iteration, tmp_path) -> Path:
     # logits in the reference). 0.05 keeps the answer on these images and fails a broken quantisation (~0.5).
     ("TensorFlowLiteInt8", 5e-2),
 ])
-def test_tflite_quantized_flavors_load_and_stay_close_to_float(trained, tmp_path, flavor, max_diff):
+def test_tflite_quantized_flavors_load_and_stay_close_to_float(trained_round_square, tmp_path, flavor, max_diff):
     from ai_edge_litert.interpreter import Interpreter
 
-    ws, project, iteration, images = trained
+    ws, project, iteration, images = trained_round_square
     ws.recover_interrupted_exports(running=())  # as at a restart: ends the fake running job of the test above
     baseline = float_tflite(ws, project, iteration, tmp_path)
     started = time.perf_counter()
@@ -321,10 +287,10 @@ def test_tflite_quantized_flavors_load_and_stay_close_to_float(trained, tmp_path
     assert seconds < 15, "a quantised flavor is derived from the cached float conversion, not converted again"
 
 
-def test_docker_arm_flavor_builds_for_arm_and_serves_the_float_model(trained, tmp_path):
-    from test_export_detection import container_client
+def test_docker_arm_flavor_builds_for_arm_and_serves_the_float_model(trained_round_square, tmp_path):
+    from helpers import container_client
 
-    ws, project, iteration, images = trained
+    ws, project, iteration, images = trained_round_square
     linux = unzip(ws, export_iteration(ws, project.id, iteration.id, "DockerFile", "Linux"), tmp_path / "linux")
     arm = unzip(ws, export_iteration(ws, project.id, iteration.id, "DockerFile", "ARM"), tmp_path / "arm")
     manifest = json.loads((arm / "app" / "cvexport.manifest").read_text())
@@ -343,10 +309,10 @@ def test_docker_arm_flavor_builds_for_arm_and_serves_the_float_model(trained, tm
         assert max(abs(by_name[t["name"]] - expected[i][j]) for j, t in enumerate(predictor.tags)) <= 1e-3
 
 
-def test_cli_export_writes_the_zip(trained, tmp_path, capsys):
+def test_cli_export_writes_the_zip(trained_round_square, tmp_path, capsys):
     from cvlab.cli import main
 
-    ws, project, iteration, _ = trained
+    ws, project, iteration, _ = trained_round_square
     out = tmp_path / "out"
     code = main(["export", "--workspace", str(ws.path), "--project", project.name, "--platform", "ONNX",
                  "--out", str(out)])
@@ -366,10 +332,10 @@ def test_cli_export_writes_the_zip(trained, tmp_path, capsys):
     (["--project", "CLI not compact", "--platform", "ONNX"], "BadRequestExportValidationFailed", "compact"),
     (["--project", "No such project", "--platform", "ONNX"], "NotFoundProject", "No such project"),
 ])
-def test_cli_export_bad_input_says_why(trained, tmp_path, capsys, argv, code, words):
+def test_cli_export_bad_input_says_why(trained_round_square, tmp_path, capsys, argv, code, words):
     from cvlab.cli import main
 
-    ws = trained[0]
+    ws = trained_round_square[0]
     if ws.find_project("CLI not compact") is None:
         general = find_domain("General", "Classification")
         other = ws.create_project("CLI not compact", domain_id=general.id)

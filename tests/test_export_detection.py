@@ -1,14 +1,13 @@
-"""Detection exports on the product path: one tiny ObjectDetection project (16 one-disc images, 1 epoch) trained
-once, exported with `cvlab.export.export_iteration` to ONNX, TensorFlow Lite and the Docker app, each run in its
-real runtime (onnxruntime, ai-edge-litert, the container's Flask app in-process) and compared with the Predictor
-that the Prediction API uses: same boxes (IoU >= 0.99, same tag) and probabilities after the same threshold, as
-benchmarks/export_parity.py measures.
+"""Detection exports on the product path: the shared tiny ObjectDetection project (conftest's
+``trained_discs_one_epoch``: 16 one-disc images, 1 epoch), exported with `cvlab.export.export_iteration` to
+ONNX, TensorFlow Lite and the Docker app, each run in its real runtime (onnxruntime, ai-edge-litert, the container's Flask app in-process)
+and compared with the Predictor that the Prediction API uses: same boxes (IoU >= 0.99, same tag) and
+probabilities after the same threshold, as benchmarks/export_parity.py measures.
 
 The TFLite conversion of the detector (fixed-shape NMS, `StaticShapeDetector`) is the slow part (~30 s of CPU);
 it runs once here and the Docker export reuses it."""
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import subprocess
@@ -19,43 +18,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cvlab import training
 from cvlab.datasets.swatches import disc_scene
 from cvlab.export import TFLITE_DETECTION_CANDIDATES, convert, export_file, export_iteration
 from cvlab.nets.preprocess import to_pil
-from cvlab.workspace import ImageEntry, Workspace
+from helpers import container_client
 
 pytestmark = pytest.mark.slow
-OD = "a27d5ca5-bb19-49d8-a70a-fec086c47f5b"  # General (compact) object detection
 THRESHOLD = 0.5          # compare the boxes a client keeps (benchmarks/export_parity.py uses the same)
 ONNX_TOLERANCE = 1e-4    # the issue's fp32 ONNX target
 TFLITE_TOLERANCE = 1e-3  # the issue's TFLite target (a different kernel library: XNNPACK)
 
 
 @pytest.fixture(scope="module")
-def detection(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv(training.DETECTION_EPOCHS_ENV, "1")  # parity needs boxes, not a good detector: 10 s less CPU
-    ws = Workspace(tmp_path_factory.mktemp("export-od") / "ws")
-    project = ws.create_project("discs", domain_id=OD)
-    disc = ws.create_tag(project.id, "disc")
-    entries = []
-    for i in range(16):
-        data, (left, top, width, height) = disc_scene(i)
-        entries.append(ImageEntry(data=data, name=f"d{i}.jpg", regions=[
-            {"tag_id": disc.id, "left": left, "top": top, "width": width, "height": height}]))
-    assert ws.create_images(project.id, entries).is_batch_successful
-    iteration = training.train_project(ws, project.id, seed=0, show_progress=False)
-    mp.undo()
-    assert iteration.status == "Completed", iteration.training_error_details
+def discs(trained_discs_one_epoch):
+    """The 1-epoch detector with its torch Predictor's answers on 4 new scenes (what every export must match)."""
     from cvlab.predict import Predictor
 
-    predictor = Predictor.load(ws, iteration.id, backend="torch")
+    trained_discs = trained_discs_one_epoch
+    predictor = Predictor.load(trained_discs["ws"], trained_discs["iteration"].id, backend="torch")
     images = [disc_scene(1000 + i)[0] for i in range(4)]
     reference = [predictor.predict(data) for data in images]
     assert all(any(p["probability"] >= THRESHOLD for p in ref) for ref in reference), "nothing to compare"
-    yield dict(ws=ws, project=project, iteration=iteration, predictor=predictor, images=images, reference=reference)
-    ws.close()
+    return dict(trained_discs, predictor=predictor, images=images, reference=reference)
 
 
 def unzip(ws, record, folder: Path) -> Path:
@@ -107,10 +91,10 @@ def check_zip_files(folder: Path, platform: str, model_name: str, labels: list[s
     return meta
 
 
-def test_onnx_detection_export_is_azure_s1_and_agrees_with_predictor(detection, tmp_path):
+def test_onnx_detection_export_is_azure_s1_and_agrees_with_predictor(discs, tmp_path):
     import onnx
 
-    d = detection
+    d = discs
     ws, predictor = d["ws"], d["predictor"]
     record = export_iteration(ws, d["project"].id, d["iteration"].id, "ONNX")
     folder = unzip(ws, record, tmp_path / "onnx")
@@ -151,10 +135,10 @@ def test_onnx_detection_export_is_azure_s1_and_agrees_with_predictor(detection, 
     assert out.stdout.splitlines()[0].startswith(f"{best['tag_name']}: {best['probability']:.2%} box x1,y1,x2,y2")
 
 
-def test_tflite_detection_export_agrees_with_predictor(detection, tmp_path):
+def test_tflite_detection_export_agrees_with_predictor(discs, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
-    d = detection
+    d = discs
     ws, predictor = d["ws"], d["predictor"]
     record = export_iteration(ws, d["project"].id, d["iteration"].id, "TensorFlow", "TensorFlowLite")
     folder = unzip(ws, record, tmp_path / "tflite")
@@ -175,28 +159,8 @@ def test_tflite_detection_export_agrees_with_predictor(detection, tmp_path):
     assert compared >= len(d["images"])
 
 
-def container_client(app_dir: Path):
-    """The exported app/app.py imported in this process (as `python app.py` would load it) -> Flask test client.
-
-    app.py does `import predict` from its own folder; that name is removed again so two exported apps (or a test
-    module) never share it."""
-    saved_path, saved_predict = list(sys.path), sys.modules.pop("predict", None)
-    sys.path.insert(0, str(app_dir))
-    try:
-        spec = importlib.util.spec_from_file_location(f"cvlab_container_{abs(hash(str(app_dir)))}", app_dir / "app.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path[:] = saved_path
-        sys.modules.pop("predict", None)
-        if saved_predict is not None:
-            sys.modules["predict"] = saved_predict
-    module.predict.initialize()
-    return module.app.test_client()
-
-
-def test_docker_detection_app_answers_like_the_prediction_api(detection, tmp_path):
-    d = detection
+def test_docker_detection_app_answers_like_the_prediction_api(discs, tmp_path):
+    d = discs
     ws, predictor, project = d["ws"], d["predictor"], d["project"]
     record = export_iteration(ws, project.id, d["iteration"].id, "DockerFile", "Linux")
     folder = unzip(ws, record, tmp_path / "docker")
@@ -233,13 +197,13 @@ def test_docker_detection_app_answers_like_the_prediction_api(detection, tmp_pat
     assert bad.status_code == 400 and bad.get_json()["code"] == "BadRequestImageFormat"
 
 
-def test_tflite_detection_runs_like_microsofts_s1_sample(detection, tmp_path):
+def test_tflite_detection_runs_like_microsofts_s1_sample(discs, tmp_path):
     """What Microsoft's samples/python/tensorflow_lite/object_detection_s1/predict.py does with an Azure export:
     RGB 0-255 NHWC in, outputs read by name, each without a batch dimension."""
     from ai_edge_litert.interpreter import Interpreter
     from PIL import Image
 
-    d = detection
+    d = discs
     ws, predictor = d["ws"], d["predictor"]
     record = export_iteration(ws, d["project"].id, d["iteration"].id, "TensorFlow", "TensorFlowLite")
     folder = unzip(ws, record, tmp_path / "tflite")

@@ -18,30 +18,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from cvlab.service.process import ServeProcess as _ServeProcess
 from cvlab.workspace import Workspace
-from test_reliability_support import Api, png, snapshot
+from helpers import Api, ServeProcess, png, snapshot
 
 pytestmark = pytest.mark.timeout(400)
 REPO = Path(__file__).resolve().parents[1]
-
-
-class ServeProcess(_ServeProcess):
-    """`cvlab serve --port 0 --no-rate-limit` in a subprocess, with an `Api` on it once it answers."""
-
-    def __init__(self, ws_path, *extra: str, startup_timeout: float = 60):
-        super().__init__(ws_path, "--no-rate-limit", *extra, startup_timeout=startup_timeout)
-        self.api = Api(self.endpoint, self.training_key, self.prediction_key)
-        # the server answers once the banner is out, but give uvicorn a moment to enter its loop
-        for _ in range(100):
-            try:
-                if self.api.healthy():
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.05)
-
-    def stop(self) -> str:
-        return super().stop(timeout=20)
 
 
 def _hash(data: bytes) -> str:
@@ -237,7 +218,7 @@ def test_disk_full_during_an_upload_is_error_storage_per_image(tmp_path, monkeyp
     is left, and the same images upload once space is back."""
     import builtins
 
-    import cvlab.workspace as wsmod
+    import cvlab.workspace.blobs as wsmod  # the module that writes image files
     from cvlab.service import start_background
     ws = Workspace(tmp_path / "ws")
     handle = start_background(ws, rate_limits=False)

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 
 from cvlab.service import start_background
 from cvlab.workspace import ImageEntry, Workspace
-from test_reliability_support import colour_jpeg
+from helpers import colour_jpeg
 
 pytestmark = pytest.mark.timeout(300)
 

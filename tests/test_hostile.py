@@ -14,7 +14,7 @@ import pytest
 from cvlab.errors import CvlabError
 from cvlab.service import start_background
 from cvlab.workspace import Workspace
-from test_reliability_support import Api, assert_azure_error, colour_jpeg, png, png_with_declared_size, snapshot
+from helpers import Api, assert_azure_error, colour_jpeg, png, png_with_declared_size, snapshot
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from cvlab import CvlabError, ImageEntry
 from cvlab.images import batch_status, inspect_image, load_rgb, resize_stretch
-from conftest import make_image_bytes
+from helpers import jpeg_with_orientation, make_image_bytes
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "BMP", "GIF", "WEBP"])
@@ -33,18 +33,8 @@ def test_unsupported_and_broken_data():
     assert e.value.code == "BadRequestImageStream"
 
 
-def _jpeg_with_orientation(w, h, orientation):
-    img = Image.new("RGB", (w, h), (0, 0, 0))
-    img.paste((255, 0, 0), (0, 0, w // 2, h))  # left half red
-    exif = Image.Exif()
-    exif[0x0112] = orientation
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", exif=exif.tobytes())
-    return buf.getvalue()
-
-
 def test_exif_orientation_is_applied():
-    data = _jpeg_with_orientation(60, 40, 6)  # "rotate 90 CW to display"
+    data = jpeg_with_orientation(60, 40, 6)  # "rotate 90 CW to display"
     info = inspect_image(data)
     assert (info.width, info.height, info.orientation) == (40, 60, 6)
     rgb = load_rgb(data)

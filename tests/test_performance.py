@@ -9,31 +9,7 @@ from cvlab.metrics import NO_PREDICTIONS, NO_TRUTH, Undefined
 from cvlab.performance import (
     NO_FOLDS, NO_HOLDOUT, ONE_FOLD, Evaluation, compare_evaluation_splits, performance_from_records,
 )
-
-CAT, DOG, NEG = "c0000000-0000-0000-0000-000000000001", "d0000000-0000-0000-0000-000000000002", \
-    "e0000000-0000-0000-0000-000000000003"
-TAGS = [{"id": CAT, "name": "cat", "type": "Regular"}, {"id": DOG, "name": "dog", "type": "Regular"},
-        {"id": NEG, "name": "Negative", "type": "Negative"}]
-
-
-def _rec(image_id, truth, scores, fold, split="cv"):
-    return {"image_id": image_id, "split": split, "fold": fold, "truth": {"tag_ids": truth, "regions": []},
-            "predictions": [{"tag_id": t, "probability": p, "bounding_box": None}
-                            for t, p in zip((CAT, DOG, NEG), scores)]}
-
-
-def multiclass_evaluation():
-    """Five out-of-fold images (2 folds) and two held-out images; the outcome at 0.5 is in the comments."""
-    return {"project_type": "Classification", "classification_type": "Multiclass", "k_folds": 2, "tags": TAGS,
-            "records": [
-                _rec("i0", [CAT], [0.8, 0.1, 0.1], 0),     # TP cat
-                _rec("i1", [DOG], [0.6, 0.3, 0.1], 0),     # FP cat, FN dog
-                _rec("i2", [DOG], [0.2, 0.45, 0.35], 1),   # FN dog (argmax below 0.5)
-                _rec("i3", [NEG], [0.1, 0.2, 0.7], 1),     # Negative predicted: nothing
-                _rec("i4", [NEG], [0.1, 0.7, 0.2], 1),     # FP dog
-                _rec("h0", [CAT], [0.9, 0.05, 0.05], None, "holdout"),
-                _rec("h1", [DOG], [0.3, 0.6, 0.1], None, "holdout")]}
-
+from helpers import CAT, DOG, NEG, TAGS, detection_evaluation, evaluation_record, multiclass_evaluation
 
 def test_multiclass_iteration_performance_hand_values():
     perf = Evaluation.from_dict(multiclass_evaluation()).performance(0.5)
@@ -144,25 +120,8 @@ def test_mistakes_and_confusion_matrix():
     assert cm.tolist() == [[1, 0, 0], [1, 0, 1], [0, 1, 1]]
 
 
-def _det_evaluation():
-    box = lambda l, t, w, h: {"left": l, "top": t, "width": w, "height": h}  # noqa: E731
-    A, B = CAT, DOG
-    recs = [
-        {"image_id": "d0", "split": "cv", "fold": 0,
-         "truth": {"tag_ids": [A, B], "regions": [{"tag_id": A, **box(.1, .1, .2, .2)},
-                                                  {"tag_id": B, **box(.5, .5, .2, .2)}]},
-         "predictions": [{"tag_id": A, "probability": 0.9, "bounding_box": box(.1, .1, .2, .2)},
-                         {"tag_id": A, "probability": 0.8, "bounding_box": box(.1, .1, .2, .2)},
-                         {"tag_id": B, "probability": 0.7, "bounding_box": box(.56, .5, .2, .2)},
-                         {"tag_id": A, "probability": 0.6, "bounding_box": box(.5, .5, .2, .2)}]},
-        {"image_id": "d1", "split": "cv", "fold": 0,
-         "truth": {"tag_ids": [A], "regions": [{"tag_id": A, **box(0, 0, .5, .5)}]}, "predictions": []}]
-    return {"project_type": "ObjectDetection", "classification_type": None, "k_folds": 1, "tags": TAGS[:2],
-            "records": recs}
-
-
 def test_detection_performance_hand_values():
-    ev = Evaluation.from_dict(_det_evaluation())
+    ev = Evaluation.from_dict(detection_evaluation())
     perf = ev.performance(0.5, 0.5)
     a, b = perf.per_tag_performance
     assert (a.true_positives, a.false_positives, a.false_negatives) == (1, 2, 1)
@@ -187,7 +146,8 @@ def test_detection_performance_hand_values():
 def test_bad_evaluations_get_clear_errors():
     ev = multiclass_evaluation()
     with pytest.raises(CvlabError, match="unknown tag id") as e:
-        performance_from_records([_rec("x", ["nope"], [0.5, 0.3, 0.2], 0)], TAGS, "Classification", "Multiclass")
+        performance_from_records([evaluation_record("x", ["nope"], [0.5, 0.3, 0.2], 0)], TAGS, "Classification",
+                                 "Multiclass")
     assert e.value.code == "BadRequestInvalidIds"
     with pytest.raises(CvlabError, match="no evaluated images"):
         performance_from_records([], TAGS, "Classification", "Multiclass")
@@ -200,20 +160,20 @@ def test_bad_evaluations_get_clear_errors():
     with pytest.raises(CvlabError, match="classification_type"):
         Evaluation.from_dict(dict(ev, classification_type=None))
     with pytest.raises(CvlabError, match=r"\[0, 1\]"):
-        performance_from_records([_rec("x", [CAT], [1.5, 0, 0], 0)], TAGS, "Classification", "Multiclass")
+        performance_from_records([evaluation_record("x", [CAT], [1.5, 0, 0], 0)], TAGS, "Classification", "Multiclass")
     with pytest.raises(CvlabError, match="between 0 and 1"):
         Evaluation.from_dict(ev).performance(threshold=50)
     with pytest.raises(CvlabError, match="fold"):
         Evaluation.from_dict(dict(ev, records=[dict(ev["records"][0], fold="first")]))
-    det = _det_evaluation()
+    det = detection_evaluation()
     det["records"][0]["truth"]["regions"][0]["width"] = -0.1
     with pytest.raises(CvlabError, match="negative width"):
         Evaluation.from_dict(det)
-    det = _det_evaluation()
+    det = detection_evaluation()
     det["records"][0]["predictions"][0]["bounding_box"] = {"left": 0.9, "top": 0, "width": 0.5, "height": 0.1}
     with pytest.raises(CvlabError, match="outside the image"):
         Evaluation.from_dict(det)
-    det = _det_evaluation()
+    det = detection_evaluation()
     det["records"][0]["predictions"][0]["bounding_box"] = None
     with pytest.raises(CvlabError, match="no bounding_box"):
         Evaluation.from_dict(det)
@@ -225,7 +185,7 @@ def test_many_images_stay_consistent_with_per_fold_numbers():
     recs = []
     for i in range(60):
         s = rng.dirichlet([1, 1, 1])
-        recs.append(_rec(f"r{i}", [(CAT, DOG, NEG)[rng.integers(3)]], s.tolist(), i % 3))
+        recs.append(evaluation_record(f"r{i}", [(CAT, DOG, NEG)[rng.integers(3)]], s.tolist(), i % 3))
     ev = Evaluation(recs, TAGS, "Classification", "Multiclass")
     for t in (0.0, 0.3, 0.6, 1.0):
         pooled = np.array(ev.counts(t))

@@ -1,41 +1,14 @@
 """Workspace-level loaders of cvlab.performance: a real workspace, an iteration and its evaluation.json."""
-import json
-
 import pytest
 
 from cvlab.errors import CvlabError
 from cvlab.performance import (
     compare_splits, get_image_performance_count, get_image_performances, get_iteration_performance,
 )
-from cvlab.workspace import ImageEntry
-from conftest import make_image_bytes
 
 
-@pytest.fixture
-def trained(ws):
-    """A multiclass project with 4 images, a Completed iteration and a hand-written evaluation.json."""
-    p = ws.create_project("perf-test")
-    cat, dog = ws.create_tag(p.id, "cat"), ws.create_tag(p.id, "dog")
-    entries = [ImageEntry(make_image_bytes(320, 320, seed=i), name=f"im{i}.jpg", tag_ids=[(cat, dog)[i % 2].id])
-               for i in range(4)]
-    images = [r.image for r in ws.create_images(p.id, entries).images]
-    it = ws.create_iteration(p.id)
-    tags = [{"id": cat.id, "name": "cat", "type": "Regular"}, {"id": dog.id, "name": "dog", "type": "Regular"}]
-    probs = [(0.9, 0.1), (0.7, 0.3), (0.2, 0.8), (0.4, 0.6)]  # truths cat, dog, cat, dog
-    records = [{"image_id": im.id, "split": "cv" if i < 3 else "holdout", "fold": i if i < 3 else None,
-                "truth": {"tag_ids": [im.tags[0].tag_id], "regions": []},
-                "predictions": [{"tag_id": cat.id, "probability": pc, "bounding_box": None},
-                                {"tag_id": dog.id, "probability": pd, "bounding_box": None}]}
-               for i, (im, (pc, pd)) in enumerate(zip(images, probs))]
-    (ws.iteration_dir(it.id) / "evaluation.json").write_text(json.dumps({
-        "project_type": "Classification", "classification_type": "Multiclass", "k_folds": 3, "tags": tags,
-        "records": records}))
-    ws.update_iteration(p.id, it.id, status="Completed")
-    return ws, p, it, images, cat, dog
-
-
-def test_iteration_performance_from_workspace(trained):
-    ws, p, it, images, cat, dog = trained
+def test_iteration_performance_from_workspace(evaluated_project):
+    ws, p, it, images, cat, dog = evaluated_project
     perf = get_iteration_performance(ws, p.id, it.id, threshold=0.5)
     c, d = perf.per_tag_performance
     # cv: im0 cat->cat TP; im1 dog->cat FP cat, FN dog; im2 cat->dog FP dog, FN cat.
@@ -47,8 +20,8 @@ def test_iteration_performance_from_workspace(trained):
     assert cmp.holdout.image_count == 1 and cmp.self_test.image_count == 3
 
 
-def test_image_performances_from_workspace(trained):
-    ws, p, it, images, cat, dog = trained
+def test_image_performances_from_workspace(evaluated_project):
+    ws, p, it, images, cat, dog = evaluated_project
     newest = get_image_performances(ws, p.id, it.id, order_by="Newest")
     oldest = get_image_performances(ws, p.id, it.id, order_by="Oldest")
     assert [x.id for x in newest] == [x.id for x in reversed(oldest)]
@@ -60,8 +33,8 @@ def test_image_performances_from_workspace(trained):
     assert len(get_image_performances(ws, p.id, it.id, take=1, skip=1)) == 1
 
 
-def test_workspace_errors(trained):
-    ws, p, it, images, cat, dog = trained
+def test_workspace_errors(evaluated_project):
+    ws, p, it, images, cat, dog = evaluated_project
     fresh = ws.create_iteration(p.id)
     with pytest.raises(CvlabError) as e:
         get_iteration_performance(ws, p.id, fresh.id)

@@ -6,28 +6,13 @@ import pytest
 import torch
 from PIL import Image
 
-from cvlab import training
 from cvlab.errors import CvlabError
 from cvlab.predict import Predictor
-from test_training import COMPACT, add, scene
+from helpers import scene
 
 
-@pytest.fixture(scope="module")
-def iteration(tmp_path_factory):
-    import cvlab
-
-    ws = cvlab.Workspace(tmp_path_factory.mktemp("pred"))
-    p = ws.create_project("predict", domain_id=COMPACT, classification_type="Multiclass")
-    a, b = ws.create_tag(p.id, "disc"), ws.create_tag(p.id, "stripes")
-    add(ws, p.id, "disc", [a.id], 5)
-    add(ws, p.id, "stripes", [b.id], 5)
-    it = training.train_project(ws, p.id, show_progress=False)
-    assert it.status == "Completed", it.training_error_details
-    return ws, p, it
-
-
-def test_backends_agree_and_accept_bytes_paths_and_pil(iteration, tmp_path):
-    ws, _, it = iteration
+def test_backends_agree_and_accept_bytes_paths_and_pil(trained_pair, tmp_path):
+    ws, _, it = trained_pair
     onnx = Predictor.load(ws, it.id, backend="onnx")
     eager = Predictor.load(ws, it.id, backend="torch")
     assert onnx.backend == "onnx", onnx.backend_note
@@ -42,8 +27,8 @@ def test_backends_agree_and_accept_bytes_paths_and_pil(iteration, tmp_path):
     assert outs[0][0]["tag_name"] == "disc"
 
 
-def test_batch_order_and_module_contract(iteration):
-    ws, _, it = iteration
+def test_batch_order_and_module_contract(trained_pair):
+    ws, _, it = trained_pair
     pred = Predictor.load(ws, it.id)
     images = [scene("stripes", 400), scene("disc", 401), scene("stripes", 402)]
     batch = pred.predict_batch(images)
@@ -59,8 +44,8 @@ def test_batch_order_and_module_contract(iteration):
     assert pred.predict_batch([]) == []
 
 
-def test_cache_is_per_process_and_thread_safe(iteration):
-    ws, _, it = iteration
+def test_cache_is_per_process_and_thread_safe(trained_pair):
+    ws, _, it = trained_pair
     Predictor.clear_cache()
     got = []
     threads = [threading.Thread(target=lambda: got.append(Predictor.load(ws, it.id, backend="torch")))
@@ -72,8 +57,8 @@ def test_cache_is_per_process_and_thread_safe(iteration):
     assert len(got) == 4 and all(g is got[0] for g in got)
 
 
-def test_errors_are_clear(iteration):
-    ws, p, it = iteration
+def test_errors_are_clear(trained_pair):
+    ws, p, it = trained_pair
     pending = ws.create_iteration(p.id, name="Not yet", status="Failed")
     with pytest.raises(CvlabError) as e:
         Predictor.load(ws, pending.id)
@@ -92,7 +77,7 @@ def test_predictor_cache_forgets_deleted_iterations_and_stays_bounded(tmp_path, 
     from cvlab import predict
 
     monkeypatch.setattr(predict, "_cache", {})
-    monkeypatch.setenv(predict.CACHE_SIZE_ENV, "3")
+    monkeypatch.setenv("CVLAB_PREDICTOR_CACHE", "3")
     folders = []
     for i in range(4):
         folder = tmp_path / f"it{i}"
@@ -106,12 +91,12 @@ def test_predictor_cache_forgets_deleted_iterations_and_stays_bounded(tmp_path, 
     assert [k[0] for k in predict._cache] == [folders[1]]
 
 
-def test_onnx_backend_does_not_spin_after_a_run(iteration):
+def test_onnx_backend_does_not_spin_after_a_run(trained_pair):
     """onnxruntime's pool threads busy-wait after each run by default (~30 ms of CPU per call here), stealing a
     core from whatever runs next: the server's storing and HTTP, or another process."""
     import time
 
-    ws, _, it = iteration
+    ws, _, it = trained_pair
     pred = Predictor.load(ws, it.id, backend="onnx")
     assert pred.backend == "onnx", pred.backend_note
     image = scene("disc", 500)
@@ -124,11 +109,11 @@ def test_onnx_backend_does_not_spin_after_a_run(iteration):
     assert min(idle) < 0.01, f"CPU burnt while idle after a run: {[round(s * 1000, 1) for s in idle]} ms"
 
 
-def test_a_decoded_image_predicts_exactly_as_its_bytes(iteration):
+def test_a_decoded_image_predicts_exactly_as_its_bytes(trained_pair):
     """The service decodes once (cvlab.images.decode_image) and hands the Predictor the pixels."""
     from cvlab.images import decode_image
 
-    ws, _, it = iteration
+    ws, _, it = trained_pair
     for backend in ("onnx", "torch"):
         pred = Predictor.load(ws, it.id, backend=backend)
         for data in (scene("disc", 501), scene("stripes", 502)):

@@ -11,8 +11,8 @@ from PIL import Image
 from cvlab import CvlabError, rules
 from cvlab.images import decode_image, inspect_image, load_rgb, sha256_bytes, to_rgb
 from cvlab.service.wire import dt as _ts
-from conftest import make_image_bytes
-from test_images import _jpeg_with_orientation
+from helpers import make_image_bytes
+from helpers import jpeg_with_orientation
 
 
 def _png_rgba():
@@ -24,8 +24,8 @@ def _png_rgba():
 
 
 GOOD = [make_image_bytes(64, 48, seed=1), make_image_bytes(40, 30, seed=2, fmt="PNG"),
-        make_image_bytes(40, 30, seed=3, fmt="GIF"), _jpeg_with_orientation(60, 40, 6),
-        _jpeg_with_orientation(50, 30, 3), _png_rgba()]
+        make_image_bytes(40, 30, seed=3, fmt="GIF"), jpeg_with_orientation(60, 40, 6),
+        jpeg_with_orientation(50, 30, 3), _png_rgba()]
 
 
 @pytest.mark.parametrize("data", GOOD)
@@ -50,7 +50,7 @@ def test_decode_once_refuses_with_the_same_errors(data):
 
 
 def test_to_rgb_never_changes_the_callers_image():
-    src = Image.open(io.BytesIO(_jpeg_with_orientation(60, 40, 6)))
+    src = Image.open(io.BytesIO(jpeg_with_orientation(60, 40, 6)))
     src.load()
     out = to_rgb(src)
     assert out is not src and out.size == (40, 60) and src.size == (60, 40)

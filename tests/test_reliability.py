@@ -77,7 +77,7 @@ def test_full_database_fails_each_image_with_error_storage_and_keeps_the_workspa
     import hashlib
 
     from cvlab.workspace import ImageEntry
-    from test_reliability_support import png
+    from helpers import png
     ws = Workspace(tmp_path / "ws")
     p = ws.create_project("full")
     tag = ws.create_tag(p.id, "t")

@@ -17,7 +17,7 @@ from cvlab import rules
 from cvlab.service import start_background
 from cvlab.service.app import PREDICTION_PREFIX, TRAINING_PREFIX
 from cvlab.workspace import Workspace
-from test_reliability_support import Api, snapshot
+from helpers import Api, snapshot
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -174,7 +174,7 @@ def test_oversized_raw_training_image_is_a_per_image_error(served, chunked):
 
 def test_bodies_under_the_cap_still_work(served):
     """The caps leave valid requests alone: a chunked JSON body and a chunked image upload go through."""
-    from test_reliability_support import colour_jpeg
+    from helpers import colour_jpeg
     handle, ws, pid = served
     api = Api(handle.endpoint, handle.training_key, handle.prediction_key)
     r = api.t("POST", f"/projects/{pid}/images", data=iter([colour_jpeg((10, 200, 10), seed=5)]),

@@ -14,7 +14,7 @@ import requests
 from cvlab.service import auth, start_background
 from cvlab.service.app import PREDICTION_PREFIX, TRAINING_PREFIX
 from cvlab.workspace import ImageEntry, Workspace
-from test_reliability_support import colour_jpeg
+from helpers import colour_jpeg
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -144,7 +144,7 @@ def test_keys_never_reach_a_log_or_an_error_body(served):
 def test_cvlab_serve_debug_log_holds_no_key(tmp_path):
     """`cvlab serve --log-level debug` in a subprocess: after its banner (which shows the keys on purpose, like
     the portal's Keys page), nothing it writes contains a key, even for keys sent in query strings."""
-    from test_faults import ServeProcess
+    from helpers import ServeProcess
     with ServeProcess(tmp_path / "ws", "--log-level", "debug") as srv:
         base = srv.endpoint + TRAINING_PREFIX
         for params in ({"Training-Key": srv.training_key}, {"Training-Key": srv.training_key + "x"},
@@ -263,7 +263,7 @@ def test_export_tokens_carry_enough_entropy():
 def test_server_binds_loopback_by_default_and_warns_otherwise(tmp_path, caplog):
     import argparse
 
-    from cvlab.service import cli as service_cli
+    from cvlab.cli import serve as service_cli
     from cvlab.service.server import warn_if_exposed
     parser = argparse.ArgumentParser()
     service_cli.configure(parser)

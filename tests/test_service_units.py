@@ -12,7 +12,8 @@ import pytest
 import requests
 
 from cvlab.errors import CvlabError
-from cvlab.service import auth, cli, quotas, wire
+from cvlab.cli import serve as cli
+from cvlab.service import auth, quotas, wire
 from cvlab.service.fetch import fetch_image
 from cvlab.service.server import warn_if_exposed
 
@@ -136,7 +137,7 @@ def test_binding_elsewhere_warns():
 
 def test_cvlab_serve_prints_what_the_sdk_needs(tmp_path):
     env = {**os.environ, "CVLAB_TRAINING_KEY": "train-key-1", "CVLAB_PREDICTION_KEY": "pred-key-1"}
-    code = ("import sys; from cvlab.service import cli; import argparse; p = argparse.ArgumentParser(); "
+    code = ("import sys; from cvlab.cli import serve as cli; import argparse; p = argparse.ArgumentParser(); "
             "cli.configure(p); sys.exit(cli.run(p.parse_args(sys.argv[1:])))")
     proc = subprocess.Popen([sys.executable, "-c", code, "--workspace", str(tmp_path / "ws"), "--port", "0",
                              "--tier", "F0", "--env-file", str(tmp_path / ".env"), "--log-level", "warning"],

@@ -1,5 +1,4 @@
 """Training: Azure's validation rules, Quick/Advanced classification, iterations, evaluation records, cancel/recover."""
-import io
 import json
 import re
 import threading
@@ -7,68 +6,15 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
 
 from cvlab.errors import CvlabError
 from cvlab import training
 from cvlab.predict import Predictor
-
-COMPACT = "0732100f-1a38-4e49-a514-c9b44c697ab5"      # General (compact): Lite0 at 224 px, cheap to embed
-OD_COMPACT = "a27d5ca5-bb19-49d8-a70a-fec086c47f5b"
+from helpers import COMPACT, OD_COMPACT, add, scene
 
 
-def scene(kind: str, seed: int, size: int = 96) -> bytes:
-    """Tiny synthetic photos an ImageNet trunk tells apart: a red disc, blue stripes, or a plain green field."""
-    rng = np.random.default_rng(seed)
-    img = Image.fromarray(rng.integers(90, 160, (size, size, 3), dtype=np.uint8))
-    d = ImageDraw.Draw(img)
-    j = int(rng.integers(-8, 8))
-    if kind == "disc":
-        d.ellipse([20 + j, 20 - j, 76 + j, 76 - j], fill=(220, 30, 30))
-    elif kind == "stripes":
-        for x in range(0, size, 16):
-            d.rectangle([x + j % 4, 0, x + 7 + j % 4, size], fill=(30, 40, 220))
-    else:  # a noisy green field: nothing of the other tags
-        arr = np.asarray(img).copy()
-        arr[..., 1] = np.clip(arr[..., 1].astype(int) + 80, 0, 255)
-        arr[..., 0] //= 2
-        img = Image.fromarray(arr)
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=90)
-    return buf.getvalue()
-
-
-def add(ws, project_id, kind, tag_ids, n, start=0, metadata=None):
-    from cvlab.workspace import ImageEntry
-
-    entries = [ImageEntry(data=scene(kind, start + i), name=f"{kind}{start + i}.jpg", tag_ids=tuple(tag_ids))
-               for i in range(n)]
-    summary = ws.create_images(project_id, entries, metadata=metadata)
-    assert summary.is_batch_successful, summary
-    return [r.image.id for r in summary.images]
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """One Quick multiclass project (disc / stripes / Negative) trained once, with 2 holdout images."""
-    import cvlab
-
-    ws = cvlab.Workspace(tmp_path_factory.mktemp("ws"))
-    p = ws.create_project("shapes", domain_id=COMPACT, classification_type="Multiclass")
-    disc = ws.create_tag(p.id, "disc")
-    stripes = ws.create_tag(p.id, "stripes")
-    neg = ws.create_tag(p.id, "Negative", type="Negative")
-    add(ws, p.id, "disc", [disc.id], 6)
-    add(ws, p.id, "stripes", [stripes.id], 6)
-    add(ws, p.id, "plain", [neg.id], 5)
-    held = add(ws, p.id, "disc", [disc.id], 1, start=100) + add(ws, p.id, "stripes", [stripes.id], 1, start=100)
-    calls = []
-    it = training.train_project(ws, p.id, seed=3, holdout=held, progress=lambda f, m: calls.append((f, m)))
-    return dict(ws=ws, project=p, tags=(disc, stripes, neg), iteration=it, held=held, calls=calls)
-
-
-def test_quick_training_completes_with_artefacts(trained):
-    ws, it = trained["ws"], trained["iteration"]
+def test_quick_training_completes_with_artefacts(trained_shapes):
+    ws, it = trained_shapes["ws"], trained_shapes["iteration"]
     assert it.status == "Completed", it.training_error_details
     assert it.trained_at is not None and it.training_time_in_minutes >= 1 and it.training_type == "Regular"
     folder = ws.iteration_dir(it.id)
@@ -76,18 +22,18 @@ def test_quick_training_completes_with_artefacts(trained):
     assert [t["name"] for t in info["tags"]] == ["disc", "stripes", "Negative"]  # Negative is an output class
     assert info["backbone"] == "lite0" and info["preprocessing"]["size"] == 224 and info["seed"] == 3
     assert (folder / "model.pt").stat().st_size > 1_000_000
-    fractions = [f for f, _ in trained["calls"]]
+    fractions = [f for f, _ in trained_shapes["calls"]]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
 
 
-def test_evaluation_records_are_out_of_fold_and_holdout(trained):
-    ws, it = trained["ws"], trained["iteration"]
+def test_evaluation_records_are_out_of_fold_and_holdout(trained_shapes):
+    ws, it = trained_shapes["ws"], trained_shapes["iteration"]
     ev = json.loads((ws.iteration_dir(it.id) / "evaluation.json").read_text())
     assert ev["project_type"] == "Classification" and ev["classification_type"] == "Multiclass"
     assert ev["k_folds"] == 5
     cv = [r for r in ev["records"] if r["split"] == "cv"]
     hold = [r for r in ev["records"] if r["split"] == "holdout"]
-    assert len(cv) == 17 and sorted(r["image_id"] for r in hold) == sorted(trained["held"])
+    assert len(cv) == 17 and sorted(r["image_id"] for r in hold) == sorted(trained_shapes["held"])
     assert {r["fold"] for r in cv} == set(range(5))
     for r in ev["records"]:
         probs = [p["probability"] for p in r["predictions"]]
@@ -100,13 +46,13 @@ def test_evaluation_records_are_out_of_fold_and_holdout(trained):
     assert np.mean(right) >= 0.85 and all(right[-2:])
 
 
-def test_retraining_needs_a_change_or_force_and_is_deterministic(trained):
-    ws, p, it = trained["ws"], trained["project"], trained["iteration"]
+def test_retraining_needs_a_change_or_force_and_is_deterministic(trained_shapes):
+    ws, p, it = trained_shapes["ws"], trained_shapes["project"], trained_shapes["iteration"]
     with pytest.raises(CvlabError) as e:
-        training.train_project(ws, p.id, seed=3, holdout=trained["held"])
+        training.train_project(ws, p.id, seed=3, holdout=trained_shapes["held"])
     assert e.value.code == "BadRequestTrainingNotNeeded"
     cache_files = sorted(ws.path.glob("cache/emb/**/*.npy"))
-    again = training.train_project(ws, p.id, seed=3, holdout=trained["held"], force_train=True)
+    again = training.train_project(ws, p.id, seed=3, holdout=trained_shapes["held"], force_train=True)
     assert again.status == "Completed" and again.name != it.name
     assert sorted(ws.path.glob("cache/emb/**/*.npy")) == cache_files  # every embedding came from the cache
     a = json.loads((ws.iteration_dir(it.id) / "evaluation.json").read_text())["records"]
@@ -115,8 +61,8 @@ def test_retraining_needs_a_change_or_force_and_is_deterministic(trained):
            [[round(x["probability"], 5) for x in r["predictions"]] for r in b]
 
 
-def test_predictor_ranks_every_tag(trained):
-    ws, it = trained["ws"], trained["iteration"]
+def test_predictor_ranks_every_tag(trained_shapes):
+    ws, it = trained_shapes["ws"], trained_shapes["iteration"]
     pred = Predictor.load(ws, it.id)
     assert Predictor.load(ws, it.id) is pred
     out = pred.predict(scene("stripes", 500))
@@ -181,6 +127,7 @@ def test_in_progress_limit_and_recovery(tmp_path):
     assert e.value.code == "BadRequestExceedIterationPerProjectLimit"
 
 
+@pytest.mark.slow
 def test_background_training_can_be_cancelled(tmp_path):
     import cvlab
 
@@ -198,6 +145,7 @@ def test_background_training_can_be_cancelled(tmp_path):
     assert not (ws.iteration_dir(it.id) / "model.pt").exists()
 
 
+@pytest.mark.slow
 def test_multilabel_with_negative(tmp_path):
     import cvlab
 
@@ -219,10 +167,11 @@ def test_multilabel_with_negative(tmp_path):
     assert out["red"] > 0.5 and out["none"] < 0.5
 
 
+@pytest.mark.slow
 def test_advanced_training_fine_tunes_within_budget(tmp_path, monkeypatch):
     import cvlab
 
-    monkeypatch.setenv(training.SECONDS_PER_BUDGET_HOUR_ENV, "4")
+    monkeypatch.setenv("CVLAB_SECONDS_PER_BUDGET_HOUR", "4")
     ws = cvlab.Workspace(tmp_path / "ws")
     p = ws.create_project("adv", domain_id=COMPACT)
     a, b = ws.create_tag(p.id, "a"), ws.create_tag(p.id, "b")
@@ -279,14 +228,16 @@ def test_checkpointed_training_step_matches_the_plain_one(monkeypatch):
     assert classifier.predict(model, x[:0], logits=True).shape == (0, 3)
 
 
-def test_cli_trains_and_prints(trained, capsys):
+def test_cli_trains_and_prints(trained_shapes, capsys):
     import argparse
 
-    ws, p = trained["ws"], trained["project"]
+    from cvlab.cli import train as train_command
+
+    ws, p = trained_shapes["ws"], trained_shapes["project"]
     parser = argparse.ArgumentParser()
-    training.configure(parser)
+    train_command.configure(parser)
     args = parser.parse_args(["--workspace", str(ws.path), "--project", "shapes", "--force", "--seed", "3"])
-    assert training.run(args) == 0
+    assert train_command.run(args) == 0
     out = capsys.readouterr().out
     assert "Completed" in out and "Iteration" in out
     assert re.search(r"precision \d\.\d{3}  recall \d\.\d{3}", out), out  # the iteration's metrics
@@ -294,7 +245,7 @@ def test_cli_trains_and_prints(trained, capsys):
         assert re.search(rf"^  {tag}\s+precision \d\.\d{{3}}  recall \d\.\d{{3}}", out, re.M), out
 
 
-def test_training_time_excludes_the_wait_for_a_workshop_slot(trained, monkeypatch):
+def test_training_time_excludes_the_wait_for_a_workshop_slot(trained_shapes, monkeypatch):
     """A queued training's time is the training's, not the queue's (workshop learners see their own cost)."""
     class SlowQueue:  # the admission hook a workshop installs, holding this training 2 s before its turn
         def enqueue(self, ws, project_id, iteration_id):
@@ -306,7 +257,7 @@ def test_training_time_excludes_the_wait_for_a_workshop_slot(trained, monkeypatc
         def __exit__(self, *exc):
             return False
 
-    ws, p = trained["ws"], trained["project"]
+    ws, p = trained_shapes["ws"], trained_shapes["project"]
     monkeypatch.setattr(training, "admission", SlowQueue())
     t0 = time.monotonic()
     it = training.train_project(ws, p.id, seed=3, force_train=True, show_progress=False)

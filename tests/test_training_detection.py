@@ -9,40 +9,30 @@ from cvlab import training
 from cvlab.errors import CvlabError
 from cvlab.predict import Predictor
 from cvlab.datasets.swatches import disc_scene
-
-OD_COMPACT = "a27d5ca5-bb19-49d8-a70a-fec086c47f5b"
-
+from helpers import OD_COMPACT
 
 
-
-@pytest.fixture(scope="module")
-def detection(tmp_path_factory):
+def test_detection_needs_15_images_per_tag(tmp_path):
     import cvlab
     from cvlab.workspace import ImageEntry
 
-    mp = pytest.MonkeyPatch()
-    mp.setenv(training.DETECTION_EPOCHS_ENV, "2")
-    ws = cvlab.Workspace(tmp_path_factory.mktemp("od"))
+    ws = cvlab.Workspace(tmp_path / "ws")
     p = ws.create_project("discs", domain_id=OD_COMPACT)
     tag = ws.create_tag(p.id, "disc")
     entries = []
-    for i in range(16):
+    for i in range(14):
         data, (l, t, w, h) = disc_scene(i)
         entries.append(ImageEntry(data=data, name=f"d{i}.jpg",
                                   regions=[{"tag_id": tag.id, "left": l, "top": t, "width": w, "height": h}]))
-    few = ws.create_images(p.id, entries[:14])
+    few = ws.create_images(p.id, entries)
     assert few.is_batch_successful
     with pytest.raises(CvlabError) as e:  # 14 < 15 images per tag
         training.train_project(ws, p.id)
     assert e.value.code == "BadRequestDetectionTrainingValidationFailed" and "'disc' has 14" in e.value.message
-    assert ws.create_images(p.id, entries[14:]).is_batch_successful
-    it = training.train_project(ws, p.id, seed=0, show_progress=False)
-    mp.undo()
-    return dict(ws=ws, project=p, tag=tag, iteration=it)
 
 
-def test_detection_iteration_and_records(detection):
-    ws, it, tag = detection["ws"], detection["iteration"], detection["tag"]
+def test_detection_iteration_and_records(trained_discs):
+    ws, it, tag = trained_discs["ws"], trained_discs["iteration"], trained_discs["tag"]
     assert it.status == "Completed", it.training_error_details
     assert it.classification_type is None and it.exportable
     info = json.loads((ws.iteration_dir(it.id) / "iteration.json").read_text())
@@ -59,8 +49,8 @@ def test_detection_iteration_and_records(detection):
             assert p["tag_id"] == tag.id and 0 <= box["left"] <= 1 and box["width"] > 0
 
 
-def test_detection_predictor(detection):
-    ws, it = detection["ws"], detection["iteration"]
+def test_detection_predictor(trained_discs):
+    ws, it = trained_discs["ws"], trained_discs["iteration"]
     pred = Predictor.load(ws, it.id, backend="torch")
     data, _ = disc_scene(999)
     out = pred.predict(data)
@@ -73,13 +63,14 @@ def test_detection_predictor(detection):
     assert boxes.shape[-1] == 4 and classes.dtype.is_floating_point is False
 
 
+@pytest.mark.slow
 def test_identical_projects_train_identically(tmp_path, monkeypatch):
     """Same images, labels and seed in two projects (so different tag and image uuids) give the same validation
     split and the same detections: the workshop promise that every laptop gets the same numbers."""
     import cvlab
     from cvlab.workspace import ImageEntry
 
-    monkeypatch.setenv(training.DETECTION_EPOCHS_ENV, "1")
+    monkeypatch.setenv("CVLAB_DETECTION_EPOCHS", "1")
     ws = cvlab.Workspace(tmp_path / "ws")
     scenes = [disc_scene(i) for i in range(40)]
     results = []

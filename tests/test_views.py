@@ -6,7 +6,7 @@ from PIL import Image
 from cvlab import views
 from cvlab.errors import CvlabError
 from cvlab.performance import Evaluation, compare_evaluation_splits
-from test_performance import CAT, DOG, _det_evaluation, multiclass_evaluation
+from helpers import CAT, DOG, detection_evaluation, multiclass_evaluation
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +16,7 @@ def mc():
 
 @pytest.fixture(scope="module")
 def det():
-    return Evaluation.from_dict(_det_evaluation())
+    return Evaluation.from_dict(detection_evaluation())
 
 
 def test_pr_curves_mark_the_operating_point(mc):

@@ -8,7 +8,7 @@ from cvlab.domains import find_domain
 from cvlab.errors import CvlabError
 from cvlab.widgets import BoxLabeler, Tagger, box_labeler, compare_iterations, quick_test, tagger
 
-from conftest import make_image_bytes
+from helpers import make_image_bytes
 
 
 def _classification(ws, kind="Multiclass", n=4, name="parts"):

@@ -8,79 +8,36 @@ from __future__ import annotations
 import io
 from datetime import datetime, timezone
 
-import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from cvlab import training
 from cvlab.errors import CvlabError
 from cvlab.performance import get_iteration_performance
 from cvlab.widgets import compare_iterations, box_labeler, quick_test
 from cvlab.widgets.boxes import to_region
-from cvlab.workspace import ImageEntry, Workspace
+from cvlab.workspace import ImageEntry
 from cvlab.datasets.swatches import disc_scene
+from helpers import shape
 
 pytestmark = pytest.mark.slow
-CLS = "0732100f-1a38-4e49-a514-c9b44c697ab5"   # General (compact) classification: Lite0 at 224 px
-OD = "a27d5ca5-bb19-49d8-a70a-fec086c47f5b"    # General (compact) object detection
 
 
-def _jpeg(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=90)
-    return buf.getvalue()
+@pytest.fixture(autouse=True)
+def _torch_predictor(monkeypatch):
+    monkeypatch.setenv("CVLAB_PREDICTOR_BACKEND", "torch")  # no ONNX export paid here
 
 
-def shape(kind: str, seed: int, size: int = 96) -> bytes:
-    """A red disc or blue stripes on noise: two classes an ImageNet trunk separates at once."""
-    rng = np.random.default_rng(seed)
-    img = Image.fromarray(rng.integers(90, 160, (size, size, 3), dtype=np.uint8))
-    d = ImageDraw.Draw(img)
-    if kind == "disc":
-        d.ellipse([20, 20, 76, 76], fill=(220, 30, 30))
-    else:
-        for x in range(0, size, 16):
-            d.rectangle([x, 0, x + 7, size], fill=(30, 40, 220))
-    return _jpeg(img)
-
-
-
-
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv(training.DETECTION_EPOCHS_ENV, "2")
-    mp.setenv("CVLAB_PREDICTOR_BACKEND", "torch")
-    ws = Workspace(tmp_path_factory.mktemp("widgets_trained") / "ws")
-    cls = ws.create_project("shapes", domain_id=CLS)
-    tags = {k: ws.create_tag(cls.id, k).id for k in ("disc", "stripes")}
-    ws.create_images(cls.id, [ImageEntry(data=shape(k, i), name=f"{k}{i}.jpg", tag_ids=(tags[k],))
-                              for k in tags for i in range(6)])
-    it1 = training.train_project(ws, cls.id, seed=0, show_progress=False)
-    ws.create_images(cls.id, [ImageEntry(data=shape(k, 50 + i), name=f"{k}{50 + i}.jpg", tag_ids=(tags[k],))
-                              for k in tags for i in range(3)])
-    it2 = training.train_project(ws, cls.id, seed=0, show_progress=False)
-    od = ws.create_project("discs", domain_id=OD)
-    disc = ws.create_tag(od.id, "disc")
-    entries = []
-    for i in range(16):
-        data, (l, t, w, h) = disc_scene(i)
-        entries.append(ImageEntry(data=data, name=f"d{i}.jpg",
-                                  regions=[{"tag_id": disc.id, "left": l, "top": t, "width": w, "height": h}]))
-    assert ws.create_images(od.id, entries).is_batch_successful
-    it_od = training.train_project(ws, od.id, seed=0, show_progress=False)
-    for it in (it1, it2, it_od):
-        assert it.status == "Completed", it.training_error_details
-    new = ws.create_images(od.id, [ImageEntry(data=disc_scene(99)[0], name="new.jpg")]).images[0].image
-    yield dict(ws=ws, cls=ws.get_project(cls.id), tags=tags, its=(it1, it2), od=ws.get_project(od.id),
-               disc=disc, it_od=it_od, new=new)
-    mp.undo()
-    ws.close()
+@pytest.fixture(scope="module")
+def discs(trained_discs):
+    """The shared detector's project plus one new image without boxes (what the smart labeler shows first)."""
+    ws = trained_discs["ws"]
+    new = ws.create_images(trained_discs["project"].id, [ImageEntry(data=disc_scene(99)[0], name="new.jpg")])
+    return dict(trained_discs, new=new.images[0].image)
 
 
 # ---- smart labeler ---------------------------------------------------------------------------------------------
-def test_box_labeler_shows_suggestions_in_grey_until_accepted(trained):
-    ws, od, new = trained["ws"], trained["od"], trained["new"]
+def test_box_labeler_shows_suggestions_in_grey_until_accepted(discs):
+    ws, od, new = discs["ws"], discs["project"], discs["new"]
     bl = box_labeler(od, threshold=0.05)
     assert bl.image_id == new.id                       # the image without boxes comes first
     sug = bl.suggestions()
@@ -103,8 +60,8 @@ def test_box_labeler_shows_suggestions_in_grey_until_accepted(trained):
     assert ws.get_image(od.id, new.id).regions == []
 
 
-def test_suggestion_threshold_and_reject_one(trained):
-    ws, od = trained["ws"], trained["od"]
+def test_suggestion_threshold_and_reject_one(discs):
+    ws, od = discs["ws"], discs["project"]
     bl = box_labeler(od, threshold=0.05)
     low = len(bl.suggestions())
     bl.threshold.value = 0.95
@@ -120,10 +77,11 @@ def test_suggestion_threshold_and_reject_one(trained):
 
 
 # ---- quick test ------------------------------------------------------------------------------------------------
-def test_quick_test_classification_bars_threshold_and_storage(trained):
-    ws, cls = trained["ws"], trained["cls"]
+def test_quick_test_classification_bars_threshold_and_storage(trained_shape_iterations):
+    shapes = trained_shape_iterations
+    ws, cls = shapes["ws"], shapes["project"]
     qt = quick_test(cls)
-    assert qt.iteration.value == trained["its"][1].id  # the latest trained iteration by default
+    assert qt.iteration.value == shapes["its"][1].id  # the latest trained iteration by default
     preds = qt.test(shape("disc", 777), "mine.jpg")
     assert [p["tag_name"] for p in preds][0] == "disc"
     assert sum(p["probability"] for p in preds) == pytest.approx(1.0, abs=1e-3)
@@ -134,12 +92,13 @@ def test_quick_test_classification_bars_threshold_and_storage(trained):
     assert qt.shown() == [] and all(row.children[1].bar_style == "" for row in qt.bars.children)
     stored = ws.query_predictions(cls.id, application="QuickTest")
     assert len(stored) == 1 and stored[0].iteration_id == qt.iteration.value
-    qt.iteration.value = trained["its"][0].id          # another iteration re-runs the same image
+    qt.iteration.value = shapes["its"][0].id          # another iteration re-runs the same image
     assert len(ws.query_predictions(cls.id, application="QuickTest")) == 2
 
 
-def test_quick_test_upload_sample_and_bad_image(trained):
-    ws, cls = trained["ws"], trained["cls"]
+def test_quick_test_upload_sample_and_bad_image(trained_shape_iterations):
+    shapes = trained_shape_iterations
+    ws, cls = shapes["ws"], shapes["project"]
     before = len(ws.query_predictions(cls.id))
     qt = quick_test(cls.id, ws=ws, store=False)
     qt.upload.value = ({"name": "up.jpg", "type": "image/jpeg", "size": 10, "content": memoryview(shape("stripes", 5)),
@@ -153,8 +112,8 @@ def test_quick_test_upload_sample_and_bad_image(trained):
     assert len(ws.query_predictions(cls.id)) == before   # store=False keeps them out of Predictions
 
 
-def test_quick_test_detection_draws_boxes(trained):
-    qt = quick_test(trained["od"], store=False, threshold=0.05)
+def test_quick_test_detection_draws_boxes(discs):
+    qt = quick_test(discs["project"], store=False, threshold=0.05)
     preds = qt.test(disc_scene(123)[0], "scene.jpg")
     assert preds and all(p["bounding_box"] for p in preds)
     shown_low = len(qt.shown())
@@ -166,9 +125,10 @@ def test_quick_test_detection_draws_boxes(trained):
 
 
 # ---- comparison ------------------------------------------------------------------------------------------------
-def test_compare_iterations_side_by_side(trained):
-    ws, cls = trained["ws"], trained["cls"]
-    it1, it2 = trained["its"]
+def test_compare_iterations_side_by_side(trained_shape_iterations):
+    shapes = trained_shape_iterations
+    ws, cls = shapes["ws"], shapes["project"]
+    it1, it2 = shapes["its"]
     cmp = compare_iterations(cls)
     assert (cmp.a.value, cmp.b.value) == (it1.id, it2.id)
     pa, pb = cmp.performances
@@ -181,9 +141,9 @@ def test_compare_iterations_side_by_side(trained):
     assert "threshold 90%" in cmp.table.value
 
 
-def test_compare_needs_two_iterations(trained):
+def test_compare_needs_two_iterations(discs):
     with pytest.raises(CvlabError) as e:
-        compare_iterations(trained["od"])
+        compare_iterations(discs["project"])
     assert e.value.code == "NotFoundIteration" and "two" in e.value.message
 
 
@@ -193,8 +153,8 @@ def _regions(ws, project_id, image_id):
                   for r in ws.get_image(project_id, image_id).regions)
 
 
-def test_quick_test_adds_detection_image_with_edited_boxes(trained):
-    ws, od, disc = trained["ws"], trained["od"], trained["disc"]
+def test_quick_test_adds_detection_image_with_edited_boxes(discs):
+    ws, od, disc = discs["ws"], discs["project"], discs["tag"]
     qt = quick_test(od, threshold=0.05)
     data = disc_scene(321)[0]
     preds = qt.test(data, "scene.jpg")
@@ -221,8 +181,8 @@ def test_quick_test_adds_detection_image_with_edited_boxes(trained):
     assert ws.get_image_count(od.id) == before + 1 and _regions(ws, od.id, qt.added.id) == expected
 
 
-def test_quick_test_detection_add_errors_write_nothing(trained):
-    ws, od = trained["ws"], trained["od"]
+def test_quick_test_detection_add_errors_write_nothing(discs):
+    ws, od = discs["ws"], discs["project"]
     qt = quick_test(od, threshold=0.05)
     qt.test(disc_scene(654)[0], "scene.jpg")
     before = ws.get_image_count(od.id)

@@ -21,7 +21,7 @@ from cvlab import workshop
 from cvlab.service import start_background
 from cvlab.service.app import PREDICTION_PREFIX, TRAINING_PREFIX
 from cvlab.workspace import Workspace
-from test_reliability_support import colour_jpeg
+from helpers import colour_jpeg
 
 pytestmark = pytest.mark.timeout(240)
 RED, BLUE = (200, 30, 30), (30, 40, 200)
@@ -85,6 +85,7 @@ def seat_a(room):
     return dict(project=project, red=red, blue=blue, iteration=it, image=image, prediction_id=res.id)
 
 
+@pytest.mark.slow  # seat_a trains through the SDK
 def test_other_seats_never_reach_a_project_with_the_sdk(room, seat_a):
     handle, ws, seats = room
     b_trainer, b_predictor = clients(handle, seats["seat-02"])
@@ -148,6 +149,7 @@ def _routes(handle, ids):
             yield method.upper(), handle.endpoint + url, api
 
 
+@pytest.mark.slow  # seat_a trains through the SDK
 def test_every_project_route_is_refused_to_another_seat(room, seat_a):
     handle, ws, seats = room
     b = seats["seat-02"]
@@ -179,6 +181,7 @@ def test_every_project_route_is_refused_to_another_seat(room, seat_a):
     sw.close()
 
 
+@pytest.mark.slow  # seat_a trains through the SDK
 def test_blob_urls_are_per_seat(room, seat_a):
     handle, ws, seats = room
     a_trainer, _ = clients(handle, seats["seat-01"])
@@ -190,6 +193,7 @@ def test_blob_urls_are_per_seat(room, seat_a):
     assert requests.get(other, timeout=30).status_code in (403, 404)
 
 
+@pytest.mark.slow  # seat_a trains through the SDK
 def test_training_is_queued_fairly(room, seat_a):
     handle, ws, seats = room
     jobs = []
@@ -223,6 +227,7 @@ def test_training_is_queued_fairly(room, seat_a):
         assert t.get_iteration(pid, d.id).status == "Completed"
 
 
+@pytest.mark.slow  # seat_a trains through the SDK
 def test_progress_quiz_and_reset(room, seat_a):
     handle, ws, seats = room
     url = f"{handle.endpoint}/cvlab/workshop"

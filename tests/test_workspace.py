@@ -1,4 +1,4 @@
-"""Workspace: projects, tags, images, labels, iterations, predictions, exports, quiz, settings, integrity."""
+"""Workspace: projects, tags, images, labels, iterations, predictions, exports, settings, schema, integrity."""
 from __future__ import annotations
 
 import dataclasses
@@ -376,10 +376,12 @@ def test_iteration_limit_and_non_compact_export(ws):
     assert code_of(e) == "BadRequestExceedIterationPerProjectLimit"
 
 
-# ---- settings, usage, quiz, schema ----------------------------------------------------------------------------------
-def test_settings_usage_quiz_and_reopen(tmp_path):
+# ---- settings, usage, schema ----------------------------------------------------------------------------------------
+def test_settings_usage_and_reopen(tmp_path):
+    from cvlab.workspace import SCHEMA_VERSION
+
     ws = Workspace(tmp_path / "w")
-    assert ws.tier == "S0" and ws.schema_version == 1
+    assert ws.tier == "S0" and ws.schema_version == SCHEMA_VERSION
     ws.set_setting("keys", {"training": "abc"})
     ws.set_tier("F0")
     with pytest.raises(CvlabError):
@@ -390,11 +392,6 @@ def test_settings_usage_quiz_and_reopen(tmp_path):
     with pytest.raises(CvlabError) as e:
         ws.check_prediction_quota(1)
     assert code_of(e) == "BadRequestExceededQuota"
-    ws.record_quiz_result("q1", "a", ["B"], True)
-    ws.record_quiz_result("q1", "a", ["C"], False)
-    assert [r["correct"] for r in ws.get_quiz_results("q1", latest_only=True)] == [False]
-    assert ws.get_quiz_results("q1")[0]["answer"] == ["B"]
-    assert ws.delete_quiz_results("q1") == 2 and ws.get_quiz_results() == []
     ws.close()
     again = cvlab.open_workspace(tmp_path / "w")
     assert again.get_setting("keys") == {"training": "abc"} and again.tier == "F0"
@@ -512,6 +509,34 @@ def test_schema_version_newer_than_code_is_refused(tmp_path):
     conn = sqlite3.connect(tmp_path / "w" / "cvlab.db")
     assert conn.execute("SELECT name FROM projects").fetchall() == [("kept",)]  # nothing lost
     conn.close()
+
+
+def test_a_version_1_workspace_upgrades_and_loses_only_the_unused_quiz_table(tmp_path, jpeg_bytes):
+    """Schema 1 had a quiz_results table nothing read (quiz progress is a setting); migration 2 drops it and
+    keeps every project, image, label and setting."""
+    from cvlab.workspace import MIGRATIONS, SCHEMA_VERSION
+
+    path = tmp_path / "w"
+    path.mkdir()
+    conn = sqlite3.connect(path / "cvlab.db")
+    conn.executescript(MIGRATIONS[1] + "; PRAGMA user_version = 1;")
+    conn.execute("INSERT INTO quiz_results(quiz_id, question_id, answer, correct, created) VALUES "
+                 "('q1', 'a', '\"B\"', 1, '2026-01-01T00:00:00+00:00')")
+    conn.commit()
+    conn.close()
+    ws = Workspace(path)
+    assert ws.schema_version == SCHEMA_VERSION >= 2
+    p = ws.create_project("P")
+    tag = ws.create_tag(p.id, "t")
+    ws.create_images(p.id, [ImageEntry(jpeg_bytes(), tag_ids=[tag.id])])
+    ws.set_setting("quiz_progress", {"q1": {"correct": True}})
+    ws.close()
+    again = Workspace(path)
+    tables = {r[0] for r in again._q("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "quiz_results" not in tables and {"projects", "images", "settings"} <= tables
+    assert again.get_image_count(p.id, tagging_status="Tagged") == 1
+    assert again.get_setting("quiz_progress") == {"q1": {"correct": True}} and again.check()["ok"]
+    again.close()
 
 
 def test_metadata_and_filter_expression(ws, jpeg_bytes):

@@ -13,8 +13,11 @@ YOLO       ``cx, cy, w, h`` (centre + size)             normalised
 =========  ===========================================  ==========
 
 Every function takes and returns plain floats (tuples), so the formats stay independent of one another.
+Whether a box is a usable region is Azure's rule, ``cvlab.rules.box_problem`` (``validate_ltwh`` here).
 """
 from __future__ import annotations
+
+from cvlab.rules import box_problem as validate_ltwh  # noqa: F401  (the formats' name for the one rule)
 
 Box = tuple[float, float, float, float]
 
@@ -80,21 +83,3 @@ def clip_ltwh(box: Box) -> Box:
     x0, y0 = min(max(left, 0.0), 1.0), min(max(top, 0.0), 1.0)
     x1, y1 = min(max(left + w, 0.0), 1.0), min(max(top + h, 0.0), 1.0)
     return (x0, y0, max(x1 - x0, 0.0), max(y1 - y0, 0.0))
-
-
-def validate_ltwh(box: Box, tolerance: float = 1e-3) -> str | None:
-    """Why a normalised box is not a usable Custom Vision region, or None when it is.
-
-    A tolerance lets boxes that touch the border after float rounding through (COCO files often hold
-    ``x + w`` a hair beyond the image).
-    """
-    left, top, w, h = box
-    if any(v != v for v in box):  # NaN
-        return "coordinates must be numbers, got NaN"
-    if w <= 0 or h <= 0:
-        return f"width and height must be > 0, got width={w:g}, height={h:g}"
-    if left < -tolerance or top < -tolerance:
-        return f"box starts outside the image (left={left:g}, top={top:g})"
-    if left + w > 1 + tolerance or top + h > 1 + tolerance:
-        return f"box ends outside the image (right={left + w:g}, bottom={top + h:g}; both must be <= 1)"
-    return None

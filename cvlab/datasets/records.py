@@ -8,6 +8,8 @@ from PIL import Image
 
 #: The tag name used for Custom Vision's Negative tag in sample data and folder-per-tag layouts.
 NEGATIVE = "Negative"
+#: The repository's ``data/`` folder with the ready-made sample sets.
+DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 
 
 @dataclass(frozen=True)

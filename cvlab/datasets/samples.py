@@ -9,9 +9,10 @@ from pathlib import Path
 
 from .. import domains
 from ..errors import CvlabError
-from . import formats, info, iter_generate
+from . import formats
 from .importing import ensure_tags, import_records
-from .records import NEGATIVE
+from .records import DATA_DIR, NEGATIVE
+from .registry import info, iter_generate
 
 
 @dataclass(frozen=True)
@@ -129,8 +130,6 @@ def seed_samples(ws, data_dir: Path) -> dict[str, str]:
 
 if __name__ == "__main__":  # python -m cvlab.datasets.samples [DATA_DIR]
     import sys
-
-    from . import DATA_DIR
 
     m = make_samples(Path(sys.argv[1]) if len(sys.argv) > 1 else DATA_DIR)
     print(json.dumps(m["sets"], indent=1))

@@ -18,28 +18,13 @@ from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 
+from cvlab import rules
 from cvlab.errors import CvlabError
+from cvlab.jobs import Jobs
 
-# platform -> {flavor: (builder, quantization)}; None is the flavor Azure uses when none is given.
-FLAVORS: dict[str, dict[str | None, tuple[str, str | None]]] = {
-    "ONNX": {None: ("onnx", None), "ONNX10": ("onnx", None), "ONNX12": ("onnx", None),
-             "OnnxInt8": ("onnx", "int8")},
-    "TensorFlow": {"TensorFlowLite": ("tflite", None), "TensorFlowLiteFloat16": ("tflite", "fp16"),
-                   "TensorFlowLiteInt8": ("tflite", "int8")},
-    "DockerFile": {None: ("docker", None), "Linux": ("docker", None), "ARM": ("docker", None)},
-}
-# What Azure offers that cvlab cannot build offline, and what to use instead.
-NOT_OFFERED = {
-    "CoreML": "CoreML export needs Apple's tool chain; export ONNX or TensorFlow (TensorFlowLite) instead.",
-    "VAIDK": "The Vision AI Dev Kit is retired; export ONNX or TensorFlow (TensorFlowLite) instead.",
-    "OpenVino": "OpenVINO export is not available offline; export ONNX (OpenVINO reads ONNX) instead.",
-    ("TensorFlow", None): "cvlab builds TensorFlow Lite, not a frozen graph: use flavor TensorFlowLite.",
-    ("TensorFlow", "TensorFlowNormal"): "cvlab builds TensorFlow Lite, not a frozen graph: use flavor TensorFlowLite.",
-    ("DockerFile", "Windows"): "Windows containers are not built offline: use flavor Linux or ARM.",
-}
 EXPORTER_VERSION = "2.2"
 TFLITE_DETECTION_CANDIDATES = 100  # best-scored boxes the TFLite detector keeps through NMS
-_jobs: dict[str, threading.Thread] = {}
+JOBS = Jobs("export")               # the exports this process builds, by export id
 
 
 def export_iteration(ws, project_id: str, iteration_id: str, platform: str, flavor: str | None = None,
@@ -55,13 +40,11 @@ def export_iteration(ws, project_id: str, iteration_id: str, platform: str, flav
         if existing.platform == platform and existing.flavor == flavor and existing.status == "Done":
             return existing
     record = ws.create_export(project_id, iteration.id, platform, flavor)
-    job = threading.Thread(target=_run, args=(ws, project, iteration, record, builder), daemon=True,
-                           name=f"export-{record.id}")
+    job = lambda: _run(ws, project, iteration, record, builder)  # noqa: E731
     if background:
-        _jobs[record.id] = job
-        job.start()
+        JOBS.submit(record.id, job)
         return record
-    job.run()
+    JOBS.run(record.id, job)
     return ws.get_export(record.id)
 
 
@@ -73,15 +56,13 @@ def get_exports(ws, project_id: str, iteration_id: str):
 
 def wait(ws, export_id: str, timeout: float = 600.0):
     """Block until a background export ends; returns its record."""
-    job = _jobs.get(export_id)
-    if job is not None:
-        job.join(timeout)
+    JOBS.wait(export_id, timeout)
     return ws.get_export(export_id)
 
 
 def running_jobs() -> list[str]:
     """Ids of the exports this process is still building (the rest of Exporting ones were interrupted)."""
-    return [export_id for export_id, job in list(_jobs.items()) if job.is_alive()]
+    return JOBS.running()
 
 
 def recover_interrupted(ws) -> list[str]:
@@ -102,14 +83,9 @@ def export_file(ws, token: str) -> Path:
 
 
 def _builder(platform: str, flavor: str | None) -> tuple[str, str | None]:
-    """How to build a platform/flavor pair; Azure pairs cvlab cannot build offline say what to use instead."""
-    from cvlab import rules
-
-    rules.check_export_flavor(platform, flavor)
-    reason = NOT_OFFERED.get(platform) or NOT_OFFERED.get((platform, flavor))
-    if reason:
-        raise CvlabError("BadRequestNotSupported", reason)
-    return FLAVORS[platform][flavor]
+    """(build kind, quantization) of a pair cvlab builds (``rules.EXPORT_FLAVORS``)."""
+    row = rules.export_build(platform, flavor)
+    return row.build, row.quantization
 
 
 def _run(ws, project, iteration, record, builder) -> None:

@@ -29,6 +29,7 @@ from torchvision.models.detection.fcos import FCOSHead
 from torchvision.models.detection.image_list import ImageList
 from torchvision.ops import FeaturePyramidNetwork, batched_nms
 
+from cvlab import rules
 from cvlab.errors import CvlabError
 from cvlab.nets import backbones
 from cvlab.nets.preprocess import Preprocessing
@@ -182,8 +183,7 @@ def _validate(model: Detector, images: list, targets: list) -> None:
                 raise CvlabError("BadRequestImageRegions", f"Image {i}: class index {cls!r} is outside "
                                  f"0..{model.num_classes - 1}; build the detector with one class per tag.")
             vals = (left, top, width, height)
-            if not all(math.isfinite(v) for v in vals) or width <= 0 or height <= 0 \
-                    or left < -1e-3 or top < -1e-3 or left + width > 1 + 1e-3 or top + height > 1 + 1e-3:
+            if rules.box_problem(vals):
                 raise CvlabError("BadRequestImageRegions", f"Image {i}: region {vals} must lie inside the image "
                                  "(left, top, width, height normalised to 0..1, width and height > 0).")
 

@@ -92,7 +92,7 @@ def create_app(ws, *, training_key: str | None = None, prediction_key: str | Non
     isolated seat workspace, plus the ``/cvlab/workshop`` routes (``cvlab.service.workshop``)."""
     from .blobs import router as blob_router
     from .prediction_api import fast_routes, router as prediction_router
-    from .training_api import router as training_router
+    from .routes import router as training_router
 
     if tier is not None:
         ws.set_tier(tier)

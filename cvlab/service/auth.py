@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import hmac
-import os
 import secrets
 from dataclasses import dataclass
 
 from starlette.datastructures import Headers
+
+from cvlab import config
 
 TRAINING_HEADERS = ("training-key", "ocp-apim-subscription-key")
 PREDICTION_HEADERS = ("prediction-key", "ocp-apim-subscription-key")
@@ -14,7 +15,6 @@ TRAINING_QUERY = ("Training-Key", "training-key", "subscription-key")
 PREDICTION_QUERY = ("Prediction-Key", "prediction-key", "subscription-key")
 
 _SETTING = {"training": "service.training_key", "prediction": "service.prediction_key"}
-_ENV = {"training": "CVLAB_TRAINING_KEY", "prediction": "CVLAB_PREDICTION_KEY"}
 _RESOURCE_SETTING = "service.prediction_resource_id"
 
 
@@ -30,8 +30,10 @@ class ServiceKeys:
 
 
 def _key(ws, kind: str, given: str | None) -> str:
-    """Explicit argument, then environment variable, then the workspace's stored key (made on first use)."""
-    key = given or os.environ.get(_ENV[kind])
+    """Explicit argument, then ``CVLAB_TRAINING_KEY`` / ``CVLAB_PREDICTION_KEY`` (``cvlab.config``), then the
+    workspace's stored key (made on first use)."""
+    settings = config.settings()
+    key = given or (settings.training_key if kind == "training" else settings.prediction_key)
     if key:
         return key
     key = ws.get_setting(_SETTING[kind])

@@ -9,17 +9,19 @@ import os
 import secrets
 import threading
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from . import wire
 from .auth import ServiceKeys
 from .quotas import RateLimiter
 
 log = logging.getLogger("cvlab.service")
 
 _BLOB_SECRET = "service.blob_secret"
-VARIANTS = ("original", "resized", "thumbnail")
-_URI_FIELDS = {"original": "originalImageUri", "resized": "resizedImageUri", "thumbnail": "thumbnailUri"}
+VARIANTS = tuple(wire.IMAGE_URI_FIELDS)  # original, resized, thumbnail
 
 
 class DeferredStores:
@@ -104,13 +106,17 @@ class ServiceContext:
             pid = getattr(item, "project_id", None)
             sig = self.sign(kind, pid, item.id)
             return {field: f"{base}/blobs/{kind}/{pid}/{item.id}/{variant}?sig={sig}"
-                    for variant, field in _URI_FIELDS.items()}
+                    for variant, field in wire.IMAGE_URI_FIELDS.items()}
         return uris
 
 
 def ctx_of(request: Request) -> ServiceContext:
     """The context of the caller: a workshop seat's own (set by the gateway from its key) or the endpoint's."""
     return request.scope.get("cvlab.ctx") or request.app.state.ctx
+
+
+#: What a route declares to get the caller's context: ``def get_projects(ctx: Ctx)``.
+Ctx = Annotated[ServiceContext, Depends(ctx_of)]
 
 
 async def settle_stores(request: Request) -> None:

@@ -9,8 +9,8 @@ from fastapi.responses import JSONResponse
 from starlette.background import BackgroundTask
 
 from cvlab import images as cvimages
+from cvlab import rules
 from cvlab.errors import CvlabError
-from cvlab.workspace import check_application_name
 
 from . import wire
 
@@ -27,7 +27,7 @@ def predict_and_store(ctx, project_id: str, iteration, data: bytes, store: bool,
     itself are only queued here (``ctx.stores``, written by ``DeferredStores.drain``): the caller drains them once
     its response is on its way (``answer``)."""
     if store:
-        check_application_name(application)
+        rules.check_application_name(application)
     with ctx.inference:
         info, image = cvimages.decode_image(data, purpose="prediction", digest=False)  # refused here, uncharged
         if iteration.status != "Completed":

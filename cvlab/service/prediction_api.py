@@ -53,10 +53,32 @@ def _predict_url(action: str, store: bool):
     return route
 
 
+#: The prediction routes, one row each: (action, store?, image or url). Both the documented FastAPI routes and the
+#: fast raw ones below are made from this table.
+ROUTES = [(action, store, source) for action in _TYPE for store in (True, False) for source in ("image", "url")]
+
+
+def _path(action: str, store: bool, source: str) -> str:
+    return f"/{{projectId}}/{action}/iterations/{{publishedName}}/{source}{'' if store else '/nostore'}"
+
+
+def _sdk_name(action: str, store: bool, source: str) -> str:
+    return f"{action}_image{'_url' if source == 'url' else ''}{'' if store else '_with_no_store'}"
+
+
+for _action, _store, _source in ROUTES:
+    _name = _sdk_name(_action, _store, _source)
+    router.add_api_route(_path(_action, _store, _source),
+                         (_predict_image if _source == "image" else _predict_url)(_action, _store),
+                         methods=["POST"], summary=_name, name=_name,
+                         **({"description": "Body: multipart field `imageData`, or raw octet-stream (<= 4 MB)."}
+                            if _source == "image" else {}))
+
+
 def fast_routes(prefix: str) -> list[Route]:
-    """The image routes again as plain Starlette routes, matched before FastAPI's: the hot path skips FastAPI's
-    per-request parameter and dependency solving (~0.3 ms of a ~16 ms prediction on 2 cores). The APIRoutes
-    below share their handler but are shadowed by these: they stay only to document the routes in /docs."""
+    """The image routes of ``ROUTES`` again as plain Starlette routes, matched before FastAPI's: the hot path skips
+    FastAPI's per-request parameter and dependency solving (what that saves: ``benchmarks/serve.md``). They call
+    the same handlers as the documented APIRoutes above, which stay to document the routes in /docs."""
     def endpoint(action: str, store: bool):
         handle = _predict_image(action, store)
 
@@ -65,18 +87,6 @@ def fast_routes(prefix: str) -> list[Route]:
             return await handle(request, params["projectId"], params["publishedName"],
                                 request.query_params.get("application"))
         return fast
-    return [Route(f"{prefix}/{{projectId}}/{action}/iterations/{{publishedName}}/image{'' if store else '/nostore'}",
-                  endpoint(action, store), methods=["POST"], include_in_schema=False)
-            for action in _TYPE for store in (True, False)]
-
-
-for _action in ("classify", "detect"):
-    for _store in (True, False):
-        suffix = "" if _store else "/nostore"
-        sdk = f"{_action}_image{'' if _store else '_with_no_store'}"
-        router.add_api_route(f"/{{projectId}}/{_action}/iterations/{{publishedName}}/image{suffix}",
-                             _predict_image(_action, _store), methods=["POST"], summary=sdk,
-                             name=sdk, description="Body: multipart field `imageData`, or raw octet-stream (<= 4 MB).")
-        sdk = f"{_action}_image_url{'' if _store else '_with_no_store'}"
-        router.add_api_route(f"/{{projectId}}/{_action}/iterations/{{publishedName}}/url{suffix}",
-                             _predict_url(_action, _store), methods=["POST"], summary=sdk, name=sdk)
+    return [Route(prefix + _path(action, store, source), endpoint(action, store), methods=["POST"],
+                  include_in_schema=False)
+            for action, store, source in ROUTES if source == "image"]

@@ -58,6 +58,15 @@ def warn_if_exposed(host: str) -> str | None:
     return None
 
 
+def env_settings(endpoint: str, keys) -> dict[str, str]:
+    """The settings in the labs' ``.env`` spelling and the quickstarts' environment-variable spelling."""
+    return {"TrainingEndpoint": endpoint, "TrainingKey": keys.training_key, "PredictionEndpoint": endpoint,
+            "PredictionKey": keys.prediction_key, "PredictionResourceId": keys.prediction_resource_id,
+            "VISION_TRAINING_ENDPOINT": endpoint, "VISION_TRAINING_KEY": keys.training_key,
+            "VISION_PREDICTION_ENDPOINT": endpoint, "VISION_PREDICTION_KEY": keys.prediction_key,
+            "VISION_PREDICTION_RESOURCE_ID": keys.prediction_resource_id}
+
+
 @dataclass
 class ServiceHandle:
     """A running endpoint: what the SDK needs to reach it, and ``stop()``."""
@@ -83,7 +92,6 @@ class ServiceHandle:
     def settings(self) -> dict[str, str]:
         """Endpoint, keys and resource id under the names Microsoft's labs (``TrainingKey``...) and quickstarts
         (``VISION_TRAINING_KEY``...) read, e.g. ``os.environ.update(handle.settings())``."""
-        from .cli import env_settings
         return env_settings(self.endpoint, self)
 
     def stop(self, timeout: float = 10.0) -> None:

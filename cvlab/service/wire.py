@@ -1,7 +1,10 @@
-"""Records (snake_case dataclasses) -> Azure's camelCase JSON. The only place that knows the wire format.
+"""Records (snake_case dataclasses) <-> Azure's camelCase JSON. The only place that knows the wire format.
 
 Dates are UTC ``YYYY-MM-DDTHH:MM:SS.fffZ`` (msrest parses it; a space instead of ``T`` would break it). Free-text
-fields the SDK requires on round trips (descriptions) are ``""``, never ``null`` (reference §1.3).
+fields the SDK requires on round trips (descriptions) are ``""``, never ``null``, as in the REST reference's
+examples (https://learn.microsoft.com/rest/api/customvision/get-project). The query tokens the SDK sends back
+(``PredictionQueryToken``, ``SuggestedTagAndRegionQueryToken``) are read and written here too, for the REST
+routes and for the SDK-shaped functions of ``cvlab.active`` that take and return them.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ def parse_dt(value: str | None) -> datetime | None:
     if not value:
         return None
     s = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
-    if "." in s:  # Python < 3.11-compatible trimming of 7-digit fractions
+    if "." in s:  # .NET writes 7 fractional digits; datetime takes at most 6
         head, rest = s.split(".", 1)
         digits = "".join(c for c in rest if c.isdigit())
         tail = rest[len(digits):]
@@ -178,3 +181,111 @@ def stored_prediction(sp, uris: UriFactory) -> dict:
     out.update({"domain": sp.domain_id, "id": sp.id, "project": sp.project_id, "iteration": sp.iteration_id,
                 "created": dt(sp.created), "predictions": [prediction(x) for x in sp.predictions]})
     return out
+
+
+# ---- query tokens ----------------------------------------------------------------------------------------------
+def _plain(value):
+    """An SDK model object (attributes) as a dict, so the token's schema reads it like JSON."""
+    if value is None or isinstance(value, (dict, str, int, float, bool, datetime)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return {k: _plain(v) for k, v in vars(value).items() if not k.startswith("_") and k != "additional_properties"}
+
+
+def prediction_query(token) -> dict:
+    """An Azure PredictionQueryToken (camelCase or snake_case keys; a dict, an SDK object or the REST body) as
+    ``cvlab.active`` query arguments, checked by its one schema (``schemas.PredictionQueryToken``)."""
+    from pydantic import ValidationError
+
+    from cvlab.errors import CvlabError
+
+    from .schemas import PredictionQueryToken
+
+    if isinstance(token, PredictionQueryToken):
+        parsed = token
+    else:
+        raw = _plain(token) or {}
+        fields = PredictionQueryToken.model_fields
+        known = {name for name in fields} | {f.alias for f in fields.values() if f.alias}
+        unknown = sorted(k for k in raw if k not in known)
+        if unknown:
+            raise CvlabError("BadRequestPredictionInvalidQueryParameters",
+                             f"Unknown query field(s) {unknown}: use {sorted(f.alias for f in fields.values())}.")
+        try:
+            parsed = PredictionQueryToken.model_validate(raw)
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(str(x) for x in err["loc"])
+            code = ("BadRequestPredictionResultsExceededCount" if err["loc"][0] in ("maxCount", "max_count")
+                    else "BadRequestPredictionInvalidQueryParameters")
+            hint = " (an ISO-8601 time, e.g. 2026-01-31T12:00:00Z)" if "time" in where.lower() else ""
+            raise CvlabError(code, f"The query's {where} {err.get('input')!r} is not valid{hint}: "
+                                   f"{err['msg']}.") from None
+    q = parsed.model_dump(exclude_none=True)
+    if "tags" in q:
+        q["tags"] = [{"id": t["id"], "min_threshold": t.get("min_threshold"), "max_threshold": t.get("max_threshold")}
+                     for t in q["tags"]]
+    for key in ("start_time", "end_time"):
+        if q.get(key) is not None and q[key].tzinfo is None:
+            q[key] = q[key].replace(tzinfo=timezone.utc)
+    return q
+
+
+def prediction_query_token(q: dict) -> dict:
+    """The PredictionQueryToken to send back for the next page (``cvlab.active.query_predictions``' state)."""
+    return {"session": q["session"], "continuation": q["continuation"], "maxCount": q["max_count"],
+            "orderBy": q["order_by"],
+            "tags": [{"id": t["id"], "minThreshold": t["min_threshold"], "maxThreshold": t["max_threshold"]}
+                     for t in q["tags"]],
+            "iterationId": q["iteration_id"],
+            "startTime": q["start_time"].isoformat() if q["start_time"] else None,
+            "endTime": q["end_time"].isoformat() if q["end_time"] else None, "application": q["application"]}
+
+
+def suggested_query_token(q: dict) -> dict:
+    """The SuggestedTagAndRegionQueryToken to send back for the next page of the smart labeler."""
+    return {"tagIds": q["tag_ids"], "threshold": q["threshold"], "session": q["session"],
+            "continuation": q["continuation"], "maxCount": q["max_count"], "sortBy": q["sort_by"]}
+
+
+# ---- smart labeler, region proposals, label batches -------------------------------------------------------------
+def suggested_tag_and_region(sug, uris: UriFactory | None = None, domain_id: str | None = None) -> dict:
+    out = {"id": sug.id, "project": sug.project_id, "iteration": sug.iteration_id, "created": dt(sug.created),
+           "predictions": [prediction(x) for x in sug.predictions],
+           "predictionUncertainty": float(sug.prediction_uncertainty)}
+    if uris is not None and sug.image is not None:
+        out.update(uris(sug.image))
+        out.update(width=sug.image.width, height=sug.image.height, domain=domain_id)
+    return out
+
+
+def region_proposals(project_id: str, image_id: str, predictions: list[dict]) -> dict:
+    return {"projectId": project_id, "imageId": image_id,
+            "proposals": [{"confidence": p["probability"], "boundingBox": bounding_box(p["bounding_box"])}
+                          for p in predictions if p.get("bounding_box")]}
+
+
+def image_tag_create_summary(res: dict) -> dict:
+    conv = lambda items: [{"imageId": d["image_id"], "tagId": d["tag_id"]} for d in items]  # noqa: E731
+    return {"created": conv(res.get("created", [])), "duplicated": conv(res.get("duplicated", [])),
+            "exceeded": conv(res.get("exceeded", []))}
+
+
+def image_region_create_summary(res: dict) -> dict:
+    entry = lambda r: {"imageId": r["image_id"], "tagId": r["tag_id"], "left": r["left"], "top": r["top"],  # noqa
+                       "width": r["width"], "height": r["height"]}
+    created = [{"imageId": r["image_id"], "regionId": r["region_id"], "tagName": r["tag_name"],
+                "created": dt(r["created"]), "tagId": r["tag_id"], "left": r["left"], "top": r["top"],
+                "width": r["width"], "height": r["height"]} for r in res.get("created", [])]
+    return {"created": created, "duplicated": [entry(r) for r in res.get("duplicated", [])],
+            "exceeded": [entry(r) for r in res.get("exceeded", [])]}
+
+
+def image_metadata_update_summary(images) -> dict:
+    return {"isBatchSuccessful": True,
+            "images": [{"imageId": im.id, "status": "OK", "metadata": dict(im.metadata)} for im in images]}
+
+
+#: Image URI fields by blob variant (``ServiceContext.uri_factory`` signs them).
+IMAGE_URI_FIELDS = {"original": "originalImageUri", "resized": "resizedImageUri", "thumbnail": "thumbnailUri"}

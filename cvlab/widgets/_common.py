@@ -24,38 +24,23 @@ SUGGESTION_COLOUR = "#9e9e9e"
 def resolve(project: Any, ws: Any = None):
     """(workspace, fresh Project record) from a Project record, a project id or a project name.
 
-    A Project handed out by the Workspace carries it; otherwise the workspace comes from `cvlab.open_workspace()` ($CVLAB_WORKSPACE, else ./workspace).
+    A Project handed out by the Workspace carries it; otherwise the workspace comes from `cvlab.open_workspace()`
+    (``cvlab.config``: $CVLAB_WORKSPACE, else the default folder).
     """
     if ws is None:
         ws = getattr(project, "_ws", None)  # set by Workspace on the Project records it returns
     if ws is None:
-        import cvlab
+        from cvlab.workspace import open_workspace
 
-        ws = cvlab.open_workspace()
-    if isinstance(project, str):
-        try:
-            return ws, ws.get_project(project)
-        except CvlabError:
-            found = ws.find_project(project)
-            if found is None:
-                raise CvlabError("NotFoundProject", f"No project has the id or name {project!r}: list them "
-                                 "with ws.get_projects() and pass one of those.") from None
-            return ws, found
-    return ws, ws.get_project(project.id)
-
-
-def latest_iteration(ws, project_id: str):
-    """The most recently trained Completed iteration, or None (smart labeler and quick test default)."""
-    done = [it for it in ws.get_iterations(project_id) if it.status == "Completed"]
-    if not done:
-        return None
-    return max(done, key=lambda it: (it.trained_at or it.last_modified or it.created, it.created))
+        ws = open_workspace()
+    return ws, ws.resolve_project(project)
 
 
 def find_iteration(ws, project_id: str, iteration: Any):
-    """An Iteration from a record, an id or a name; a clear error when there is no such iteration."""
+    """An Iteration from a record, an id or a name (None: the most recently trained one, ``ws.latest_iteration``);
+    a clear error when there is no such iteration."""
     if iteration is None:
-        it = latest_iteration(ws, project_id)
+        it = ws.latest_iteration(project_id)
         if it is None:
             raise CvlabError("NotFoundIteration", "This project has no trained iteration yet: train one "
                              "(cvlab.train_project or the Train button) and try again.")

@@ -19,7 +19,7 @@ from PIL import ImageOps
 from cvlab.errors import CvlabError
 
 from ._common import PALETTE, SUGGESTION_COLOUR, StatusLine, TextFallback, find_iteration, guarded, jpeg, \
-    latest_iteration, resolve
+    resolve
 
 SUFFIX = " (suggested)"
 
@@ -58,7 +58,7 @@ class BoxLabeler(TextFallback, w.VBox):
         self._iteration = None
         if suggestions:
             self._iteration = (find_iteration(ws, project.id, iteration) if iteration is not None
-                               else latest_iteration(ws, project.id))
+                               else ws.latest_iteration(project.id))
         self._predictions: dict[str, list[dict]] = {}
         self._loading = False
         self._saved: list[tuple] | None = None

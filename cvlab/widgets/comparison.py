@@ -42,8 +42,7 @@ class IterationComparison(TextFallback, w.VBox):
     def __init__(self, ws, project, a: Any = None, b: Any = None, *, threshold: float = 0.5,
                  overlap_threshold: float = 0.5, split: str | None = None):
         self.ws, self.project = ws, project
-        done = sorted((it for it in ws.get_iterations(project.id) if it.status == "Completed"),
-                      key=lambda it: (it.created, it.name))
+        done = ws.get_trained_iterations(project.id)
         if len(done) < 2 and (a is None or b is None):
             raise CvlabError("NotFoundIteration", f"Project {project.name!r} has {len(done)} trained iteration(s); "
                              "a comparison needs two: train again (e.g. after adding images) and rerun this cell.")

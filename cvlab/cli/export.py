@@ -1,40 +1,34 @@
-"""`cvlab export`: the Training API's export_iteration from a terminal, writing the zip where you say."""
+"""``cvlab export``: the Training API's export_iteration from a terminal, writing the zip where you say."""
 from __future__ import annotations
 
 import argparse
 import shutil
 from pathlib import Path
 
+from cvlab.errors import CvlabError
+from cvlab.export import export_file, export_iteration
+from cvlab.workspace import open_workspace
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workspace", help="workspace folder (default: $CVLAB_WORKSPACE or ./workspace)")
     parser.add_argument("--project", required=True, help="project name or id")
-    parser.add_argument("--iteration", help="iteration name or id (default: the newest completed one)")
+    parser.add_argument("--iteration", help="iteration name or id (default: the most recently trained one)")
     parser.add_argument("--platform", required=True, help="ONNX | TensorFlow | DockerFile")
     parser.add_argument("--flavor", help="e.g. TensorFlowLite, TensorFlowLiteFloat16, OnnxInt8, Linux, ARM")
     parser.add_argument("--out", default=".", help="folder to write the zip to")
 
 
 def run(args: argparse.Namespace) -> int:
-    import cvlab
-    from cvlab.errors import CvlabError
-    from cvlab.export import export_file, export_iteration
-
-    ws = cvlab.open_workspace(args.workspace)
-    project = ws.find_project(args.project)
-    if project is None:
-        try:
-            project = ws.get_project(args.project)
-        except CvlabError:
-            raise CvlabError("NotFoundProject", f"No project named or with id {args.project!r}; "
-                             "list them with ws.get_projects().") from None
-    iterations = [i for i in ws.get_iterations(project.id) if i.status == "Completed"]
+    ws = open_workspace(args.workspace)
+    project = ws.resolve_project(args.project)
     if args.iteration:
-        iterations = [i for i in ws.get_iterations(project.id) if args.iteration in (i.id, i.name)]
-    if not iterations:
+        iteration = next((i for i in ws.get_iterations(project.id) if args.iteration in (i.id, i.name)), None)
+    else:
+        iteration = ws.latest_iteration(project.id)
+    if iteration is None:
         raise CvlabError("NotFoundIteration", f"Project '{project.name}' has no such trained iteration; "
                          "train one with `cvlab train` first.")
-    iteration = max(iterations, key=lambda i: i.created)
     flavor = args.flavor or ("TensorFlowLite" if args.platform == "TensorFlow" else None)
     record = export_iteration(ws, project.id, iteration.id, args.platform, flavor)
     if record.status != "Done":

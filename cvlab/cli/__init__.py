@@ -1,7 +1,8 @@
-"""`cvlab` console script: subcommands dispatched lazily to the modules that own them.
+"""`cvlab` console script: subcommands dispatched lazily to their modules, one per command in this package.
 
 Each command module exposes `configure(parser)` and `run(args) -> int`; it is imported only when its command
 runs, so `cvlab --help` is instant and a missing part of the build gives a clear message instead of a traceback.
+Nothing in the core imports this package: the commands are a face over the core API, like the REST service.
 """
 from __future__ import annotations
 
@@ -10,19 +11,19 @@ import importlib
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "lab": ("cvlab.lab", "open the notebook curriculum in JupyterLab on your workspace"),
-    "data": ("cvlab.datasets.cli", "generate sample datasets, import and export labelled data"),
-    "train": ("cvlab.training", "train a project (Quick or Advanced) and print its performance"),
-    "serve": ("cvlab.service.cli", "run the local Custom Vision REST endpoint for the Azure SDK"),
-    "export": ("cvlab.export.cli", "export an iteration to ONNX, TensorFlow Lite or a Docker app"),
+    "lab": ("cvlab.cli.lab", "open the notebook curriculum in JupyterLab on your workspace"),
+    "data": ("cvlab.cli.data", "generate sample datasets, import and export labelled data"),
+    "train": ("cvlab.cli.train", "train a project (Quick or Advanced) and print its performance"),
+    "serve": ("cvlab.cli.serve", "run the local Custom Vision REST endpoint for the Azure SDK"),
+    "export": ("cvlab.cli.export", "export an iteration to ONNX, TensorFlow Lite or a Docker app"),
     "quiz": ("cvlab.quiz.cli", "AI-102 practice, spaced review and exam mode in the terminal"),
-    "workshop": ("cvlab.service.workshop", "run a shared endpoint for a classroom"),
-    "doctor": ("cvlab.workspace", "check (and repair) a workspace's integrity; prints JSON"),
+    "workshop": ("cvlab.cli.workshop", "run a shared endpoint for a classroom"),
+    "doctor": ("cvlab.cli.doctor", "check (and repair) a workspace's integrity; prints JSON"),
 }
 
 
 def _top_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from cvlab import __version__
     lines = "\n".join(f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items())
     parser = argparse.ArgumentParser(
         prog="cvlab", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -34,7 +35,7 @@ def _top_parser() -> argparse.ArgumentParser:
 
 
 def load_command(name: str):
-    """The module implementing `name`, or None when that part is not in this build yet."""
+    """The module implementing `name`, or None when that part is not in this build."""
     module_name = COMMANDS[name][0]
     try:
         module = importlib.import_module(module_name)
@@ -43,13 +44,11 @@ def load_command(name: str):
         if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
             return None
         raise
-    if not (hasattr(module, "configure") and hasattr(module, "run")):
-        return None
-    return module
+    return module if hasattr(module, "configure") and hasattr(module, "run") else None
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import CvlabError
+    from cvlab.errors import CvlabError
     argv = list(sys.argv[1:] if argv is None else argv)
     top = _top_parser()
     if not argv or argv[0].startswith("-"):

@@ -5,6 +5,11 @@ import argparse
 import os
 from pathlib import Path
 
+from cvlab.service.app import create_app
+from cvlab.service.server import bind_socket, env_settings, serve_forever, warn_if_exposed
+from cvlab.workshop import create_seats
+from cvlab.workspace import open_workspace
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workspace", default=None, help="workspace folder (default: $CVLAB_WORKSPACE or ./workspace)")
@@ -25,15 +30,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="classroom mode: N learner seats, each with its own keys and isolated projects "
                              "(see `cvlab workshop --help`: handout, progress, reset)")
     parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
-
-
-def env_settings(endpoint: str, keys) -> dict[str, str]:
-    """The settings in the labs' ``.env`` spelling and the quickstarts' environment-variable spelling."""
-    return {"TrainingEndpoint": endpoint, "TrainingKey": keys.training_key, "PredictionEndpoint": endpoint,
-            "PredictionKey": keys.prediction_key, "PredictionResourceId": keys.prediction_resource_id,
-            "VISION_TRAINING_ENDPOINT": endpoint, "VISION_TRAINING_KEY": keys.training_key,
-            "VISION_PREDICTION_ENDPOINT": endpoint, "VISION_PREDICTION_KEY": keys.prediction_key,
-            "VISION_PREDICTION_RESOURCE_ID": keys.prediction_resource_id}
 
 
 def env_lines(endpoint: str, keys) -> list[str]:
@@ -64,14 +60,8 @@ def _stack_dumps_on_sigusr1() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cvlab.workspace import open_workspace
-
-    from .app import create_app
-    from .server import bind_socket, serve_forever, warn_if_exposed
-
     ws = open_workspace(args.workspace)
     if args.workshop:
-        from cvlab.workshop import create_seats
         create_seats(ws, args.workshop)
     app = create_app(ws, training_key=args.training_key, prediction_key=args.prediction_key, tier=args.tier,
                      rate_limits=not args.no_rate_limit)

@@ -15,8 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import CvlabError
-from . import REGISTRY, formats, info, iter_generate
+from cvlab.datasets import DATA_DIR, REGISTRY, formats, importing, info, iter_generate
+from cvlab.datasets.samples import seed_samples
+from cvlab.errors import CvlabError
+from cvlab.workspace import open_workspace
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -65,23 +67,6 @@ def _empty_out(out: Path) -> None:
                          "(nothing is overwritten)")
 
 
-def _workspace(args):
-    from ..workspace import open_workspace
-
-    return open_workspace(args.workspace)
-
-
-def _project(ws, name_or_id: str):
-    p = ws.find_project(name_or_id)
-    if p is None:
-        try:
-            p = ws.get_project(name_or_id)
-        except CvlabError:
-            names = ", ".join(repr(x.name) for x in ws.get_projects()) or "none"
-            raise CvlabError("NotFoundProject", f"no project named {name_or_id!r} (projects: {names})") from None
-    return p
-
-
 def run(args) -> int:
     if args.action == "list":
         for name, entry in REGISTRY.items():
@@ -116,13 +101,9 @@ def run(args) -> int:
                           "tags": labeled.tags, "out": str(args.out)}))
         return 0
 
-    from . import importing
-
-    ws = _workspace(args)
+    ws = open_workspace(args.workspace)
     if args.action == "seed":
-        from .samples import seed_samples
-
-        print(json.dumps(seed_samples(ws, _data_dir()), indent=1))
+        print(json.dumps(seed_samples(ws, DATA_DIR), indent=1))
         return 0
     if args.action == "import":
         report = importing.import_path(ws, args.src, project=args.project, format=args.format, domain=args.domain,
@@ -130,15 +111,9 @@ def run(args) -> int:
         print(report)
         return 0 if not report.failed else 1
     if args.action == "export":
-        p = _project(ws, args.project)
+        p = ws.resolve_project(args.project)
         _empty_out(args.out)
         out = importing.export_project(ws, p.id, args.out, args.format)
         print(json.dumps({"project": p.name, "out": str(out), "images": ws.get_image_count(p.id)}))
         return 0
     raise CvlabError("BadRequest", f"unknown action {args.action!r}")
-
-
-def _data_dir() -> Path:
-    from . import DATA_DIR
-
-    return DATA_DIR

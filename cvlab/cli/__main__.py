@@ -1,0 +1,6 @@
+"""``python -m cvlab.cli ...``: the ``cvlab`` command without the console script."""
+import sys
+
+from . import main
+
+sys.exit(main())
