@@ -82,7 +82,7 @@ def test_for_iteration_from_workspace(evaluated_project):  # noqa: F811
 def test_labels_say_what_was_measured_and_the_dropdown_shows_its_default():
     """Issue 18 (finding 9): detection used a validation split but was labelled "self-test (cross-validation)",
     and "Curve for" showed a blank box (its value was None)."""
-    det = ThresholdExplorer(_det_evaluation())
+    det = ThresholdExplorer(detection_evaluation())
     assert det.split.options == (("self-test (validation split)", "cv"),)
     assert "self-test (validation split)" in det.table.value
     ex = ThresholdExplorer(multiclass_evaluation())
