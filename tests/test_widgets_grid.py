@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from cvlab.widgets import Tagger
 
-from conftest import make_image_bytes
+from helpers import make_image_bytes
 
 
 def _project(ws, kind="Multiclass", n=30):
