@@ -331,13 +331,14 @@ def _learning_curve(*, sizes, dataset, input_size, scratch_size, epochs, seed, i
     return rows
 
 
-def quiz(*question_ids: str, ws: Any = None):
-    """Quiz cells for a notebook, recording into the learner's workspace; computed questions use the run."""
-    from . import quiz as Q
+def quiz(*question_ids: str, ws: Any = None, facts: dict | None = None):
+    """Quiz cells for a notebook, recording into the learner's workspace. A question about the learner's own run
+    reads the number the notebook has just shown, passed in ``facts`` (quizzes/facts.yaml names them); without
+    it the question says which fact is missing rather than guess one from another iteration."""
     from .widgets.quiz import quiz_cell
 
     ws = ws if ws is not None else workspace()
-    return quiz_cell(*question_ids, ws=ws, context=Q.run_context(ws))
+    return quiz_cell(*question_ids, ws=ws, facts=dict(facts or {}))
 
 
 course_figures()
