@@ -194,4 +194,10 @@ print(json.dumps(analyzer, indent=2))
 # images* is AutoML for images; Content Understanding needs no training data; neither reads a Custom Vision
 # export directly: the data is converted first, as here.
 #
+# ## Quick check
+
+# %%
+cv.quiz("choose-25", "choose-26", "exam-09", ws=ws)
+
+# %% [markdown]
 # **Next:** 10 · Lab: Classify images (Microsoft Learn).
