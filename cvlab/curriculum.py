@@ -161,6 +161,57 @@ def course_project(ws, which: str = "parts", *, name: str | None = None, domain:
     return ws.get_project(project.id)
 
 
+PRACTICE_PREFIX = "draw-me-"  # unlabelled scenes the learner boxes by hand in notebook 02
+
+
+def practice_scenes(ws, project, count: int = 3) -> dict:
+    """Add `count` unlabelled scenes to the detection project once (named draw-me-N.jpg) for the learner to box by
+    hand, each with workers whose helmets and vests lie inside their person box. Returns {image id: the scene's
+    true regions} (the generator knows them), for the check and for filling in what an unattended run left."""
+    import io
+
+    from . import datasets
+    from .workspace import ImageEntry
+
+    records = datasets.generate("site", count, seed=SEED + 500, size=profile().image_size)
+    names = {f"{PRACTICE_PREFIX}{i + 1}.jpg": r for i, r in enumerate(records)}
+    have = {im.original_name: im.id for im in ws.iter_images(project.id) if im.original_name in names}
+    missing = [n for n in names if n not in have]
+    if missing:
+        entries = []
+        for n in missing:
+            buf = io.BytesIO()
+            names[n].load().save(buf, "JPEG", quality=92)
+            entries.append(ImageEntry(data=buf.getvalue(), name=n))
+        for result in ws.create_images(project.id, entries).images:
+            if result.image is not None:
+                have[result.image.original_name] = result.image.id
+    return {have[n]: names[n].regions for n in names if n in have}
+
+
+def fill_missing_boxes(ws, project, scenes: dict) -> int:
+    """Give every practice scene still without a box its true boxes (an unattended run; a learner's own boxes
+    are kept). Returns how many scenes were filled."""
+    tags = {t.name: t.id for t in ws.get_tags(project.id)}
+    filled = 0
+    for image_id, regions in scenes.items():
+        if ws.get_image(project.id, image_id).regions:
+            continue
+        ws.create_image_regions(project.id, [{"image_id": image_id, "tag_id": tags[r.tag], "left": r.left,
+                                              "top": r.top, "width": r.width, "height": r.height}
+                                             for r in regions])
+        filled += 1
+    return filled
+
+
+def nested_boxes(image) -> list[tuple[str, str]]:
+    """(inner tag, outer tag) for every box of `image` that lies inside another box (a helmet in a person)."""
+    inside = lambda a, b: (a.left >= b.left - 1e-6 and a.top >= b.top - 1e-6 and  # noqa: E731
+                           a.left + a.width <= b.left + b.width + 1e-6 and a.top + a.height <= b.top + b.height + 1e-6)
+    return [(a.tag_name, b.tag_name) for a in image.regions for b in image.regions
+            if a is not b and a.width * a.height < b.width * b.height and inside(a, b)]
+
+
 def trained_iteration(ws, project, **train_args):
     """The project's latest Completed iteration, training one (seeded) if there is none yet.
 
