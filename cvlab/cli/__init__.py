@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("cvlab.cli.data", "generate sample datasets, import and export labelled data"),
     "train": ("cvlab.cli.train", "train a project (Quick or Advanced) and print its performance"),
     "serve": ("cvlab.cli.serve", "run the local Custom Vision REST endpoint for the Azure SDK"),
+    "portal": ("cvlab.cli.portal", "open the local Custom Vision portal (customvision.ai) in your browser"),
     "export": ("cvlab.cli.export", "export an iteration to ONNX, TensorFlow Lite or a Docker app"),
     "quiz": ("cvlab.quiz.cli", "AI-102 practice, spaced review and exam mode in the terminal"),
     "workshop": ("cvlab.cli.workshop", "run a shared endpoint for a classroom"),

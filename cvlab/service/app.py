@@ -122,6 +122,8 @@ def create_app(ws, *, training_key: str | None = None, prediction_key: str | Non
     if workshop:
         from .workshop import install
         install(app, ctx)
+    from cvlab.portal import mount  # the portal at / for browsers (the JSON summary below for other clients)
+    mount(app)
 
     @app.get("/", include_in_schema=False)
     def root(request: Request):
