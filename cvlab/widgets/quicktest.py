@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
+from jupyter_bbox_widget import BBoxWidget
 from PIL import Image as PILImage
 from PIL import ImageDraw, ImageOps
 
@@ -25,7 +26,25 @@ from cvlab import images as cv_images
 from cvlab.errors import CvlabError
 
 from ._common import PALETTE, StatusLine, TextFallback, find_iteration, guarded, jpeg, resolve
-from .boxes import BBoxWidget, to_box, to_region
+
+
+
+def to_region(box: dict, size: tuple[int, int], tag_id: str) -> dict | None:
+    """A widget box (pixels of the picture it shows) as a normalised region, clipped to the image; None if empty."""
+    iw, ih = size
+    x0, y0 = max(0.0, float(box["x"])), max(0.0, float(box["y"]))
+    x1, y1 = min(float(iw), float(box["x"]) + float(box["width"])), min(float(ih), float(box["y"]) + float(box["height"]))
+    if x1 - x0 < 1 or y1 - y0 < 1:  # a click without a drag, or a box dragged off the picture
+        return None
+    return {"tag_id": tag_id, "left": x0 / iw, "top": y0 / ih, "width": (x1 - x0) / iw, "height": (y1 - y0) / ih}
+
+
+def to_box(left: float, top: float, width: float, height: float, size: tuple[int, int], label: str) -> dict:
+    """A normalised region as a widget box in pixels of the shown picture."""
+    iw, ih = size
+    return {"x": round(left * iw), "y": round(top * ih), "width": round(width * iw), "height": round(height * ih),
+            "label": label}
+
 
 APPLICATION = "QuickTest"
 
