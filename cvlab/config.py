@@ -100,6 +100,10 @@ class Settings:
     predictor_cache = Setting(
         "CVLAB_PREDICTOR_CACHE", 32, "`32`",
         "how many trained iterations a process keeps loaded (a workshop room serves many)", _number(int, 1))
+    allow_private_urls = Setting(
+        "CVLAB_ALLOW_PRIVATE_URLS", "", "unset (public addresses only)",
+        "which non-public hosts the `*_url` operations may fetch from: `1` any (a lab serving its own images), or "
+        "a list such as `127.0.0.1:8000,10.0.0.0/8`")
     export_link_seconds = Setting(
         "CVLAB_EXPORT_LINK_SECONDS", 3600, "`3600`",
         "how long an export's signed download link (`downloadUri`) stays valid", _number(int, 1))

@@ -85,6 +85,8 @@ def workspace():
 
 @dataclass(frozen=True)
 class Check:
+    """One line of ``check_environment``: what was checked, whether it is fine, and the detail."""
+
     name: str
     ok: bool
     detail: str

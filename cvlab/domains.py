@@ -1,4 +1,5 @@
-"""Azure Custom Vision's domain catalogue (reference §5.2): exact ids, names and types, and cvlab's backbone for each.
+"""Azure Custom Vision's domain catalogue (https://learn.microsoft.com/azure/ai-services/custom-vision-service/
+select-domain): exact ids, names and types, and cvlab's backbone for each.
 
 Honest difference: Azure trains its specialised domains (Food, Retail, Logo, ...) on domain data; in cvlab every
 domain of a kind shares the same ImageNet-pretrained EfficientNet-Lite weights, so a domain changes the backbone

@@ -1,7 +1,8 @@
 """One error type for every rule violation, carrying Azure's error code so the REST face can send it verbatim."""
 from __future__ import annotations
 
-# HTTP status by code prefix (reference §4.3: Azure does not document the mapping; this is the suggested one).
+# HTTP status by code prefix. Azure lists the codes (CustomVisionErrorCodes,
+# https://learn.microsoft.com/rest/api/customvision/) but not each one's status: this mapping is cvlab's.
 _STATUS_BY_PREFIX = (
     ("BadRequest", 400),
     ("Forbidden", 403),

@@ -3,12 +3,21 @@
 Validation never trusts a file's name: it opens the bytes with Pillow, checks the format, the byte size, the
 dimensions (before decoding, so a decompression bomb is refused without allocating it) and then decodes fully so a
 truncated file is caught at upload time rather than in the middle of training.
+
+A legal image can still be large once decoded (10,240 x 10,240 px: 300 MB as RGB, from a 13 kB PNG), so pixels
+are decoded with a budget: every full-size decode first reserves its bytes from one ``DECODE_BUDGET_BYTES`` for
+the whole process (``decoding``: concurrent decodes wait instead of adding up), and the small copies a gallery
+shows (``scaled_jpeg``) are decoded at the size they need (JPEG's DCT scaling via ``draft``, other formats in their
+own mode, converted to RGB only once small) and cached.
 """
 from __future__ import annotations
 
 import hashlib
 import io
+import threading
 import warnings
+from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +39,73 @@ BATCH_STATUS = {
 
 _ORIENTATION_TAG = 0x0112
 _SWAPS_SIDES = {5, 6, 7, 8}
+
+DECODE_BUDGET_BYTES = 1 << 30     # decoded pixels held at once by the whole process (cvlab's choice)
+LARGE_DECODE_BYTES = 64 << 20     # a decode this large (a 21 MP RGB photo, a 10,240 px bomb) runs one at a time
+SCALED_CACHE_BYTES = 32 << 20     # small JPEG copies kept for the blob routes
+
+
+# ---- the decode budget ------------------------------------------------------------------------------------------
+class _Budget:
+    """Bytes reserved by the decodes running now; a reservation waits until it fits (one larger than the whole
+    budget runs alone), so any number of concurrent requests hold at most the budget in decoded pixels. Large
+    decodes also run one at a time, so they never take every core from the other requests, and once the last one
+    ends the freed memory goes back to the system (``_give_back``)."""
+
+    def __init__(self, total: int):
+        self.total, self.used, self.large = total, 0, 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def reserve(self, nbytes: int):
+        nbytes = max(0, min(int(nbytes), self.total))
+        large = nbytes >= LARGE_DECODE_BYTES
+        with self._cond:
+            self._cond.wait_for(lambda: self.used + nbytes <= self.total and not (large and self.large))
+            self.used += nbytes
+            self.large += large
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.used -= nbytes
+                self.large -= large
+                idle = self.large == 0
+                self._cond.notify_all()
+            if large and idle:
+                _give_back()
+
+
+def _give_back() -> None:
+    """glibc keeps freed heap memory for reuse, so one 100 MB decode would stay in the process's RSS for good:
+    ``malloc_trim`` returns it (elsewhere a no-op)."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            import ctypes
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
+_budget = _Budget(DECODE_BUDGET_BYTES)
+
+
+def decoded_bytes(img: PILImage.Image, to_rgb: bool = False) -> int:
+    """What decoding ``img`` at its current size holds: Pillow keeps a byte per band per pixel ("1" included,
+    4 for 32-bit modes), plus the RGB copy when it is converted."""
+    w, h = img.size
+    per_pixel = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4}.get(img.mode,
+                                                                                              len(img.getbands()))
+    return w * h * (per_pixel + (3 if to_rgb and img.mode != "RGB" else 0))
+
+
+def decoding(nbytes: int):
+    """Context manager: hold ``nbytes`` of the process's decode budget while decoding."""
+    return _budget.reserve(nbytes)
 
 
 @dataclass(frozen=True)
@@ -81,7 +157,8 @@ def decode_image(data: bytes, purpose: str = "prediction", name: str | None = No
     For callers that validate and then use the pixels (a prediction), which would otherwise decode twice.
     ``digest=False`` leaves ``sha256`` empty, for a caller that keeps nothing (a no-store prediction)."""
     info, img = _validate(data, purpose, name, "full", digest)
-    return info, to_rgb(img, owned=True)
+    with decoding(decoded_bytes(img, to_rgb=True)):
+        return info, to_rgb(img, owned=True)
 
 
 def _validate(data, purpose: str, name: str | None, decode: str,
@@ -126,7 +203,8 @@ def _validate(data, purpose: str, name: str | None, decode: str,
     try:
         if decode == "draft" and fmt == "JPEG":
             img.draft("RGB", (max(1, w // 8), max(1, h // 8)))  # decode the whole stream, cheaply
-        img.load()
+        with decoding(decoded_bytes(img)):
+            img.load()
     except Exception as e:
         raise CvlabError("BadRequestImageFormat",
                          f"{label} could not be decoded ({e}); the file is probably truncated or corrupt.") from None
@@ -188,10 +266,60 @@ def load_rgb(source) -> PILImage.Image:
         data = bytes(source)
     img = _open(data)
     try:
-        img.load()
+        with decoding(decoded_bytes(img, to_rgb=True)):
+            img.load()
+            return to_rgb(img, owned=True)
+    except CvlabError:
+        raise
     except Exception as e:
         raise CvlabError("BadRequestImageFormat", f"The image could not be decoded ({e}).") from None
-    return to_rgb(img, owned=True)
+
+
+_scaled_cache: OrderedDict[tuple, bytes] = OrderedDict()
+_scaled_lock = threading.Lock()
+
+
+def scaled_jpeg(path, max_side: int, quality: int = 90) -> bytes:
+    """JPEG bytes of the oriented image at most ``max_side`` px on either side (the thumbnail and resized copies
+    of a stored image), decoded no larger than needed and cached by file, size and modification time.
+
+    JPEG decodes at 1/2, 1/4 or 1/8 scale (``draft``); other formats decode in their own mode (a 1-bit PNG holds
+    a byte per pixel, not three) and are reduced before the RGB conversion: a 10,240 px 1-bit PNG costs ~100 MB
+    once instead of ~500 MB per request."""
+    path = Path(path)
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size, max_side, quality)
+    with _scaled_lock:
+        if key in _scaled_cache:
+            _scaled_cache.move_to_end(key)
+            return _scaled_cache[key]
+    img = _open(path.read_bytes())
+    try:
+        img.draft("RGB", (max_side, max_side))  # JPEG only; a no-op for the others
+        if decoded_bytes(img, to_rgb=True) < LARGE_DECODE_BYTES:  # an ordinary photo: RGB first, as always
+            with decoding(decoded_bytes(img, to_rgb=True)):
+                small = to_rgb(img, owned=True)
+                small.thumbnail((max_side, max_side))
+        else:
+            with decoding(decoded_bytes(img)):
+                try:
+                    img.thumbnail((max_side, max_side))  # in the image's own mode, reduced while it is cheap
+                except ValueError:  # a mode Pillow cannot resize (some 16-bit ones): convert first
+                    img = to_rgb(img, owned=True)
+                    img.thumbnail((max_side, max_side))
+                small = to_rgb(img, owned=True)
+    except CvlabError:
+        raise
+    except Exception as e:
+        raise CvlabError("BadRequestImageFormat", f"The image could not be decoded ({e}).") from None
+    buf = io.BytesIO()
+    small.save(buf, "JPEG", quality=quality)
+    data = buf.getvalue()
+    with _scaled_lock:
+        _scaled_cache[key] = data
+        while sum(len(v) for v in _scaled_cache.values()) > SCALED_CACHE_BYTES:
+            _scaled_cache.popitem(last=False)
+    return data
 
 
 def resize_stretch(img: PILImage.Image, size: int) -> PILImage.Image:

@@ -78,7 +78,8 @@ class Jobs:
         return True
 
     def wait(self, job_id: str, timeout: float | None = None) -> Any:
-        """The job's result once it ends (None when it is not running here, or still runs after ``timeout``)."""
+        """The job's result once it ends (None when it is not running here, still runs after ``timeout``, or
+        failed: its status row says why)."""
         with self._lock:
             future = self._futures.get(job_id)
         if future is None:
@@ -86,6 +87,8 @@ class Jobs:
         try:
             return future.result(timeout)
         except FutureTimeout:
+            return None
+        except Exception:  # noqa: BLE001 - the job wrote its failure to its row
             return None
 
     def running(self) -> list[str]:

@@ -5,7 +5,8 @@ could claim, with a ``score`` (probability), a ``tag`` (column index) and ``corr
 At a probability threshold ``t`` the candidates with ``score >= t`` are the model's positives, so for a tag
 ``TP = correct & kept``, ``FP = ~correct & kept`` and ``FN = n_truth[tag] - TP``. How candidates are made:
 
-* **Multiclass** (Azure's behaviour, reference §5.3/§5.4): one candidate per image, the argmax tag over every
+* **Multiclass** (Azure's behaviour: https://learn.microsoft.com/azure/ai-services/custom-vision-service/
+  getting-started-build-a-classifier#evaluate-the-classifier): one candidate per image, the argmax tag over every
   column (the Negative tag included, because the model can predict it). The image is a positive for that tag if
   its probability >= threshold. A Negative argmax makes no regular positive; an image tagged Negative has no
   regular truth, so any regular positive on it is a false positive. Only regular tags are reported.

@@ -52,6 +52,12 @@ def build_module(info: dict):
 
 
 class Predictor:
+    """A trained iteration in memory: ``predict(image)`` gives Azure-shaped predictions.
+
+    >>> Predictor.load(ws, iteration.id).predict("photo.jpg")[0]["tag_name"]      # doctest: +SKIP
+    'cracked'
+    """
+
     def __init__(self, iteration_id: str, info: dict, module, folder: Path, backend: str | None = None):
         self.iteration_id = iteration_id
         self.info = info
@@ -74,7 +80,7 @@ class Predictor:
 
         def cache_key():
             return (str(folder.resolve()), weights.stat().st_mtime_ns, backend or config.settings().predictor_backend)
-        try:  # the hot path (every prediction): no iteration.json read, which cost ~0.4 ms
+        try:  # the hot path (every prediction): no iteration.json read (benchmarks/serve.md)
             cached = _cache.get(cache_key())
         except FileNotFoundError:
             cached = None
@@ -102,6 +108,7 @@ class Predictor:
 
     @staticmethod
     def clear_cache() -> None:
+        """Forget every loaded iteration (the next ``load`` builds it again)."""
         with _cache_lock:
             _cache.clear()
             _load_locks.clear()

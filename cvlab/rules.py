@@ -46,7 +46,7 @@ class ExportFlavor:
 
 
 _NO_GRAPH = "cvlab builds TensorFlow Lite, not a frozen graph: use flavor TensorFlowLite."
-_CVLAB_INT8 = "in cvlab: a static int8 edge variant (not an Azure flavor)"
+_CVLAB_INT8 = "in cvlab: a weight-only int8 edge variant (not an Azure flavor)"
 #: Every platform/flavor pair, the one table the workspace's checks, the exporter and the quizzes read.
 EXPORT_FLAVORS: tuple[ExportFlavor, ...] = (
     ExportFlavor("CoreML", None, None, instead="CoreML export needs Apple's tool chain; export ONNX or TensorFlow "
@@ -64,13 +64,18 @@ EXPORT_FLAVORS: tuple[ExportFlavor, ...] = (
     ExportFlavor("ONNX", None, "onnx"),
     ExportFlavor("ONNX", "ONNX10", "onnx"),
     ExportFlavor("ONNX", "ONNX12", "onnx"),
-    ExportFlavor("ONNX", "OnnxInt8", "onnx", "int8", source=_CVLAB_INT8),
     ExportFlavor("VAIDK", None, None, instead="The Vision AI Dev Kit is retired; export ONNX or TensorFlow "
                                               "(TensorFlowLite) instead."),
     ExportFlavor("OpenVino", None, None, instead="OpenVINO export is not available offline; export ONNX (OpenVINO "
                                                  "reads ONNX) instead."),
 )
 EXPORT_PLATFORMS = tuple(dict.fromkeys(f.platform for f in EXPORT_FLAVORS))
+#: cvlab flavours no longer built, and why (the error says so; benchmarks/export_speed.md has the figures).
+WITHDRAWN_FLAVORS = {
+    ("ONNX", "OnnxInt8"): "cvlab no longer builds int8 ONNX (Azure offers none): static int8 changed the top tag of "
+                          "closely tied images. For a small edge model export TensorFlow with flavor "
+                          "TensorFlowLiteInt8.",
+}
 EXPORT_STATUSES = ("Exporting", "Failed", "Done")
 IMAGE_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP")  # Azure: jpg, png, bmp, gif; cvlab also takes WebP
 
@@ -167,6 +172,10 @@ LIMITS: dict[str, Limit] = {lim.key: lim for lim in (
        SWAGGER, "shorten the metadata value"),
     _L("name_chars", 256, 256, "BadRequest", "characters", "project/tag/iteration name length", CVLAB_CHOICE,
        "use a shorter name"),
+    # Microsoft documents no range for the Advanced budget; the REST spec types reservedBudgetInHours as int32.
+    _L("reserved_budget_hours", 2**31 - 1, 2**31 - 1, "BadRequestInvalid", "hours",
+       "reservedBudgetInHours (REST spec: integer, format int32; minimum 1 for Advanced training)", SWAGGER,
+       "pass a whole number of hours from 1 to 2147483647"),
     _L("description_chars", 4096, 4096, "BadRequest", "characters", "description length", CVLAB_CHOICE,
        "shorten the description"),
 )}
@@ -211,7 +220,7 @@ def training_validation_code(project_type: str, classification_type: str | None 
     return "BadRequestClassificationTrainingValidationFailed"
 
 
-# ---- tag rules (reference §5.4) -------------------------------------------------------------------------------
+# ---- tag rules (IMPROVE_DOC, CLASSIFIER_DOC and the detector quickstart) ----------------------------------------
 @dataclass(frozen=True)
 class Rule:
     key: str
@@ -263,21 +272,46 @@ def check_guid(value: Any, what: str = "id", code: str = "BadRequestInvalidIds")
                                f"'ee85a74c-405e-4adc-bb47-ffa8ca0c9f31'). Copy the id from the object itself.") from None
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 controls and Unicode's line/paragraph separators: none belongs in a one-line name, and the separators
+# are line breaks to str.splitlines(), so a label file holding them would shift every later line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def unicode_problem(text: str) -> str | None:
+    """Why ``text`` is not valid Unicode (a lone surrogate such as "\\ud800", which no UTF-8 file, database
+    row or JSON reply can hold), or None. Checked before anything is stored."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return f"it contains {text[e.start:e.end].encode('unicode_escape').decode()!r}, a lone UTF-16 surrogate " \
+               "that is not a character"
+    return None
+
+
+def check_text(text: str, what: str, code: str) -> str:
+    """``text`` unchanged, or ``CvlabError(code)`` when it is not valid Unicode."""
+    problem = unicode_problem(text)
+    if problem:
+        raise CvlabError(code, f"The {what} is not valid Unicode: {problem}. Send UTF-8 text.")
+    return text
 
 
 def check_name(name: Any, what: str, code: str) -> str:
-    """A name: a non-empty string, at most 256 characters, no control characters; surrounding spaces dropped."""
+    """A name: a non-empty string of valid Unicode, at most 256 characters, no control characters or line
+    separators; surrounding spaces dropped."""
     if not isinstance(name, str):
         raise CvlabError(code, f"The {what} name must be text, got {type(name).__name__}.")
-    name = name.strip()
+    name = check_text(name, f"{what} name", code).strip()
     cap = LIMITS["name_chars"].s0
     if not name:
         raise CvlabError(code, f"The {what} name is empty: give it a short descriptive name.")
     if len(name) > cap:
         raise CvlabError(code, f"The {what} name has {len(name)} characters: use at most {cap}.")
     if _CONTROL.search(name):
-        raise CvlabError(code, f"The {what} name {name!r} contains control characters (newline, tab...): remove them.")
+        raise CvlabError(code, f"The {what} name {name!r} contains control characters or line separators (newline, "
+                         "tab, U+0085, U+2028...): remove them.")
     return name
 
 
@@ -286,10 +320,25 @@ def check_description(description: Any, what: str, code: str) -> str:
         return ""
     if not isinstance(description, str):
         raise CvlabError(code, f"The {what} description must be text, got {type(description).__name__}.")
+    check_text(description, f"{what} description", code)
     cap = LIMITS["description_chars"].s0
     if len(description) > cap:
         raise CvlabError(code, f"The {what} description has {len(description)} characters: use at most {cap}.")
     return description
+
+
+def check_budget_hours(value: Any) -> int:
+    """``reserved_budget_in_hours`` as an int in Azure's int32 range (0 = none, Quick training's default)."""
+    cap = LIMITS["reserved_budget_hours"].s0
+    try:
+        hours = int(value or 0)
+    except (TypeError, ValueError, OverflowError):
+        hours = None
+    if hours is None or isinstance(value, float) and value != hours or not 0 <= hours <= cap:
+        raise CvlabError("BadRequestInvalid", f"reserved_budget_in_hours {value!r} is not a whole number of hours "
+                         f"from 0 to {cap:,} (Azure's REST spec types it as int32). Use e.g. 1 for Advanced "
+                         "training.")
+    return hours
 
 
 def check_choice(value: Any, choices: Iterable, what: str, code: str) -> str:
@@ -327,9 +376,11 @@ def check_export_flavor(platform: str, flavor: str | None) -> ExportFlavor:
     rows = {f.flavor: f for f in EXPORT_FLAVORS if f.platform == platform}
     if flavor not in rows:
         allowed = [f for f in rows if f]
+        why = WITHDRAWN_FLAVORS.get((platform, flavor))
         raise CvlabError("BadRequestExportValidationFailed",
                          f"Flavor {flavor!r} does not exist for platform {platform}: "
-                         + (f"use one of {', '.join(allowed)} or none." if allowed else "omit the flavor."))
+                         + (f"use one of {', '.join(allowed)} or none." if allowed else "omit the flavor.")
+                         + (f" {why}" if why else ""))
     return rows[flavor]
 
 
@@ -418,6 +469,16 @@ def check_application_name(application: Any) -> None:
                          "The application name must be text of at most 64 characters.")
 
 
+def check_publish_name(publish_name: Any) -> None:
+    """A publish name the prediction URL can carry: text of at most 256 characters, no spaces at the ends and none
+    of ``/ \\ ? # % &``."""
+    if not isinstance(publish_name, str) or not publish_name.strip() or len(publish_name) > 256 or \
+            any(ch in publish_name for ch in "/\\?#%&\x00") or publish_name != publish_name.strip():
+        raise CvlabError("BadRequestInvalidPublishName",
+                         f"Publish name {publish_name!r} is not valid: use a short name without spaces at the "
+                         "ends or the characters / \\ ? # % &, e.g. 'Iteration1' or 'detectModel'.")
+
+
 def check_notification_email(address: Any) -> None:
     """train_project's ``notificationEmailAddress``: None, or something that looks like an e-mail address."""
     if address is not None and (not isinstance(address, str) or "@" not in address):
@@ -440,6 +501,8 @@ def check_metadata(metadata: Any) -> dict[str, str]:
             raise CvlabError("BadRequestImageMetadataValue",
                              f"Metadata value for {k!r} must be text of at most "
                              f"{LIMITS['metadata_value_chars'].s0} characters.")
+        check_text(k, "metadata key", "BadRequestImageMetadataKey")
+        check_text(str(v), f"metadata value for {k!r}", "BadRequestImageMetadataValue")
         out[k] = str(v)
     return out
 

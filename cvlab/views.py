@@ -17,6 +17,13 @@ THRESHOLDS = np.linspace(0.0, 1.0, 101)
 TRUTH_COLOUR, TP_COLOUR, FP_COLOUR, FN_COLOUR = "#2ca02c", "#1f77b4", "#d62728", "#ff7f0e"
 
 
+def plain(text) -> str:
+    """User text (a tag name) as matplotlib must show it: literally. Two "$" start mathtext, where a name such as
+    "$\\undefinedmacro{x}$" made every figure of the project fail, so each "$" is escaped (matplotlib shows "\\$"
+    as "$" and never parses it as maths)."""
+    return str(text).replace("$", r"\$")
+
+
 def as_evaluation(evaluation, split: str = "cv") -> Evaluation:
     return evaluation if isinstance(evaluation, Evaluation) else Evaluation.from_dict(evaluation, split)
 
@@ -51,7 +58,8 @@ def sweep_curves(ev: Evaluation, overlap_threshold: float = 0.5, tag_id: str | N
 
 # ---------------------------------------------------------------------------------------------- drawing helpers
 def _pr_label(name: str, ap) -> str:
-    return f"{name} (AP {ap:.0%})" if M.is_defined(ap) else f"{name} (AP n/a: {ap.reason})"
+    name = plain(name)
+    return f"{name} (AP {ap:.0%})" if M.is_defined(ap) else f"{name} (AP n/a: {plain(ap.reason)})"
 
 
 def _pr_xy(p, r):
@@ -108,7 +116,7 @@ def draw_threshold_sweep(ax, ev: Evaluation, overlap_threshold: float = 0.5, thr
     lines = {k: ax.plot(c["threshold"], c[k], label=k)[0] for k in ("precision", "recall", "f1")}
     vline = ax.axvline(threshold if threshold is not None else 0.5, color="k", ls="--", lw=1,
                        visible=threshold is not None)
-    who = "overall (micro)" if tag_id is None else ev.tags[ev.tag_index[tag_id]]["name"]
+    who = "overall (micro)" if tag_id is None else plain(ev.tags[ev.tag_index[tag_id]]["name"])
     ax.set(xlim=(0, 1), ylim=(0, 1.05), xlabel="probability threshold", ylabel="value",
            title=f"P / R / F1 against threshold: {who}")
     ax.legend(loc="lower left", fontsize="small")
@@ -123,7 +131,7 @@ def update_threshold_sweep(artists: dict, ev: Evaluation, overlap_threshold: flo
     artists["tag_id"] = tag_id
     for key, line in artists["lines"].items():
         line.set_ydata(c[key])
-    who = "overall (micro)" if tag_id is None else ev.tags[ev.tag_index[tag_id]]["name"]
+    who = "overall (micro)" if tag_id is None else plain(ev.tags[ev.tag_index[tag_id]]["name"])
     next(iter(artists["lines"].values())).axes.set_title(f"P / R / F1 against threshold: {who}")
 
 
@@ -157,14 +165,14 @@ def confusion_matrix(evaluation, threshold: float = 0.5, split: str = "cv"):
     if ev.classification_type == "Multiclass":
         names, cm = ev.confusion(threshold)
         fig, ax = _figure(1.2 + 0.9 * len(names), 1 + 0.8 * len(names))
-        ConfusionMatrixDisplay(cm, display_labels=names).plot(ax=ax[0, 0], colorbar=False,
+        ConfusionMatrixDisplay(cm, display_labels=[plain(n) for n in names]).plot(ax=ax[0, 0], colorbar=False,
                                                               xticks_rotation=45)
         ax[0, 0].set(xlabel=f"predicted (threshold {threshold:.0%})", ylabel="truth")
         return fig
     tp, fp, fn = (a[ev.regular_idx] for a in ev.counts(threshold))
     tn = len(ev.records) - tp - fp - fn
     table = np.c_[tp, fp, fn, tn]
-    names = [ev.tags[j]["name"] for j in ev.regular_idx]
+    names = [plain(ev.tags[j]["name"]) for j in ev.regular_idx]
     fig, axes = _figure(5, 1 + 0.5 * len(names))
     ax = axes[0, 0]
     ax.imshow(table, cmap="Blues", aspect="auto")
@@ -215,8 +223,8 @@ def mistakes_gallery(evaluation, load_image, threshold: float = 0.5, overlap_thr
                     _box(ax, b, w, h, colour, ls)
             ax.set_title(f"{len(m['false_positives'])} false, {len(m['false_negatives'])} missed", fontsize=9)
         else:
-            fn = ", ".join(f"{x['tag_name']} {x['probability']:.0%}" for x in m["false_negatives"])
-            fp = ", ".join(f"{x['tag_name']} {x['probability']:.0%}" for x in m["false_positives"])
+            fn = ", ".join(f"{plain(x['tag_name'])} {x['probability']:.0%}" for x in m["false_negatives"])
+            fp = ", ".join(f"{plain(x['tag_name'])} {x['probability']:.0%}" for x in m["false_positives"])
             ax.set_title("\n".join(s for s in (f"missed: {fn}" if fn else "", f"wrong: {fp}" if fp else "") if s),
                          fontsize=9, color=FP_COLOUR)
     return fig
@@ -227,7 +235,7 @@ def _box(ax, item, w, h, colour, ls) -> None:
 
     l, t, bw, bh = item["box"]
     ax.add_patch(Rectangle((l * w, t * h), bw * w, bh * h, fill=False, edgecolor=colour, lw=2, ls=ls))
-    label = item["tag_name"] + ("" if item["probability"] is None else f" {item['probability']:.0%}")
+    label = plain(item["tag_name"]) + ("" if item["probability"] is None else f" {item['probability']:.0%}")
     ax.text(l * w, t * h, label, color="white", fontsize=7, va="bottom",
             bbox={"facecolor": colour, "alpha": 0.8, "pad": 1, "lw": 0})
 
@@ -253,8 +261,8 @@ def compare_splits_figure(comparison: SplitComparison, metrics=("precision", "re
             values = frame[metric].reindex(labels).to_numpy(dtype=float)
             ax.bar(x + (k - (len(frames) - 1) / 2) * width, np.nan_to_num(values), width, label=name)
         ax.set(xticks=x, ylim=(0, 1.05), title=metric)
-        ax.set_xticklabels(labels, rotation=30, ha="right")
+        ax.set_xticklabels([plain(n) for n in labels], rotation=30, ha="right")
     axes[0, 0].legend(fontsize="small")
     if comparison.holdout is None:
-        fig.suptitle(comparison.holdout_reason, fontsize=9)
+        fig.suptitle(plain(comparison.holdout_reason), fontsize=9)
     return fig

@@ -6,8 +6,9 @@ own seat, so no route can see, change or predict with another learner's projects
 count, names, quotas) apply per learner. The seat list lives in the instructor's workspace as the JSON setting
 ``workshop.seats``; the instructor's own keys (the workspace's service keys) see every seat's progress.
 
-Training requests from every seat go through one fair FIFO :class:`TrainingQueue` (bounded concurrency, 1 at a
-time on 2 cores): waiting iterations show ``status == "Queued"`` and ``queue_position`` (1 = next).
+Training requests from every seat go through one :class:`TrainingQueue`, round robin between seats (bounded
+concurrency, 1 at a time on 2 cores): waiting iterations show ``status == "Queued"`` and ``queue_position`` (1 =
+next).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from cvlab import rules
 from cvlab.errors import CvlabError
 
 SEATS_SETTING = "workshop.seats"
@@ -150,6 +152,7 @@ def submit_quiz(seat_ws, body: dict) -> dict:
     quiz_id = body.get("quiz")
     if not isinstance(quiz_id, str) or not quiz_id.strip() or len(quiz_id) > 100:
         raise CvlabError("BadRequestInvalid", "'quiz' names the quiz or topic (1-100 characters).")
+    rules.check_text(quiz_id, "quiz name", "BadRequestInvalid")
     answered, correct = body.get("answered"), body.get("correct")
     for k, v in (("answered", answered), ("correct", correct)):
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
@@ -318,11 +321,13 @@ class _Ticket:
 
 
 class TrainingQueue:
-    """FIFO admission for training with at most ``slots`` running at once.
+    """Fair admission for training with at most ``slots`` running at once: round robin between seats.
 
     ``cvlab.training`` asks ``enqueue(ws, project_id, iteration_id)`` right after creating an iteration (None for
-    workspaces not registered here) and trains inside the returned ticket's ``with`` block. Waiting iterations are
-    stored as ``Queued`` with their 1-based ``queue_position``; nobody is refused because the room is busy.
+    workspaces not registered here) and trains inside the returned ticket's ``with`` block. The next to run is the
+    oldest waiting iteration of the seat that was served longest ago (a seat never served first), so a seat with
+    three iterations waiting holds the line for one turn, not three. Waiting iterations are stored as ``Queued``
+    with their 1-based ``queue_position`` in that order; nobody is refused because the room is busy.
     """
 
     def __init__(self, slots: int = 1):
@@ -333,6 +338,8 @@ class TrainingQueue:
         self._waiting: list[_Ticket] = []
         self._running: list[_Ticket] = []
         self._labels: dict[str, str] = {}
+        self._turns = 0                       # admissions so far
+        self._last_turn: dict[str, int] = {}  # seat label -> the admission number it was last served at
         self.waits: list[float] = []  # seconds each admitted training waited
 
     def register(self, ws, label: str) -> None:
@@ -349,15 +356,31 @@ class TrainingQueue:
             self._advance()
         return t
 
+    def _line(self) -> list[_Ticket]:
+        """The waiting tickets in the order they will run (caller holds the lock): round robin between seats,
+        each seat's own tickets first in, first out."""
+        last = dict(self._last_turn)
+        turn, left, line = self._turns, list(self._waiting), []
+        while left:
+            nxt = min(range(len(left)), key=lambda i: (last.get(left[i].label, -1), i))
+            t = left.pop(nxt)
+            last[t.label] = turn
+            turn += 1
+            line.append(t)
+        return line
+
     def _advance(self) -> None:
-        """Admit from the head while slots are free, then renumber the line (caller holds the lock)."""
+        """Admit in round-robin order while slots are free, then renumber the line (caller holds the lock)."""
         while self._waiting and len(self._running) < self.slots:
-            t = self._waiting.pop(0)
+            t = self._line()[0]
+            self._waiting.remove(t)
+            self._last_turn[t.label] = self._turns
+            self._turns += 1
             t.admitted_at = time.monotonic()
             self.waits.append(t.admitted_at - t.enqueued)
             self._running.append(t)
             self._store(t, status="Training", queue_position=None)
-        for pos, t in enumerate(self._waiting, 1):
+        for pos, t in enumerate(self._line(), 1):
             self._store(t, status="Queued", queue_position=pos)
         self._cond.notify_all()
 
@@ -404,7 +427,7 @@ class TrainingQueue:
                     "running": [{"seat": t.label, "iteration_id": t.iteration_id,
                                  "running_s": round(now - (t.admitted_at or now), 2)} for t in self._running],
                     "waiting": [{"seat": t.label, "iteration_id": t.iteration_id, "queue_position": i,
-                                 "waiting_s": round(now - t.enqueued, 2)} for i, t in enumerate(self._waiting, 1)],
+                                 "waiting_s": round(now - t.enqueued, 2)} for i, t in enumerate(self._line(), 1)],
                     "admitted": len(self.waits),
                     "longest_wait_s": round(max(self.waits + [now - t.enqueued for t in self._waiting],
                                                 default=0.0), 2)}

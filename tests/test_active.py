@@ -1,8 +1,7 @@
 """Active learning: uncertainty, stored-prediction queries, adding predictions to training, suggestions."""
 from __future__ import annotations
 
-import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -116,12 +115,12 @@ def stored(ws):
     probs = [(0.95, 0.05), (0.55, 0.45), (0.20, 0.80), (0.60, 0.40), (0.05, 0.95)]
     apps = ["cam1", "cam1", "cam2", None, "cam2"]
     preds = []
+    start = datetime.now(timezone.utc) - timedelta(minutes=5)
     for i, ((pa, pb), app) in enumerate(zip(probs, apps)):
         preds.append(ws.store_prediction(p.id, None, make_image_bytes(64, 64, seed=i),
                                          [{"tag_id": a.id, "tag_name": "a", "probability": pa, "bounding_box": None},
                                           {"tag_id": b.id, "tag_name": "b", "probability": pb, "bounding_box": None}],
-                                         application=app))
-        time.sleep(0.002)
+                                         application=app, created=start + timedelta(seconds=i)))  # any clock
     return ws, p, a, b, neg, preds
 
 

@@ -23,6 +23,7 @@ from PIL import Image
 from cvlab.domains import find_domain
 from cvlab.errors import CvlabError
 from cvlab.export import convert, export_file, export_iteration, get_exports, wait
+from parity import assert_same_top_tag
 
 pytestmark = pytest.mark.slow
 
@@ -73,14 +74,16 @@ def test_onnx_export_matches_azure_shape_and_predictor(trained_round_square, tmp
     assert [i.name for i in model.graph.input] == ["data"] and [o.name for o in model.graph.output] == ["model_output"]
     got = convert.OnnxRunner(folder / "model.onnx")(batch)[0]
     assert np.abs(got - expected).max() <= 1e-4
-    assert (got.argmax(1) == expected.argmax(1)).all()
+    assert_same_top_tag(got, expected, 1e-4)
     # the sample script in the zip runs as a learner would run it
     image_path = tmp_path / "probe.jpg"
     image_path.write_bytes(images[0])
     out = subprocess.run([sys.executable, str(folder / "python" / "onnxruntime_predict.py"), str(folder / "model.onnx"),
                           str(folder / "labels.txt"), str(image_path)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[0].startswith(labels[int(expected[0].argmax())] + ":")
+    name, printed = out.stdout.splitlines()[0].rsplit(": ", 1)  # the script's best tag (or one tied with it)
+    assert expected[0][labels.index(name)] >= expected[0].max() - 1e-4
+    assert abs(float(printed.rstrip("%")) / 100 - expected[0][labels.index(name)]) <= 2e-4  # +-5e-5 printed
     # exporting the same platform again returns the finished export instead of rebuilding it
     assert export_iteration(ws, project.id, iteration.id, "ONNX").id == record.id
     assert [e.status for e in get_exports(ws, project.id, iteration.id)] == ["Done"]
@@ -103,7 +106,7 @@ def test_tflite_export_nhwc_bgr_and_parity(trained_round_square, tmp_path):
     got = convert.TFLiteRunner(folder / "model.tflite")(batch)[0]
     assert np.abs(got - expected).max() <= 1e-3
     assert np.allclose(got.sum(1), 1.0, atol=1e-4)  # softmax probabilities, as Azure's model_outputs
-    assert (got.argmax(1) == expected.argmax(1)).all()
+    assert_same_top_tag(got, expected, 1e-3)
 
 
 def free_port() -> int:
@@ -166,8 +169,9 @@ def test_docker_app_serves_container_routes_with_parity(trained_round_square, tm
             by_name = {p["tagName"]: p["probability"] for p in body["predictions"]}
             for j, tag in enumerate(predictor.tags):
                 assert abs(by_name[tag["name"]] - expected[i][j]) <= 1e-3
-            assert body["predictions"][0]["tagName"] == predictor.tags[int(expected[i].argmax())]["name"]
-            assert body["predictions"][0]["tagId"] == predictor.tags[int(expected[i].argmax())]["id"]
+            top = next(j for j, t in enumerate(predictor.tags) if t["name"] == body["predictions"][0]["tagName"])
+            assert expected[i][top] >= expected[i].max() - 1e-3  # the top tag, or one tied with it
+            assert body["predictions"][0]["tagId"] == predictor.tags[top]["id"]
         raw = requests.post(base + "/image", data=images[0], headers={"Content-Type": "application/octet-stream"})
         assert raw.status_code == 200 and raw.json()["predictions"]
         corrupt = requests.post(base + "/image", data=b"not an image")
@@ -183,7 +187,8 @@ def test_docker_app_serves_container_routes_with_parity(trained_round_square, tm
             url = f"http://127.0.0.1:{images_server.server_port}/a.jpg"
             by_url = requests.post(base + f"/{project.id}/classify/iterations/Iteration1/url", json={"url": url})
             assert by_url.status_code == 200
-            assert by_url.json()["predictions"][0]["tagName"] == predictor.tags[int(expected[1].argmax())]["name"]
+            top = next(j for j, t in enumerate(predictor.tags) if t["name"] == by_url.json()["predictions"][0]["tagName"])
+            assert expected[1][top] >= expected[1].max() - 1e-3
         finally:
             images_server.shutdown()
     finally:
@@ -191,16 +196,14 @@ def test_docker_app_serves_container_routes_with_parity(trained_round_square, tm
         server.wait(10)
 
 
-def test_int8_onnx_is_smaller_and_keeps_top_tag(trained_round_square, tmp_path):
-    ws, project, iteration, images = trained_round_square
-    record = export_iteration(ws, project.id, iteration.id, "ONNX", "OnnxInt8")
-    folder = unzip(ws, record, tmp_path)
-    fp32 = export_iteration(ws, project.id, iteration.id, "ONNX")
-    fp32_size = zipfile.ZipFile(export_file(ws, Path(fp32.path).stem)).getinfo("model.onnx").file_size
-    assert (folder / "model.onnx").stat().st_size < 0.5 * fp32_size
-    _, batch, expected = reference(ws, iteration, images)
-    got = convert.OnnxRunner(folder / "model.onnx")(batch)[0]
-    assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.75  # int8 is lossy; the benchmark reports by how much
+def test_int8_onnx_is_not_offered_and_says_why(trained_round_square):
+    """Static int8 ONNX changed the model's top tag (1 of 16, then 6 of 32 benchmark images): withdrawn, with
+    Azure's error for a flavour that does not exist and the reason."""
+    ws, project, iteration, _ = trained_round_square
+    with pytest.raises(CvlabError) as err:
+        export_iteration(ws, project.id, iteration.id, "ONNX", "OnnxInt8")
+    assert err.value.code == "BadRequestExportValidationFailed" and "TensorFlowLiteInt8" in err.value.message
+    assert "top tag" in err.value.message
 
 
 def test_export_errors_carry_azure_codes(trained_round_square):
@@ -262,15 +265,17 @@ def float_tflite(ws, project, iteration, tmp_path) -> Path:
     # logits in the reference). 0.05 keeps the answer on these images and fails a broken quantisation (~0.5).
     ("TensorFlowLiteInt8", 5e-2),
 ])
-def test_tflite_quantized_flavors_load_and_stay_close_to_float(trained_round_square, tmp_path, flavor, max_diff):
+def test_tflite_quantized_flavors_load_and_stay_close_to_float(trained_round_square, tmp_path, flavor, max_diff,
+                                                               monkeypatch):
     from ai_edge_litert.interpreter import Interpreter
 
     ws, project, iteration, images = trained_round_square
     ws.recover_interrupted_exports(running=())  # as at a restart: ends the fake running job of the test above
     baseline = float_tflite(ws, project, iteration, tmp_path)
-    started = time.perf_counter()
+    conversions = []  # counted, not timed: a machine's speed must not decide the test
+    real = convert.to_tflite
+    monkeypatch.setattr(convert, "to_tflite", lambda *a, **k: conversions.append(a) or real(*a, **k))
     record = export_iteration(ws, project.id, iteration.id, "TensorFlow", flavor)
-    seconds = time.perf_counter() - started
     folder = unzip(ws, record, tmp_path / flavor)
     predictor, batch, _ = reference(ws, iteration, images)
     _, meta = check_manifest(folder, "TensorFlow", "model.tflite", [t["name"] for t in predictor.tags])
@@ -281,10 +286,10 @@ def test_tflite_quantized_flavors_load_and_stay_close_to_float(trained_round_squ
     want = convert.TFLiteRunner(baseline)(batch)[0]
     got = convert.TFLiteRunner(folder / "model.tflite")(batch)[0]
     diff = float(np.abs(got - want).max())
-    print(f"{flavor}: max |p - p_float| = {diff:.2e}, export {seconds:.1f} s")
+    print(f"{flavor}: max |p - p_float| = {diff:.2e}")
     assert diff <= max_diff
-    assert (got.argmax(1) == want.argmax(1)).all()
-    assert seconds < 15, "a quantised flavor is derived from the cached float conversion, not converted again"
+    assert_same_top_tag(got, want, max_diff)
+    assert conversions == [], "a quantised flavor is derived from the cached float conversion, not converted again"
 
 
 def test_docker_arm_flavor_builds_for_arm_and_serves_the_float_model(trained_round_square, tmp_path):

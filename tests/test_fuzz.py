@@ -1,11 +1,16 @@
 """Schema fuzzing (schemathesis) of cvlab's own OpenAPI over HTTP on 127.0.0.1 with valid keys: no request may
-produce a 5xx, and every error is Azure's ``{code, message}`` JSON. Ids in paths are swapped for real ones so the
-fuzzer gets past NotFound into the handlers; operations that would train, export or delete the fixture keep their
-generated ids."""
+produce a 5xx, and every error is Azure's ``{code, message}`` JSON of bounded size. Ids in paths are swapped for
+real ones so the fuzzer gets past NotFound into the handlers; operations that would train, export or delete the
+fixture keep their generated ids. A second fuzzer sends the hostile classes of issue 22 to every operation that
+takes JSON or text: bodies of many values, text that is not valid Unicode (JSON escapes, raw bytes in query
+strings, multipart file names): never a 5xx, never a dropped connection, nothing invalid stored."""
 from __future__ import annotations
 
 import base64
+import json
 import os
+import re
+import uuid
 
 import pytest
 import requests
@@ -15,10 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from cvlab.service import start_background
 from cvlab.workspace import ImageEntry, Workspace
 from helpers import colour_jpeg
+from test_reliability_support import stored_text_problems
 
 pytestmark = pytest.mark.timeout(300)
 
 EXAMPLES_PER_OPERATION = int(os.environ.get("CVLAB_FUZZ_EXAMPLES", "4"))  # CI: 4; explore with more
+MAX_ERROR_BYTES = 4096  # like Azure's single error: no error body grows with the request
 KEEP_GENERATED_IDS = {("POST", "/train"), ("POST", "/export"), ("DELETE", "/{projectId}"),
                       ("DELETE", "/{iterationId}")}
 
@@ -44,6 +51,10 @@ def _check(response: requests.Response, label: str, failures: list) -> None:
         return
     if response.status_code < 400:
         return
+    if len(response.content) > MAX_ERROR_BYTES:
+        failures.append(f"{label}: {response.status_code} error body of {len(response.content)} bytes")
+    if response.headers.get("Connection", "").lower() == "close" and response.status_code != 413:
+        failures.append(f"{label}: {response.status_code} closed the connection")
     try:
         body = response.json()
     except ValueError:
@@ -119,3 +130,66 @@ def test_fuzzed_image_bodies_never_5xx(served):
         _check(r, f"files #{i}", failures)
     assert not failures, "\n".join(failures)
     assert ws.check()["ok"] or ws.check()["repairable"]
+
+
+HOSTILE_STRINGS = ["q\ud800", "\udfff", "a\ud83d", "\u2028", "\x85", "$\\undefined{x}$"]
+HOSTILE_QUERY = ["%ED%A0%80", "%FF", "x%C3", "%F4%90%80%80"]  # a surrogate's bytes, not UTF-8, cut, past U+10FFFF
+
+
+def _body_properties(spec: dict, op: dict) -> list[str]:
+    """The JSON property names an operation's request body declares (its $ref'd schema), else common ones (the
+    routes that read JSON themselves: metadata, training parameters, quiz scores)."""
+    schema = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+    ref = schema.get("$ref", "")
+    declared = spec.get("components", {}).get("schemas", {}).get(ref.rsplit("/", 1)[-1], {}).get("properties", {})
+    return list(declared) or ["name", "note", "quiz", "selectedTags"]
+
+
+def test_hostile_bodies_and_text_on_every_operation_never_5xx_and_store_nothing_invalid(served):
+    """Issue 22's classes, systematically, on every operation of the OpenAPI: each body property given a lone
+    surrogate (as JSON sends it, \\udXXX), a lone surrogate as a key, or 25,000 values; each text query parameter
+    given bytes that are not UTF-8; multipart file names that are not UTF-8. Never a 5xx, a big error or a dropped
+    connection, and nothing that is not valid Unicode is stored."""
+    handle, ws, ids = served
+    spec = requests.get(handle.endpoint + "/openapi.json", timeout=30).json()
+    keys = {"Training-Key": handle.training_key, "Prediction-Key": handle.prediction_key}
+    session = requests.Session()
+    failures: list[str] = []
+    calls = 0
+    operations = [(path, method, op) for path, methods in spec["paths"].items() for method, op in methods.items()
+                  if method in ("post", "patch", "delete", "get")
+                  and not any(path.endswith(end) and method.upper() == m for m, end in KEEP_GENERATED_IDS)]
+    assert len(operations) >= 50
+
+    def send(method, url, label, data=None, ctype="application/json"):
+        nonlocal calls
+        try:
+            r = session.request(method, url, data=data, timeout=60, headers={**keys, "Content-Type": ctype})
+        except requests.RequestException as exc:
+            failures.append(f"{label}: {type(exc).__name__}: {exc}")
+            return
+        calls += 1
+        _check(r, label, failures)
+
+    for n, (path, method, op) in enumerate(operations):
+        url = handle.endpoint + re.sub(r"\{(\w+)\}", lambda m: ids.get(m.group(1), str(uuid.UUID(int=1))), path)
+        m = method.upper()
+        if m in ("POST", "PATCH"):
+            for k, prop in enumerate(_body_properties(spec, op)[:6]):
+                bad = HOSTILE_STRINGS[(n + k) % len(HOSTILE_STRINGS)]
+                for doc in ({prop: bad}, {prop: {bad: "x"}}, {prop: [bad]}, {prop: [0] * 25_000}):
+                    send(m, url, f"{m} {path} {prop}={str(doc)[:60]}", json.dumps(doc))  # ensure_ascii: \udXXX
+        for k, param in enumerate(p["name"] for p in op.get("parameters", []) if p.get("in") == "query"
+                                  and p.get("schema", {}).get("type", "string") == "string"):
+            raw = HOSTILE_QUERY[(n + k) % len(HOSTILE_QUERY)]
+            send(m, f"{url}?{param}={raw}", f"{m} {path} ?{param}={raw}", "{}" if m in ("POST", "PATCH") else None)
+    for raw in (b"\xed\xa0\x80.jpg", b"\xff\xfe.jpg", "\u2028.jpg".encode()):  # multipart file names
+        part = (b'--xyz\r\nContent-Disposition: form-data; name="imageData"; filename="' + raw + b'"\r\n\r\n'
+                + colour_jpeg((9, 9, 200), seed=len(raw)) + b"\r\n--xyz--\r\n")
+        send("POST", handle.endpoint + f"/customvision/v3.4-preview/training/projects/{ids['projectId']}/images",
+             f"multipart name {raw!r}", part, "multipart/form-data; boundary=xyz")
+    assert calls >= 3 * len(operations)
+    assert session.get(handle.endpoint + "/customvision/v3.4-preview/training/projects", headers=keys,
+                       timeout=30).status_code == 200
+    assert not failures, f"{len(failures)} of {calls} hostile requests failed:\n" + "\n".join(failures[:40])
+    assert stored_text_problems(ws) == []

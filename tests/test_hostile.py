@@ -12,9 +12,8 @@ import zipfile
 import pytest
 
 from cvlab.errors import CvlabError
-from cvlab.service import start_background
-from cvlab.workspace import Workspace
-from helpers import Api, assert_azure_error, colour_jpeg, png, png_with_declared_size, snapshot
+from helpers import assert_azure_error, colour_jpeg, png, png_with_declared_size, snapshot
+from test_reliability_support import published_colours
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -45,23 +44,14 @@ class _HostileHost(http.server.BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def env(trained_colours):
     """One server on a copy of the trained colours workspace (iteration published), one hostile web host."""
-    path, info = trained_colours()
-    ws = Workspace(path)
-    handle = start_background(ws, rate_limits=False)
-    api = Api(handle.endpoint, handle.training_key, handle.prediction_key)
-    pid = info["project_id"]
-    r = api.t("POST", f"/projects/{pid}/iterations/{info['iteration_id']}/publish",
-              params={"publishName": "live", "predictionId": handle.prediction_resource_id})
-    assert r.status_code == 200, r.text
-    host = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HostileHost)
-    host.daemon_threads = True
-    threading.Thread(target=host.serve_forever, daemon=True).start()
-    yield {"ws": ws, "api": api, "pid": pid, "tags": info["tags"], "iteration": info["iteration_id"],
-           "root": path.parent, "host": f"http://127.0.0.1:{host.server_address[1]}"}
-    _HostileHost.release.set()
-    host.shutdown()
-    handle.stop()
-    ws.close()
+    with published_colours(trained_colours) as (ws, handle, api, info):
+        host = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HostileHost)
+        host.daemon_threads = True
+        threading.Thread(target=host.serve_forever, daemon=True).start()
+        yield {"ws": ws, "api": api, "pid": info["project_id"], "tags": info["tags"], "iteration": info["iteration_id"],
+               "root": info["root"], "host": f"http://127.0.0.1:{host.server_address[1]}"}
+        _HostileHost.release.set()
+        host.shutdown()
 
 
 @pytest.fixture
@@ -290,7 +280,8 @@ def test_url_prediction_refuses_non_http_schemes(env, unchanged, url):
     assert_azure_error(r)
 
 
-def test_url_prediction_redirect_loop_is_a_400(env, unchanged):
+def test_url_prediction_redirect_loop_is_a_400(env, unchanged, monkeypatch):
+    monkeypatch.setenv("CVLAB_ALLOW_PRIVATE_URLS", "1")  # the hostile host is on 127.0.0.1
     r = env["api"].p("POST", f"/{env['pid']}/classify/iterations/live/url/nostore",
                      json={"url": env["host"] + "/loop"})
     assert_azure_error(r, code="BadRequestImageUrl")
@@ -299,11 +290,12 @@ def test_url_prediction_redirect_loop_is_a_400(env, unchanged):
 def test_url_prediction_to_a_silent_server_times_out(env, unchanged, monkeypatch):
     """The fetch gives up (bounded time) with a 400 instead of holding the request forever."""
     from cvlab.service import fetch
-    monkeypatch.setattr(fetch.fetch_image, "__defaults__", (1.0,))  # the service's 10 s default, shortened
+    monkeypatch.setattr(fetch, "DEADLINE_SECONDS", 1.0)  # the service's 10 s, shortened
+    monkeypatch.setenv("CVLAB_ALLOW_PRIVATE_URLS", "1")  # the hostile host is on 127.0.0.1
     r = env["api"].p("POST", f"/{env['pid']}/classify/iterations/live/url/nostore",
                      json={"url": env["host"] + "/hang"}, timeout=30)
     body = assert_azure_error(r, code="BadRequestImageUrl")
-    assert "timed out" in body["message"]
+    assert body["message"] == fetch.UNREACHABLE  # the same words whatever went wrong (no port scanner)
     r = env["api"].t("POST", f"/projects/{env['pid']}/images/urls",
                      json={"images": [{"url": env["host"] + "/hang"}]}, timeout=30)
     assert r.status_code == 207 and r.json()["images"][0]["status"] == "ErrorSource"

@@ -1,41 +1,71 @@
-"""The curriculum notebooks: stored clean, in sync with notebooks/_build.py, and executing top to bottom.
+"""The curriculum notebooks: stored clean, each in sync with its jupytext source, and executing top to bottom.
 
-Every notebook runs with CVLAB_PROFILE=fast in one temporary workspace shared by the session (in file order,
-as a learner would go), on the venv's python3 kernel. Their assert cells check what each one teaches.
+Every lesson is a pair (``notebooks/jupytext.toml``): ``NN-name.py`` in jupytext's percent format, the source to
+review, and ``NN-name.ipynb``, what JupyterLab and CI run. Every notebook runs with CVLAB_PROFILE=fast in one
+temporary workspace shared by the session (in file order, as a learner would go), on the venv's python3 kernel.
+Their assert cells check what each one teaches.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
+import shutil
 import time
 from pathlib import Path
 
+import jupytext
 import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NB_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NB_DIR.glob("[0-9][0-9]-*.ipynb"))
+SOURCES = sorted(NB_DIR.glob("[0-9][0-9]-*.py"))
 TIMINGS: dict[str, float] = {}
 
 
-def _build_module():
-    spec = importlib.util.spec_from_file_location("nb_build", NB_DIR / "_build.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def _cells(nb) -> list[tuple]:
+    """What a lesson is: each cell's type, text and tags (ids, outputs and counts are not the lesson)."""
+    return [(c.cell_type, c.source, c.metadata.get("tags", []), c.metadata.get("exercise_prompt")) for c in nb.cells]
 
 
-def test_notebooks_exist_in_sync_with_the_build_script():
-    mod = _build_module()
+def test_every_notebook_is_in_sync_with_its_jupytext_source():
+    assert [p.stem for p in NOTEBOOKS] == [p.stem for p in SOURCES], "pair them: jupytext --sync notebooks/*.ipynb"
     names = [p.stem for p in NOTEBOOKS]
-    assert names == sorted(mod.NOTEBOOKS), "run: .venv/bin/python notebooks/_build.py"
     assert names[0].startswith("00-") and any(n.startswith("08-") for n in names)
-    for path in NOTEBOOKS:
-        stored = nbformat.read(path, as_version=4)
-        sources = [("md" if c.cell_type == "markdown" else
-                    "exercise" if "exercise" in c.metadata.get("tags", []) else "code", c.source) for c in stored.cells]
-        assert sources == mod.NOTEBOOKS[path.stem], f"{path.name} differs from _build.py: rebuild it"
+    for source, path in zip(SOURCES, NOTEBOOKS):
+        assert _cells(jupytext.read(source)) == _cells(nbformat.read(path, as_version=4)), \
+            f"{path.name} differs from {source.name}: run jupytext --sync {path.relative_to(ROOT)}"
+
+
+def test_an_instructor_edit_in_jupyterlab_reaches_both_versions(tmp_path):
+    """Save a changed markdown cell of notebook 03 through jupytext's contents manager (what JupyterLab's save
+    does with the pairing): both files change, a re-sync changes nothing, and the learner and instructor
+    versions carry the new text."""
+    from jupytext.cli import jupytext as jupytext_cli
+    from jupytext import TextFileContentsManager
+
+    from cvlab import notebook_versions as nv
+
+    work = tmp_path / "notebooks"
+    shutil.copytree(NB_DIR, work)
+    name = next(p.name for p in NOTEBOOKS if p.name.startswith("03-"))
+    cm = TextFileContentsManager(root_dir=str(work))
+    model = cm.get(name)
+    cell = next(c for c in model["content"].cells if c.cell_type == "markdown" and c.source.startswith("## 1"))
+    edit = "An instructor's note: in class we train Quick first, together."
+    cell.source += "\n\n" + edit
+    cm.save(model, name)
+    source = work / name.replace(".ipynb", ".py")
+    assert edit in source.read_text() and edit in (work / name).read_text()
+    jupytext_cli(["--sync", str(work / name), "--quiet"])
+    assert _cells(jupytext.read(source)) == _cells(nbformat.read(work / name, as_version=4))
+    versions = tmp_path / "versions"
+    nv.write_versions(versions, "both", source=work)
+    for version in nv.VERSIONS:
+        made = nbformat.read(versions / version / name, as_version=4)
+        assert any(edit in c.source for c in made.cells if c.cell_type == "markdown"), version
+        assert nv.check_learner(nbformat.read(work / name, as_version=4),
+                                nbformat.read(versions / "learner" / name, as_version=4)) == []
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

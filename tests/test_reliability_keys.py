@@ -244,10 +244,11 @@ def test_export_links_expire_and_get_exports_signs_fresh_ones(served, done_expor
 def test_export_link_default_lifetime_is_an_hour(served):
     from datetime import datetime, timezone
 
-    from cvlab.service.blobs import EXPORT_LINK_SECONDS, export_link
+    from cvlab.config import settings
+    from cvlab.service.blobs import export_link
     handle = served[0]
     now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
-    assert EXPORT_LINK_SECONDS == 3600
+    assert settings({}).export_link_seconds == 3600
     assert "se=2026-01-01T13:00:00Z" in export_link(handle.app.state.ctx, handle.endpoint, "exports/t.zip", now)
 
 

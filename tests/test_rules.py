@@ -8,7 +8,7 @@ from cvlab.errors import status_for_code
 
 
 def test_limits_match_the_reference_table():
-    expected = {  # reference §5.1 (limits page 01/22/2025) and SDK docstrings
+    expected = {  # rules.LIMITS_PAGE (the limits and quotas page, 01/22/2025) and the SDK's docstrings
         "projects": (2, 100), "images_per_project": (5_000, 100_000), "tags_per_project": (50, 500),
         "iterations_per_project": (20, 20), "predictions_per_month": (10_000, None),
         "tps_prediction_with_storage": (2, 10), "tps_prediction_without_storage": (2, 20),

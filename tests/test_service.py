@@ -111,7 +111,9 @@ def image_host():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     server.files = files
     server.url = lambda path: f"http://127.0.0.1:{server.server_address[1]}{path}"
-    yield server
+    with pytest.MonkeyPatch.context() as mp:  # URL fetches refuse loopback unless the lab allows its image server
+        mp.setenv("CVLAB_ALLOW_PRIVATE_URLS", f"127.0.0.1:{server.server_address[1]}")
+        yield server
     server.shutdown()
 
 

@@ -103,7 +103,9 @@ def host():
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    with pytest.MonkeyPatch.context() as mp:  # URL fetches refuse loopback unless the lab allows its image server
+        mp.setenv("CVLAB_ALLOW_PRIVATE_URLS", "1")
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
 
 

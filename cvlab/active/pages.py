@@ -17,6 +17,7 @@ def encode_continuation(offset: int) -> str:
 
 
 def decode_continuation(token: str | None) -> int:
+    """The offset a continuation token stands for (0 for none); a clear error for a token cvlab did not make."""
     if not token:
         return 0
     try:
@@ -30,6 +31,7 @@ def decode_continuation(token: str | None) -> int:
 
 
 def max_count(value, code: str) -> int:
+    """``maxCount`` of a query as a page size (default ``PAGE``, at most ``rules.limit("take")``)."""
     cap = rules.limit("take")
     try:
         n = PAGE if value is None else int(value)

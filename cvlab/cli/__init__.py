@@ -3,6 +3,7 @@
 Each command module exposes `configure(parser)` and `run(args) -> int`; it is imported only when its command
 runs, so `cvlab --help` is instant and a missing part of the build gives a clear message instead of a traceback.
 Nothing in the core imports this package: the commands are a face over the core API, like the REST service.
+(`cvlab quiz` lives beside its engine, in `cvlab.quiz.cli`.)
 """
 from __future__ import annotations
 

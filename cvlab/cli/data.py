@@ -22,6 +22,7 @@ from cvlab.workspace import open_workspace
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``cvlab data``."""
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     sub.add_parser("list", help="list the synthetic datasets")

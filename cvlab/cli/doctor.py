@@ -9,6 +9,7 @@ from cvlab.workspace import DB_NAME, Workspace, default_workspace_path
 
 
 def configure(parser) -> None:
+    """The arguments of ``cvlab doctor``."""
     parser.description = "Check a workspace's integrity (database vs. image store) and print a JSON report."
     parser.add_argument("--workspace", default=None, help="workspace folder (default: $CVLAB_WORKSPACE or ./workspace)")
     parser.add_argument("--repair", action="store_true",

@@ -11,15 +11,17 @@ from cvlab.workspace import open_workspace
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``cvlab export``."""
     parser.add_argument("--workspace", help="workspace folder (default: $CVLAB_WORKSPACE or ./workspace)")
     parser.add_argument("--project", required=True, help="project name or id")
     parser.add_argument("--iteration", help="iteration name or id (default: the most recently trained one)")
     parser.add_argument("--platform", required=True, help="ONNX | TensorFlow | DockerFile")
-    parser.add_argument("--flavor", help="e.g. TensorFlowLite, TensorFlowLiteFloat16, OnnxInt8, Linux, ARM")
+    parser.add_argument("--flavor", help="e.g. TensorFlowLite, TensorFlowLiteFloat16, TensorFlowLiteInt8, Linux, ARM")
     parser.add_argument("--out", default=".", help="folder to write the zip to")
 
 
 def run(args: argparse.Namespace) -> int:
+    """Export the iteration and copy its zip to ``--out``."""
     ws = open_workspace(args.workspace)
     project = ws.resolve_project(args.project)
     if args.iteration:

@@ -12,6 +12,7 @@ from cvlab.workspace import open_workspace
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``cvlab serve``."""
     parser.add_argument("--workspace", default=None, help="workspace folder (default: $CVLAB_WORKSPACE or ./workspace)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 = any free port)")

@@ -7,6 +7,7 @@ from cvlab.workspace import open_workspace
 
 
 def configure(parser) -> None:
+    """The arguments of ``cvlab train``."""
     parser.add_argument("--workspace", "-w", default=None, help="workspace folder (default $CVLAB_WORKSPACE or "
                                                                 "./workspace)")
     parser.add_argument("--project", "-p", required=True, help="project name or id")
@@ -19,6 +20,7 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
+    """Train the project and print the new iteration's performance."""
     ws = open_workspace(args.workspace)
     project = ws.resolve_project(args.project)
     recover_interrupted(ws)

@@ -16,6 +16,7 @@ from cvlab.workspace import open_workspace
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``cvlab workshop`` and its actions."""
     parser.add_argument("--workspace", default=None, help="the instructor's workspace (default: $CVLAB_WORKSPACE "
                         "or ./workspace)")
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -43,6 +44,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run one ``cvlab workshop`` action."""
     if args.action == "notebooks":
         written = nv.write_versions(args.out, args.version, source=args.source)
         print(json.dumps({"written": [str(p) for p in written]}, indent=1))

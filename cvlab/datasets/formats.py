@@ -30,6 +30,7 @@ import re
 import shutil
 import xml.etree.ElementTree as ET
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Iterable
@@ -110,9 +111,30 @@ def extract_zip(archive: Path, dest: Path) -> Path:
                 target.mkdir(parents=True, exist_ok=True)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(m) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out)
+            _extract_member(zf, m, target, archive)
     return dest
+
+
+def _extract_member(zf: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path, archive: Path) -> None:
+    """Copy one member, never more than the size it declares (the total above was checked against those sizes);
+    a member that inflates past it, or whose data is damaged, is a FormatError naming it, not a raw BadZipFile."""
+    written = 0
+    try:
+        with zf.open(member) as src, open(target, "wb") as out:
+            while chunk := src.read(1 << 20):
+                written += len(chunk)
+                if written > member.file_size:
+                    raise FormatError(archive, f"member {member.filename!r} unpacks to more than the "
+                                      f"{member.file_size} bytes it declares: the archive is damaged or hostile",
+                                      field=member.filename)
+                out.write(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:
+        target.unlink(missing_ok=True)
+        raise FormatError(archive, f"member {member.filename!r} cannot be unpacked ({e}): the archive is damaged "
+                          "or uses an unsupported compression; re-create the zip", field=member.filename) from None
+    except FormatError:
+        target.unlink(missing_ok=True)
+        raise
 
 
 def _images_under(root: Path) -> list[Path]:
@@ -480,11 +502,20 @@ def write_voc(records: Iterable[Record], out: Path, **_) -> Path:
 
 
 # --------------------------------------------------------------------------------------------------- YOLO
+def _lines(path: Path) -> list[str]:
+    """A text file's lines split on line ends only ("\\n", "\\r\\n", "\\r"), never with ``str.splitlines()``,
+    which also splits on U+0085, U+2028 and other separators a name may hold, shifting every later line."""
+    try:
+        return path.read_text(encoding="utf-8").split("\n")  # read_text already turned \r\n and \r into \n
+    except UnicodeDecodeError as e:
+        raise FormatError(path, f"not UTF-8 text ({e.reason})") from None
+
+
 def _yolo_names(root: Path) -> list[str]:
     for fname in ("classes.txt", "obj.names"):
         p = root / fname
         if p.is_file():
-            return [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+            return [ln.strip() for ln in _lines(p) if ln.strip()]
     for fname in ("data.yaml", "dataset.yaml"):
         p = root / fname
         if p.is_file():
@@ -513,7 +544,7 @@ def read_yolo(root: Path) -> LabeledSet:
         label = lbl_root / rel.with_suffix(".txt")
         rec = Record(name=p.name, path=p)
         if label.is_file():
-            for n, line in enumerate(label.read_text(encoding="utf-8").splitlines(), start=1):
+            for n, line in enumerate(_lines(label), start=1):
                 parts = line.split()
                 if not parts:
                     continue
@@ -538,6 +569,9 @@ def write_yolo(records: Iterable[Record], out: Path, tags: list[str] | None = No
     """``out/images/``, ``out/labels/*.txt``, ``out/classes.txt`` and an Ultralytics-style ``data.yaml``."""
     out = Path(out)
     records, names = _names(records, tags)
+    broken = [n for n in names if any(c in n for c in "\r\n")]
+    if broken:  # a line end inside a name would shift every later class index (cvlab's names cannot hold one)
+        raise FormatError(out / "classes.txt", f"tag name {broken[0]!r} holds a line break; rename the tag first")
     index = {n: i for i, n in enumerate(names)}
     (out / "labels").mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
@@ -546,10 +580,12 @@ def write_yolo(records: Iterable[Record], out: Path, tags: list[str] | None = No
         name = _file_name(rec, used)
         _save_image(rec, out / "images" / name)
         lines = [f"{index[r.tag]} " + " ".join(f"{v:.6f}" for v in coords.ltwh_to_yolo(r.ltwh)) for r in rec.regions]
-        (out / "labels" / (Path(name).stem + ".txt")).write_text("".join(ln + "\n" for ln in lines))
-    (out / "classes.txt").write_text("".join(n + "\n" for n in names))
+        label = out / "labels" / (Path(name).stem + ".txt")
+        label.write_text("".join(ln + "\n" for ln in lines), encoding="utf-8")
+    (out / "classes.txt").write_text("".join(n + "\n" for n in names), encoding="utf-8")
     (out / "data.yaml").write_text(yaml.safe_dump({"path": ".", "train": "images", "val": "images",
-                                                   "names": dict(enumerate(names))}, sort_keys=False))
+                                                   "names": dict(enumerate(names))}, sort_keys=False),
+                                   encoding="utf-8")
     return out
 
 

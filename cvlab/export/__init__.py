@@ -4,6 +4,11 @@
 Jobs run like Azure's: `export_iteration` records an export in `Exporting`, builds it (in a thread when
 `background=True`), and ends `Done` with a download token or `Failed` with the reason. Only iterations of
 compact domains export. The REST service serves `export_file(ws, token)` at the export's `downloadUri`.
+
+Flavours beyond Azure's (in cvlab): TensorFlowLiteFloat16 and TensorFlowLiteInt8 (weight-only int8 on the
+convolutions). There is no int8 ONNX flavour (Azure offers none either): cvlab's former ``OnnxInt8`` (static int8,
+8-bit activations) changed the top tag of images whose two best tags are close, 6 of 32 held-out images in
+benchmarks/export_speed.py (31 of 32 at best after tuning), so it was withdrawn; see benchmarks/export_speed.md.
 """
 from __future__ import annotations
 
@@ -134,11 +139,6 @@ def _build(ws, project, iteration, platform, flavor, folder, builder):
     if kind == "onnx":
         model = target / "model.onnx"
         convert.to_onnx(predictor.module, predictor.project_type, size, labels, model)
-        if quantization == "int8":
-            fp32 = target / "model.fp32.onnx"
-            model.replace(fp32)
-            convert.quantize_onnx(fp32, model, _calibration(ws, project.id, predictor))
-            fp32.unlink()
         _copy_template("onnx", folder)
         pixel = "Rgb8"
     else:
@@ -221,17 +221,6 @@ def _metadata(predictor, pixel: str, layout: str, quantization: str | None) -> d
         "cvlab.Tags": json.dumps([{"id": t["id"], "name": t["name"], "type": t.get("type", "Regular")}
                                   for t in predictor.tags]),
     }
-
-
-def _calibration(ws, project_id: str, predictor, count: int = 16):
-    """Calibration batch for static int8: the project's own images, preprocessed like predictions."""
-    import numpy as np
-
-    images = ws.get_images(project_id, tagging_status="Tagged", take=count)
-    if not images:
-        raise CvlabError("BadRequestExportValidationFailed", "Int8 export calibrates on the project's tagged images; "
-                         "the project has none.")
-    return np.stack([predictor.preprocessing.array(ws.open_image(im)) for im in images])
 
 
 def _copy_template(name: str, folder: Path) -> None:

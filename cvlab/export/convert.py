@@ -77,38 +77,7 @@ def to_onnx(module: torch.nn.Module, kind: str, size: int, labels: list[str], pa
     return path
 
 
-def quantize_onnx(src: Path, dst: Path, calibration: np.ndarray) -> Path:
-    """Static QDQ int8 (dynamic int8 is ~10x slower on this CPU, see the feasibility notes)."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    import onnxruntime
-
-    input_name = onnxruntime.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()[0].name
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.items = iter([{input_name: calibration[i:i + 1]} for i in range(len(calibration))])
-
-        def get_next(self):
-            return next(self.items, None)
-
-    import onnx
-
-    prepared = dst.with_suffix(".pre.onnx")
-    with _quiet():
-        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
-        # Only the convolutions: the linear head's weights span a range int8 cannot hold (see to_tflite).
-        convs = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type == "Conv"]
-        quantize_static(str(prepared), str(dst), Reader(), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                        nodes_to_quantize=convs)
-    prepared.unlink(missing_ok=True)
-    return dst
-
-
-def to_tflite(module: torch.nn.Module, size: int, path: Path, quantization: str | None = None,
-              calibration: np.ndarray | None = None) -> Path:
+def to_tflite(module: torch.nn.Module, size: int, path: Path, quantization: str | None = None) -> Path:
     """litert-torch conversion of the NHWC wrapper (a StaticShapeDetector: RGB in and Azure's S1 output names,
     else BGR in); `quantization` in (None, "fp16", "int8")."""
     with _quiet():  # importing it starts TensorFlow, which prints absl and oneDNN notices
@@ -171,9 +140,8 @@ class OnnxRunner:
     """Runs an exported model.onnx on preprocessed NCHW RGB 0-255 batches.
 
     No spin-waiting: by default onnxruntime's pool threads busy-wait for work, during a run and for a while
-    after it (measured: ~34 ms of CPU burnt after every run of the 224 px classifier). On 2 cores that steals a
-    core from whatever the process does next (decoding, storing, answering HTTP) and from other processes (the
-    server's CPU per classify request fell from 44-65 ms to 23-26 ms without it, see benchmarks/serve.py)."""
+    after it. On 2 cores that steals a core from whatever the process does next (decoding, storing, answering
+    HTTP) and from other processes (the figures: benchmarks/serve.md)."""
 
     def __init__(self, path: Path, threads: int = 2):
         import onnxruntime

@@ -4,8 +4,9 @@ Why FCOS: anchor-free, one prediction per feature-map cell, so decoding is a few
 ONNX.  We subclass torchvision's ``FCOS`` to reuse its head, centre-sampling target assignment and losses
 (sigmoid focal, GIoU, centre-ness), but replace its forward: eval ``forward(x)`` takes raw RGB 0..255
 [B,3,S,S] and returns ``(boxes [B,N,4] xyxy 0..1, classes [B,N] int64, scores [B,N])`` with decoding, score
-filtering and NMS (``torchvision.ops.batched_nms``) inside the graph; N is the largest per-image detection
-count of the batch, shorter rows are padded with score 0 (for one image: no padding, like Azure's exports).
+filtering and NMS (``torchvision.ops.batched_nms``) inside the graph; rows are ordered by score, then box, then
+class (``lexsort``: the same order in torch and onnxruntime even for equal scores); N is the largest per-image
+detection count of the batch, shorter rows are padded with score 0 (for one image: no padding, like Azure's).
 
 Quick training freezes the trunk (BatchNorm included), caches its features once per image and its mirror
 image, and trains only neck + head, so an epoch costs a fraction of a trunk pass.  Advanced training also
@@ -122,7 +123,12 @@ class Detector(FCOS):
         cand = torch.nonzero(flat_scores > self.score_thresh).squeeze(1)
         keep = cand[batched_nms(flat_boxes[cand], flat_scores[cand],
                                 flat_images[cand] * num_classes + flat_classes[cand], self.nms_thresh)]
-        # keep is sorted by score; rank each detection within its own image, cap, and scatter into [B, N].
+        # one defined order in torch and in the exported graph: score descending, then the box, then the class
+        # (NMS sorts by score only, and equal scores come out in whatever order a backend's sort leaves them)
+        kept_boxes = flat_boxes[keep]
+        keep = keep[lexsort([-flat_scores[keep], kept_boxes[:, 0], kept_boxes[:, 1], kept_boxes[:, 2],
+                             kept_boxes[:, 3], flat_classes[keep]])]
+        # rank each detection within its own image, cap, and scatter into [B, N].
         img = flat_images[keep]
         onehot = (img.unsqueeze(1) == torch.arange(batch, device=img.device).unsqueeze(0)).to(torch.int64)
         rank = (onehot.cumsum(0) * onehot).sum(1) - 1
@@ -138,6 +144,22 @@ class Detector(FCOS):
         out_scores = out_scores.index_put((img, rank), flat_scores[keep])
         out_classes = out_classes.index_put((img, rank), flat_classes[keep])
         return out_boxes, out_classes, out_scores
+
+
+def lexsort(keys: list[Tensor]) -> Tensor:
+    """The permutation that sorts by ``keys[0]`` ascending, then ``keys[1]``..., then by position: the same answer
+    from any sort, stable or not (torch's, onnxruntime's TopK), because every pass sorts unique int64 keys (a
+    value's dense rank times n plus the rank so far). Plain tensor ops, so it traces into ONNX."""
+    n = keys[0].shape[0]
+    rank = torch.arange(n, device=keys[0].device)
+    for key in reversed(keys):
+        order = torch.argsort(key)
+        ranked = key[order]
+        dense = torch.cat([torch.zeros_like(order[:1]), (ranked[1:] != ranked[:-1]).to(torch.int64)]).cumsum(0)
+        dense = torch.zeros_like(order).scatter(0, order, dense)
+        positions = torch.arange(n, device=order.device)
+        rank = torch.zeros_like(order).scatter(0, torch.argsort(dense * n + rank), positions)
+    return torch.argsort(rank)
 
 
 def build_detector(num_classes: int, size: int = 320, seed: int = 0, *, backbone: str = "lite0") -> Detector:

@@ -7,8 +7,6 @@ Export links also expire like a SAS URL: ``?se=<UTC expiry>&sig=<HMAC of token a
 """
 from __future__ import annotations
 
-import io
-import os
 from datetime import datetime, timedelta, timezone
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -28,11 +26,9 @@ _MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "BMP": "image/bmp", "GIF": "i
 
 
 def _scaled(path, side: int) -> Response:
-    img = cvimages.load_rgb(path)
-    img.thumbnail((side, side))
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=90)
-    return Response(buf.getvalue(), media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+    """A small copy decoded no larger than needed and cached (``images.scaled_jpeg``)."""
+    return Response(cvimages.scaled_jpeg(path, side), media_type="image/jpeg",
+                    headers={"Cache-Control": "max-age=3600"})
 
 
 @router.get("/blobs/{kind}/{project_id}/{item_id}/{variant}", summary="Image bytes of a stored image")
@@ -56,7 +52,6 @@ def get_blob(request: Request, kind: str, project_id: str, item_id: str, variant
     return _scaled(path, RESIZED_SIDE if variant == "resized" else THUMBNAIL_SIDE)
 
 
-EXPORT_LINK_SECONDS = 3600  # Azure's export SAS lasts hours; an hour covers get_exports-then-download easily
 _SE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _EXPORT_KIND = "export-link"  # keeps these signatures apart from image ("images"/"predictions") ones
 
@@ -64,7 +59,8 @@ _EXPORT_KIND = "export-link"  # keeps these signatures apart from image ("images
 def export_link(ctx, base_url: str, relative: str, now: datetime | None = None) -> str:
     """The absolute, signed, expiring URL of an export zip the exporter recorded as ``exports/<token>.zip``."""
     token = relative.rsplit("/", 1)[-1].removesuffix(".zip")
-    seconds = int(os.environ.get("CVLAB_EXPORT_LINK_SECONDS", EXPORT_LINK_SECONDS))
+    from cvlab.config import settings
+    seconds = settings().export_link_seconds
     se = ((now or datetime.now(timezone.utc)) + timedelta(seconds=seconds)).strftime(_SE_FORMAT)
     return f"{base_url.rstrip('/')}/exports/{token}.zip?se={se}&sig={ctx.sign(_EXPORT_KIND, token, se)}"
 

@@ -3,7 +3,12 @@ octet-stream, and JSON that may be empty. Parsed here as bytes, never via text f
 
 Every body has a size cap decided by its route before any of it is read (``body_limit``, applied by the gateway
 in ``app.py``): a Content-Length above it is refused unread, and a chunked body is counted as it streams in and
-refused the moment it passes the cap, so a client can never make the server hold more than the cap."""
+refused the moment it passes the cap, so a client can never make the server hold more than the cap.
+
+A body's cost to the server is also bounded by what it holds, not only by its size, because validating it runs on
+the event loop that serves every seat: a JSON body may hold at most ``MAX_JSON_VALUES`` values and only valid
+Unicode (``json_problem``, checked as the body arrives, before any route parses it), and a multipart body at most
+``MAX_PARTS`` parts, counted before it is parsed (large ones are parsed off the event loop)."""
 from __future__ import annotations
 
 import json
@@ -11,6 +16,7 @@ import re
 
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from cvlab import rules
@@ -19,17 +25,30 @@ from cvlab.errors import CvlabError
 MB = 2**20
 MULTIPART_SLACK = 64 * 1024   # part headers and boundaries around each image
 JSON_CAP = 32 * MB            # any other body (JSON): far above what a valid request needs
+# cvlab's choice (Azure documents no such limit): far above a valid request (64 images with 20 tags and dozens of
+# regions each), far below what makes validation stall the event loop (~10 us per invalid value in FastAPI)
+MAX_JSON_VALUES = 20_000
+MAX_PARTS = rules.limit("images_per_batch")   # a training upload's 64 images; a prediction sends one
+OFF_LOOP_BYTES = 256 * 1024   # bodies larger than this are scanned and parsed in a worker thread
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _PREDICT_IMAGE = re.compile(r"^/[^/]+/(classify|detect)/iterations/[^/]+/image(/nostore)?/?$")
 
 
-class BodyTooLarge(HTTPException):
-    """A body over its route's cap: Azure's code, HTTP 413, and ``Connection: close`` (the rest is never read).
+class BodyRefused(HTTPException):
+    """A body refused as it arrives, with Azure's code. An HTTPException so that FastAPI passes it through
+    unchanged when it is raised while FastAPI reads a body."""
 
-    An HTTPException so that FastAPI passes it through unchanged when it is raised while FastAPI reads a body."""
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
+        super().__init__(status, message, headers=headers)
+        self.code, self.message = code, message
+
+
+class BodyTooLarge(BodyRefused):
+    """A body over its route's cap: HTTP 413 and ``Connection: close`` (the rest is never read)."""
 
     def __init__(self, code: str, message: str):
-        super().__init__(413, message, headers={"Connection": "close"})
-        self.code, self.message = code, message
+        super().__init__(413, code, message, headers={"Connection": "close"})
 
 
 class ImageTooLarge(BodyTooLarge):
@@ -71,18 +90,75 @@ def declared_length(headers) -> int | None:
 
 
 def limit_receive(receive, cap: int, code: str, what: str):
-    """``receive`` that counts body bytes and raises ``BodyTooLarge`` as soon as they pass ``cap``."""
+    """``receive`` that counts body bytes and raises ``BodyTooLarge`` as soon as they pass ``cap``, and, for a body
+    that is JSON, raises ``BodyRefused`` (400) with its last chunk when ``json_problem`` finds one."""
     seen = 0
+    kept: bytearray | None = None  # a copy of a body that starts like JSON, for json_problem
 
     async def limited():
-        nonlocal seen
+        nonlocal seen, kept
         message = await receive()
         if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
+            chunk = message.get("body", b"")
+            if seen == 0 and chunk.lstrip()[:1] in (b"{", b"["):
+                kept = bytearray()
+            seen += len(chunk)
             if seen > cap:
                 raise too_large(None, cap, code, what)
+            if kept is not None:
+                kept += chunk
+                if not message.get("more_body", False):
+                    body, kept = bytes(kept), None
+                    problem = (await run_in_threadpool(json_problem, body) if len(body) > OFF_LOOP_BYTES
+                               else json_problem(body))
+                    if problem:
+                        raise BodyRefused(400, *problem)
         return message
     return limited
+
+
+def _too_many_values() -> tuple[str, str]:
+    return "BadRequestExceededBatchSize", (
+        f"The JSON body holds more than {MAX_JSON_VALUES:,} values; a request may hold at most that many (at most "
+        f"{rules.limit('images_per_batch')} images per batch). Send fewer entries per request.")
+
+
+def json_problem(body: bytes) -> tuple[str, str] | None:
+    """(Azure code, message) when a JSON body holds more than ``MAX_JSON_VALUES`` values or text that is not valid
+    Unicode; None otherwise, also for a body that is not JSON at all (its route says what is wrong with it).
+
+    The bytes are scanned first (commas and brackets outside strings bound the number of values from both sides;
+    a lone surrogate can only come as a ``\\udXXX`` escape, since the raw bytes would not be UTF-8), so a normal
+    body is never parsed twice and a body of a million values is refused without being parsed."""
+    def most_values(text: bytes) -> int:  # each comma adds a value (and its key), each container itself + 2
+        return 2 * text.count(b",") + 3 * (text.count(b"[") + text.count(b"{")) + 1
+
+    surrogate = _SURROGATE_ESCAPE.search(body)
+    if most_values(body) <= MAX_JSON_VALUES and not surrogate:
+        return None
+    structure = _JSON_STRING.sub(b'""', body)  # commas inside strings separate nothing
+    if structure.count(b",") >= MAX_JSON_VALUES:  # each comma separates two values: no need to parse to know
+        return _too_many_values()
+    if most_values(structure) <= MAX_JSON_VALUES and not surrogate:
+        return None
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    stack, count = [doc], 0
+    while stack:
+        value = stack.pop()
+        count += 1
+        if count > MAX_JSON_VALUES:
+            return _too_many_values()
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str) and (problem := rules.unicode_problem(value)):
+            return "BadRequestInvalid", f"The JSON body is not valid Unicode: {problem}. Send UTF-8 text."
+    return None
 
 
 async def read_body(request: Request, cap: int, code: str, what: str) -> bytes:
@@ -99,11 +175,22 @@ async def read_body(request: Request, cap: int, code: str, what: str) -> bytes:
     return bytes(body)
 
 
-def _multipart(body: bytes, content_type: str) -> list[tuple[str | None, bytes]]:
+def _boundary(content_type: str) -> bytes:
     _, params = parse_options_header(content_type)
     boundary = params.get(b"boundary")
     if not boundary:
         raise CvlabError("BadRequestImageStream", "The multipart body has no boundary in its Content-Type.")
+    return boundary
+
+
+def count_parts(body: bytes, boundary: bytes) -> int:
+    """How many parts a multipart body delimits (a C-speed byte search, before any parsing)."""
+    delimiters = body.count(b"\r\n--" + boundary) + body.startswith(b"--" + boundary)
+    return max(0, delimiters - 1)
+
+
+def _multipart(body: bytes, content_type: str) -> list[tuple[str | None, bytes]]:
+    boundary = _boundary(content_type)
     parts: list[tuple[str | None, bytes]] = []
     state: dict = {}
 
@@ -127,7 +214,7 @@ def _multipart(body: bytes, content_type: str) -> list[tuple[str | None, bytes]]
         disp = state["headers"].get("content-disposition", b"")
         _, opts = parse_options_header(disp)
         name = opts.get(b"filename")
-        parts.append((name.decode("utf-8", "replace") if name else None, bytes(state["data"])))
+        parts.append((_part_name(name) if name else None, bytes(state["data"])))
 
     try:  # a malformed boundary (e.g. longer than 256 bytes) fails already in the constructor
         parser = MultipartParser(boundary, {"on_part_begin": on_part_begin, "on_header_field": on_header_field,
@@ -135,9 +222,32 @@ def _multipart(body: bytes, content_type: str) -> list[tuple[str | None, bytes]]
                                             "on_part_data": on_part_data, "on_part_end": on_part_end})
         parser.write(body)
         parser.finalize()
+    except CvlabError:
+        raise
     except Exception as exc:
         raise CvlabError("BadRequestImageStream", f"The multipart body could not be read ({exc}).") from None
     return parts
+
+
+def _part_name(raw: bytes) -> str:
+    """A part's file name: UTF-8 (as browsers and the SDK send it) and valid Unicode, or a 400 before anything is
+    stored (it becomes the image's name)."""
+    try:
+        return rules.check_text(raw.decode("utf-8"), "file name of a multipart part", "BadRequestImageStream")
+    except UnicodeDecodeError:
+        raise CvlabError("BadRequestImageStream", f"The file name {raw[:80]!r} of a multipart part is not UTF-8: "
+                         "send file names as UTF-8 text.") from None
+
+
+async def _parse_multipart(body: bytes, content_type: str, max_parts: int) -> list[tuple[str | None, bytes]]:
+    """Refuse a body with more than ``max_parts`` parts before parsing it; parse a large one off the event loop."""
+    parts = count_parts(body, _boundary(content_type))
+    if parts > max_parts:
+        raise CvlabError("BadRequestExceededBatchSize", f"The multipart body has {parts:,} parts; send at most "
+                         f"{max_parts} images per request.")
+    if len(body) > OFF_LOOP_BYTES:
+        return await run_in_threadpool(_multipart, body, content_type)
+    return _multipart(body, content_type)
 
 
 async def image_payloads(request: Request, purpose: str = "prediction") -> list[tuple[str | None, bytes]]:
@@ -148,7 +258,7 @@ async def image_payloads(request: Request, purpose: str = "prediction") -> list[
     key = "max_image_bytes_training" if purpose == "training" else "max_image_bytes_prediction"
     if ctype.lower().startswith("multipart/"):
         images = rules.limit("images_per_batch") if purpose == "training" else 1
-        parts = _multipart(await read_body(request, *_image_cap(key, images)), ctype)
+        parts = await _parse_multipart(await read_body(request, *_image_cap(key, images)), ctype, MAX_PARTS)
     else:
         try:
             body = await read_body(request, *_image_cap(key))

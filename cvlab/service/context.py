@@ -26,7 +26,8 @@ VARIANTS = tuple(wire.IMAGE_URI_FIELDS)  # original, resized, thumbnail
 
 class DeferredStores:
     """What a prediction writes, done just after its response has gone out, so a client never waits for the disk:
-    the stored prediction (blob + row: ~0.7 ms) and the month's prediction count (a write transaction).
+    the stored prediction (blob + row) and the month's prediction count (a write transaction); what that
+    saves a client is in benchmarks/serve.md.
 
     ``put`` / ``count_prediction`` queue them before the response is sent; ``drain`` writes everything queued, in
     order, one writer at a time. The prediction route drains after its response (a background task), and

@@ -12,7 +12,7 @@ from cvlab.errors import CvlabError
 
 from .bodies import image_payloads
 from .context import ctx_of
-from .fetch import fetch_image
+from .fetch import fetch_image, seat
 from .predicting import answer, predict_and_store
 from .schemas import ImageUrl
 
@@ -48,7 +48,7 @@ def _predict_url(action: str, store: bool):
     def route(request: Request, projectId: str, publishedName: str, body: ImageUrl, application: str | None = None):
         ctx = ctx_of(request)
         it = _published(ctx.ws, projectId, publishedName)
-        data = fetch_image(body.url, rules.limit("max_image_bytes_prediction"))
+        data = fetch_image(body.url, rules.limit("max_image_bytes_prediction"), seat(ctx, "prediction"))
         return answer(ctx, predict_and_store(ctx, projectId, it, data, store, application, _TYPE[action]))
     return route
 

@@ -18,7 +18,7 @@ log = logging.getLogger("cvlab.service")
 # "401 Access Denied", which is what the SDK prints ("Operation returned an invalid status code 'Access
 # Denied'"), so both of uvicorn's HTTP protocols get that phrase for 401 (the only 401 cvlab sends).
 h11_impl.STATUS_PHRASES[401] = b"Access Denied"
-try:  # httptools (C) parses requests with less CPU than h11 (pure Python): ~0.2 ms per 100 KB upload
+try:  # httptools (C) parses requests with less CPU than h11 (pure Python): benchmarks/serve.md
     from uvicorn.protocols.http import httptools_impl
     httptools_impl.STATUS_LINE[401] = b"HTTP/1.1 401 Access Denied\r\n"
     HTTP_PROTOCOL = "httptools"
@@ -39,7 +39,7 @@ def _config(app, log_level: str = "warning") -> uvicorn.Config:
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket. The explicit IPPROTO_TCP matters: asyncio turns Nagle off (TCP_NODELAY) only on
     connections whose socket says proto TCP, and with Nagle on, every response uvicorn writes in two pieces
-    (headers, body) waited ~40 ms for the client's delayed ACK."""
+    (headers, body) waited for the client's delayed ACK (benchmarks/serve.md)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -60,6 +60,7 @@ def _truth_cls(plan: Plan, image) -> dict:
 
 
 def train_classification(ws, plan: Plan, iteration, bar: Progress, cancelled) -> dict:
+    """Train a classifier for the plan (Quick or Advanced) and save its artefacts; returns the iteration's info."""
     import torch
 
     from cvlab import embeddings

@@ -21,6 +21,7 @@ def _rarest_tag_strata(tags, images) -> list[int]:
 
 
 def train_detection(ws, plan: Plan, iteration, bar: Progress, cancelled) -> dict:
+    """Train a detector for the plan and save its artefacts; returns the iteration's info."""
     from cvlab.nets import detector
     from cvlab.nets.preprocess import Preprocessing
 

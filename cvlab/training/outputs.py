@@ -12,6 +12,7 @@ from .plan import negative_index
 
 
 def jsonable(value):
+    """``value`` as plain JSON types (a string when it cannot be)."""
     try:
         return json.loads(json.dumps(value, default=float))
     except (TypeError, ValueError):
@@ -19,6 +20,7 @@ def jsonable(value):
 
 
 def save(ws, plan, iteration, model, records, k, scheme, preprocessing, timings, extra, *, head, backbone) -> dict:
+    """Write ``model.pt`` and ``evaluation.json`` for the iteration; returns its ``iteration.json`` info."""
     folder = Path(ws.iteration_dir(iteration.id))
     folder.mkdir(parents=True, exist_ok=True)
     save_model(folder, model)

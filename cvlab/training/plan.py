@@ -18,6 +18,10 @@ VALIDATION_FRACTION = 0.2
 
 @dataclass
 class Plan:
+    """What one training uses: the project's tags in output order, the training and held-out images, the seed
+    and budget.
+    """
+
     project: object
     domain: object
     project_type: str
@@ -78,18 +82,13 @@ def make_plan(ws, project_id, training_type, budget, force, selected_tags, seed,
     project_type = domain.type
     ctype = project.classification_type or "Multiclass"
     rules.check_choice(training_type, rules.TRAINING_TYPES, "Training type", "BadRequestInvalid")
+    budget = rules.check_budget_hours(budget)
     if training_type == "Advanced":
-        try:
-            budget = int(budget)
-        except (TypeError, ValueError):
-            budget = 0
         if budget < 1:
             raise CvlabError("BadRequestReservedBudgetInHoursNotEnoughForAdvancedTraining",
                              "Can't train just yet. Reserved budget in hours is not enough to do advanced "
                              "training: pass reserved_budget_in_hours of at least 1 (in cvlab one budget hour is "
                              f"{seconds_per_budget_hour:g} s of lab time).")
-    else:
-        budget = int(budget or 0)
 
     for it in ws.get_iterations(project.id):
         if it.status in ("Training", "Queued"):
@@ -169,6 +168,7 @@ def make_plan(ws, project_id, training_type, budget, force, selected_tags, seed,
 
 
 def negative_index(plan: Plan):
+    """The Negative tag's output position, or None."""
     neg = [i for i, t in enumerate(plan.tags) if t.type == "Negative"]
     return neg[0] if neg else None
 

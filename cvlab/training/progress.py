@@ -26,9 +26,11 @@ class Progress:
             self.callback(min(max(fraction, 0.0), 1.0), message)
 
     def span(self, lo: float, hi: float):
+        """A progress callback for the part ``lo``..``hi`` of the whole."""
         return lambda f, msg="": self(lo + (hi - lo) * f, msg)
 
     def close(self):
+        """Close the bar."""
         self.bar.close()
 
 
@@ -39,6 +41,7 @@ class CancelFlag:
         self.event, self.external = event, external
 
     def is_set(self) -> bool:
+        """Whether the training was asked to stop."""
         if self.event.is_set():
             return True
         if self.external is None:

@@ -48,7 +48,10 @@ def _file_sha256(path: Path) -> str:
 
 
 class BlobsMixin:
+    """The image store under ``blobs/`` (see the module docstring for its crash safety)."""
+
     def blob_path(self, sha256: str) -> Path:
+        """Where the blob of this content hash lives (it may not exist)."""
         return self.blobs_dir / sha256[:2] / sha256
 
     def _write_blob(self, sha: str, data: bytes, durable: bool = True) -> Path:

@@ -15,6 +15,8 @@ _EXPORT_UPDATABLE = {"status", "download_uri", "path", "newer_version_available"
 
 
 class ExportsMixin:
+    """Export records: the jobs ``cvlab.export`` runs (Exporting -> Done or Failed)."""
+
     @staticmethod
     def _export(row: sqlite3.Row) -> Export:
         d = dict(row)
@@ -56,6 +58,7 @@ class ExportsMixin:
         return self.get_export(eid)
 
     def get_export(self, export_id: str) -> Export:
+        """One export record by id."""
         row = self._q1("SELECT * FROM exports WHERE id = ?", (_guid(export_id, "Export id"),))
         if row is None:
             raise CvlabError("NotFound", f"Export {export_id} does not exist.")
@@ -82,6 +85,7 @@ class ExportsMixin:
         return self.get_export(ex.id)
 
     def get_exports(self, project_id: str, iteration_id: str) -> list[Export]:
+        """The iteration's export records, oldest first (``cvlab.export.get_exports`` is the SDK's spelling)."""
         it = self.get_iteration(project_id, iteration_id)
         return [self._export(r) for r in self._q("SELECT * FROM exports WHERE iteration_id = ? ORDER BY created, "
                                                  "rowid", (it.id,))]
@@ -97,6 +101,7 @@ class ExportsMixin:
         return stuck
 
     def export_dir(self, export_id: str) -> Path:
+        """Folder for an export's build; created on demand."""
         d = self.path / "exports" / _guid(export_id, "Export id")
         d.mkdir(parents=True, exist_ok=True)
         return d

@@ -17,6 +17,8 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 
 
 class ImagesCreateMixin:
+    """Creating images: batches of 64 with a per-image status (Azure's ImageCreateSummary), files, folders."""
+
     def _parse_regions(self, regions: Any) -> list[tuple[str, float, float, float, float]]:
         out = []
         for r in regions or ():

@@ -12,6 +12,8 @@ from .store import _dt, _guid, _guids, _marks, _new_id, _now, _ts
 
 
 class ImagesLabelMixin:
+    """Deleting images, and labelling them: whole-image tags and regions, all or nothing on a rule violation."""
+
     def _existing_image_ids(self, project_id: str, image_ids: list[str]) -> None:
         found = {r[0] for r in self._q(f"SELECT id FROM images WHERE project_id = ? AND id IN "
                                        f"({_marks(len(image_ids))})", [project_id] + image_ids)}
@@ -87,6 +89,7 @@ class ImagesLabelMixin:
         return {"created": created, "duplicated": duplicated, "exceeded": []}
 
     def delete_image_tags(self, project_id: str, image_ids: Any, tag_ids: Any) -> int:
+        """Remove these tags from these images; returns how many (image, tag) pairs went."""
         p = self.get_project(project_id)
         iids, tids = _guids(image_ids, "Image id"), _guids(tag_ids, "Tag id")
         if len(iids) > rules.limit("ids_per_delete") or len(tids) > rules.limit("tags_per_batch"):
@@ -153,6 +156,7 @@ class ImagesLabelMixin:
         return {"created": created, "duplicated": duplicated, "exceeded": exceeded}
 
     def delete_image_regions(self, project_id: str, region_ids: Any) -> int:
+        """Delete regions by id; returns how many went."""
         p = self.get_project(project_id)
         rids = _guids(region_ids, "Region id")
         if len(rids) > rules.limit("ids_per_delete"):

@@ -32,6 +32,8 @@ def parse_metadata_filter(expr: str | None) -> list[tuple[str, str, str]]:
 
 
 class ImagesReadMixin:
+    """Reading images: pages filtered like Azure's get_images, counts, one image, its bytes and pixels."""
+
     @staticmethod
     def _filters(project_id: str, tagging_status: str, tag_ids: list[str], image_ids: list[str],
                  filter: str | None = None):
@@ -116,11 +118,17 @@ class ImagesReadMixin:
 
     def get_image_count(self, project_id: str, *, tagging_status: str = "All", tag_ids: Any = None,
                         filter: str | None = None) -> int:
+        """How many images match (the same filters as ``get_images``).
+
+        >>> ws.get_image_count(project.id, tagging_status="Untagged")      # doctest: +SKIP
+        12
+        """
         p = self.get_project(project_id)
         where, args = self._filters(p.id, tagging_status, _guids(tag_ids, "Tag id"), [], filter)
         return self._q1(f"SELECT COUNT(*) FROM images i WHERE {where}", args)[0]
 
     def get_image(self, project_id: str, image_id: str) -> Image:
+        """One image of the project by id, with its tags and regions."""
         p = self.get_project(project_id)
         iid = _guid(getattr(image_id, "id", image_id), "Image id")
         rows = self._q("SELECT * FROM images WHERE project_id = ? AND id = ?", (p.id, iid))
@@ -133,6 +141,7 @@ class ImagesReadMixin:
         return self.blob_path(image.sha256)
 
     def read_image_bytes(self, image: Image) -> bytes:
+        """The stored file's bytes, exactly as uploaded."""
         return self.image_path(image).read_bytes()
 
     def open_image(self, image: Image):

@@ -8,6 +8,8 @@ from .blobs import _file_sha256
 
 
 class IntegrityMixin:
+    """``check()``: the database against the image store, and the safe repairs."""
+
     def check(self, repair: bool = False, verify_hashes: bool = True) -> dict:
         """Integrity report: SQLite integrity and foreign keys, rows whose blob is missing or corrupt, orphan blobs,
         leftover temp files. `repair=True` removes orphans and temp files, and the stored predictions whose image

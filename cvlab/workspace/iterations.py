@@ -16,13 +16,14 @@ _ITERATION_FIELDS = {f.name for f in dc_fields(Iteration)} - {"id", "project_id"
 
 
 class IterationsMixin:
-    @staticmethod
-    def _iteration(row: sqlite3.Row) -> Iteration:
+    """Iterations: the records training writes, their artefact folders, publishing."""
+
+    def _iteration(self, row: sqlite3.Row) -> Iteration:
         d = dict(row)
         for k in ("created", "last_modified", "trained_at"):
             d[k] = _dt(d[k])
         d["exportable"] = bool(d["exportable"])
-        return Iteration(**d)
+        return Iteration(**d)._bind(self)
 
     def _iter_values(self, fields: dict) -> dict:
         unknown = set(fields) - _ITERATION_FIELDS
@@ -77,6 +78,7 @@ class IterationsMixin:
                              f"Another iteration is already called {name!r}: choose another name.")
 
     def get_iterations(self, project_id: str) -> list[Iteration]:
+        """The project's iterations in creation order (``get_trained_iterations`` orders them by training)."""
         p = self.get_project(project_id)
         return [self._iteration(r) for r in
                 self._q("SELECT * FROM iterations WHERE project_id = ? ORDER BY created, rowid", (p.id,))]
@@ -100,6 +102,7 @@ class IterationsMixin:
         return its[-1] if its else None
 
     def get_iteration(self, project_id: str, iteration_id: str) -> Iteration:
+        """One iteration of the project by id; ``NotFoundIteration`` when there is none."""
         p = self.get_project(project_id)
         iid = _guid(getattr(iteration_id, "id", iteration_id), "Iteration id")
         row = self._q1("SELECT * FROM iterations WHERE project_id = ? AND id = ?", (p.id, iid))
@@ -123,6 +126,7 @@ class IterationsMixin:
         return self.get_iteration(it.project_id, it.id)
 
     def delete_iteration(self, project_id: str, iteration_id: str) -> None:
+        """Delete an iteration with its model and exports (refused while it is published, as on Azure)."""
         it = self.get_iteration(project_id, iteration_id)
         if it.publish_name:
             raise CvlabError("BadRequestIterationIsPublished",
@@ -147,11 +151,7 @@ class IterationsMixin:
         if it.status != "Completed":
             raise CvlabError("BadRequestIterationIsNotTrained",
                              f"{it.name} is {it.status}; only a Completed iteration can be published.")
-        if not isinstance(publish_name, str) or not publish_name.strip() or len(publish_name) > 256 or \
-                any(ch in publish_name for ch in "/\\?#%&\x00") or publish_name != publish_name.strip():
-            raise CvlabError("BadRequestInvalidPublishName",
-                             f"Publish name {publish_name!r} is not valid: use a short name without spaces at the "
-                             "ends or the characters / \\ ? # % &, e.g. 'Iteration1' or 'detectModel'.")
+        rules.check_publish_name(publish_name)
         if not isinstance(prediction_id, str) or not prediction_id.strip():
             raise CvlabError("BadRequestInvalidPublishTarget",
                              "prediction_id (the prediction resource id) is required: it looks like "
@@ -171,6 +171,7 @@ class IterationsMixin:
         return self.get_iteration(it.project_id, it.id)
 
     def unpublish_iteration(self, project_id: str, iteration_id: str) -> Iteration:
+        """Take the published name away; the prediction API stops answering under it."""
         it = self.get_iteration(project_id, iteration_id)
         if not it.publish_name:
             raise CvlabError("BadRequestIterationNotPublished", f"{it.name} is not published.")

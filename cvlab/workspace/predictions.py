@@ -18,6 +18,8 @@ EXPIRY_INTERVAL_S = 60.0  # stored predictions past retention are swept at most 
 
 
 class PredictionsMixin:
+    """Stored predictions (Azure's Predictions tab): kept with their image for 30 days."""
+
     @staticmethod
     def _prediction(row: sqlite3.Row) -> StoredPrediction:
         return StoredPrediction(id=row["id"], project_id=row["project_id"], iteration_id=row["iteration_id"],
@@ -115,6 +117,7 @@ class PredictionsMixin:
         return out[skip:skip + max_count]
 
     def get_prediction(self, project_id: str, prediction_id: str) -> StoredPrediction:
+        """One stored prediction by id; ``NotFound`` when it expired or never existed."""
         p = self.get_project(project_id)
         row = self._q1("SELECT * FROM predictions WHERE project_id = ? AND id = ?",
                        (p.id, _guid(prediction_id, "Prediction id")))
@@ -123,6 +126,7 @@ class PredictionsMixin:
         return self._prediction(row)
 
     def delete_predictions(self, project_id: str, ids: Any) -> int:
+        """Delete stored predictions by id (at most 256); returns how many went."""
         p = self.get_project(project_id)
         ids = _guids(ids, "Prediction id")
         if not ids:

@@ -14,6 +14,8 @@ from .store import _dt, _guid, _is_guid, _new_id, _now, _ts
 
 
 class ProjectsMixin:
+    """Projects, and the domain catalogue they are created on."""
+
     def _project(self, row: sqlite3.Row) -> Project:
         return Project(id=row["id"], name=row["name"], description=row["description"], domain_id=row["domain_id"],
                        classification_type=row["classification_type"], project_type=row["project_type"],
@@ -29,6 +31,7 @@ class ProjectsMixin:
 
     @staticmethod
     def get_domain(domain_id: str):
+        """A domain by id (or a Domain), as ``trainer.get_domain(id)`` returns it."""
         return get_domain(getattr(domain_id, "id", domain_id))
 
     def _domain_for(self, domain_id: Any):
@@ -81,9 +84,15 @@ class ProjectsMixin:
         return self.get_project(pid)
 
     def get_projects(self) -> list[Project]:
+        """Every project, oldest first.
+
+        >>> [p.name for p in ws.get_projects()]      # doctest: +SKIP
+        ['Parts (sample)', 'Site safety (sample)']
+        """
         return [self._project(r) for r in self._q("SELECT * FROM projects ORDER BY created, rowid")]
 
     def get_project(self, project_id: str) -> Project:
+        """A project by id (a Project works too); ``NotFoundProject`` when there is none."""
         pid = _guid(getattr(project_id, "id", project_id), "Project id")
         row = self._q1("SELECT * FROM projects WHERE id = ?", (pid,))
         if row is None:

@@ -11,11 +11,19 @@ from .store import _now
 
 
 class SettingsMixin:
+    """Settings (key -> JSON value), the pricing tier and the monthly usage counters."""
+
     def get_setting(self, key: str, default: Any = None) -> Any:
+        """A stored setting's value, or ``default``.
+
+        >>> ws.set_setting("camera", {"line": 2}); ws.get_setting("camera")      # doctest: +SKIP
+        {'line': 2}
+        """
         row = self._q1("SELECT value FROM settings WHERE key = ?", (key,))
         return json.loads(row["value"]) if row else default
 
     def set_setting(self, key: str, value: Any) -> None:
+        """Store a JSON-serialisable value under ``key`` (replacing the old one)."""
         if not isinstance(key, str) or not key:
             raise CvlabError("BadRequestInvalid", "A setting key must be non-empty text.")
         try:
@@ -27,11 +35,13 @@ class SettingsMixin:
                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, text))
 
     def delete_setting(self, key: str) -> None:
+        """Forget a setting (nothing happens when it is not set)."""
         with self._tx() as c:
             c.execute("DELETE FROM settings WHERE key = ?", (key,))
 
     @property
     def tier(self) -> str:
+        """The pricing tier whose limits apply: ``"S0"`` (standard, the default) or ``"F0"`` (free)."""
         return self.get_setting("tier", "S0")
 
     def set_tier(self, tier: str) -> None:
@@ -47,6 +57,7 @@ class SettingsMixin:
             return c.execute("SELECT count FROM usage WHERE month = ? AND kind = ?", (month, kind)).fetchone()[0]
 
     def get_usage(self, kind: str, month: str | None = None) -> int:
+        """How many uses of ``kind`` this UTC month (or ``month`` as ``YYYY-MM``) counted."""
         month = month or _now().strftime("%Y-%m")
         row = self._q1("SELECT count FROM usage WHERE month = ? AND kind = ?", (month, kind))
         return row[0] if row else 0

@@ -120,10 +120,12 @@ class Store:
 
     @property
     def db_path(self) -> Path:
+        """The SQLite database file, ``cvlab.db``."""
         return self.path / DB_NAME
 
     @property
     def blobs_dir(self) -> Path:
+        """The image store's folder, ``blobs/``."""
         return self.path / "blobs"
 
     def _conn(self) -> sqlite3.Connection:
@@ -198,6 +200,7 @@ class Store:
 
     @property
     def schema_version(self) -> int:
+        """The database's schema version (``PRAGMA user_version``; migrations in ``schema.py``)."""
         return self._q1("PRAGMA user_version")[0]
 
     def _migrate(self) -> None:

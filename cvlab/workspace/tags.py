@@ -11,6 +11,8 @@ from .store import _guid, _new_id, _now, _ts
 
 
 class TagsMixin:
+    """Tags of a project: Regular, Negative (classification only, one per project) and GeneralProduct."""
+
     _TAG_SQL = ("SELECT t.*, (SELECT COUNT(*) FROM (SELECT image_id FROM image_tags WHERE tag_id = t.id UNION "
                 "SELECT image_id FROM regions WHERE tag_id = t.id)) AS image_count FROM tags t ")
 
@@ -20,6 +22,12 @@ class TagsMixin:
                    type=row["type"], image_count=row["image_count"])
 
     def create_tag(self, project_id: str, name: str, description: str = "", type: str = "Regular") -> Tag:
+        """A new tag; ``type`` is ``"Regular"``, ``"Negative"`` (images that show none of the tags) or
+        ``"GeneralProduct"``.
+
+        >>> ws.create_tag(project.id, "cracked").name      # doctest: +SKIP
+        'cracked'
+        """
         p = self.get_project(project_id)
         name = rules.check_name(name, "tag", "BadRequestTagName")
         description = rules.check_description(description, "tag", "BadRequestTagDescription")
@@ -38,10 +46,12 @@ class TagsMixin:
         return self.get_tag(p.id, tid)
 
     def get_tags(self, project_id: str) -> list[Tag]:
+        """The project's tags in creation order, each with its ``image_count``."""
         p = self.get_project(project_id)
         return [self._tag(r) for r in self._q(self._TAG_SQL + "WHERE t.project_id = ? ORDER BY t.rowid", (p.id,))]
 
     def get_tag(self, project_id: str, tag_id: str) -> Tag:
+        """One tag of the project by id; ``NotFoundTag`` when there is none."""
         p = self.get_project(project_id)
         tid = _guid(getattr(tag_id, "id", tag_id), "Tag id")
         row = self._q1(self._TAG_SQL + "WHERE t.project_id = ? AND t.id = ?", (p.id, tid))
@@ -65,6 +75,7 @@ class TagsMixin:
 
     def update_tag(self, project_id: str, tag_id: str, *, name: str | None = None, description: str | None = None,
                    type: str | None = None) -> Tag:
+        """Rename a tag, change its description or type (Azure's rules for Negative apply)."""
         p = self.get_project(project_id)
         t = self.get_tag(p.id, tag_id)
         new_name = rules.check_name(name, "tag", "BadRequestTagName") if name is not None else t.name

@@ -16,7 +16,7 @@ from cvlab.model import ImageCreateResult, ImageCreateSummary, ImageEntry
 from .. import wire
 from ..bodies import ImageTooLarge, image_payloads, json_body
 from ..context import Ctx, ServiceContext
-from ..fetch import fetch_image
+from ..fetch import fetch_images, seat
 from ..schemas import ImageFileCreateBatch, ImageIdCreateBatch, ImageUrlCreateBatch
 from .common import TAKE_DEFAULT, check_batch, csv_ids, regions_of, summary_response
 
@@ -68,12 +68,11 @@ def create_images_from_files(request: Request, ctx: Ctx, projectId: str, batch: 
 @router.post("/projects/{projectId}/images/urls", tags=["images"], summary="create_images_from_urls")
 def create_images_from_urls(request: Request, ctx: Ctx, projectId: str, batch: ImageUrlCreateBatch):
     check_batch(len(batch.images))
-    cap = rules.limit("max_image_bytes_training")
+    fetched = fetch_images([e.url for e in batch.images], rules.limit("max_image_bytes_training"),
+                           seat(ctx, "training"))
     entries = []
-    for e in batch.images:
-        try:
-            data = fetch_image(e.url, cap)
-        except CvlabError:
+    for e, data in zip(batch.images, fetched):
+        if isinstance(data, CvlabError):
             data = b""  # reported per image (ErrorSource) by the workspace, as Azure does
         entries.append(ImageEntry(data=data, name=e.url.rsplit("/", 1)[-1] or None, tag_ids=tuple(e.tag_ids or ()),
                                   regions=tuple(regions_of(e.regions)), source_url=e.url))

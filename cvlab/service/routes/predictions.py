@@ -10,7 +10,7 @@ from cvlab.errors import CvlabError
 from .. import wire
 from ..bodies import image_payloads
 from ..context import Ctx
-from ..fetch import fetch_image
+from ..fetch import fetch_image, seat
 from ..predicting import answer, predict_and_store
 from ..schemas import ImageUrl, PredictionQueryToken
 from .common import csv_ids, no_content
@@ -40,7 +40,7 @@ async def quick_test_image(request: Request, ctx: Ctx, projectId: str, iteration
 def quick_test_image_url(ctx: Ctx, projectId: str, body: ImageUrl, iterationId: str | None = None,
                          store: bool = True):
     it = _quick_iteration(ctx.ws, projectId, iterationId)
-    data = fetch_image(body.url, rules.limit("max_image_bytes_prediction"))  # quick test = a stored prediction
+    data = fetch_image(body.url, rules.limit("max_image_bytes_prediction"), seat(ctx, "training"))  # stored
     return answer(ctx, predict_and_store(ctx, projectId, it, data, store, None, None))
 
 
