@@ -28,6 +28,14 @@ SEED = 7
 FIGURE_DPI = 110  # sharp figures in JupyterLab (the inline backend's 72 dpi looks soft on today's screens)
 
 
+def pct(value, digits: int = 1) -> str:
+    """A metric as a learner reads it: 83.7 %, or "undefined" when it is (precision with nothing predicted)."""
+    from .metrics import json_number
+
+    number = json_number(value) if value is not None else None
+    return "undefined" if number is None else f"{number * 100:.{digits}f} %"
+
+
 def course_figures() -> None:
     """Matplotlib settings every lesson shares: 110 dpi, readable font sizes. Called when a lesson imports this
     module; a learner's own rcParams set later win."""
@@ -214,7 +222,7 @@ def nested_boxes(image) -> list[tuple[str, str]]:
             if a is not b and a.width * a.height < b.width * b.height and inside(a, b)]
 
 
-def trained_iteration(ws, project, **train_args):
+def trained_iteration(ws, project, *, show_progress: bool = True, **train_args):
     """The project's latest Completed iteration, training one (seeded) if there is none yet.
 
     Classification trains Quick. Detection trains Quick in the learner profile, for the profile's
@@ -235,7 +243,7 @@ def trained_iteration(ws, project, **train_args):
     if (project.project_type == "ObjectDetection" and train_args.get("training_type", "Regular") == "Regular"
             and profile().detection_epochs and not config.settings().is_set("detection_epochs")):
         train_args.setdefault("detection_epochs", profile().detection_epochs)  # in cvlab: a fixed, shorter Quick run
-    it = train_project(ws, project.id, seed=SEED, show_progress=False, **train_args)
+    it = train_project(ws, project.id, seed=SEED, show_progress=show_progress, **train_args)
     if it.status != "Completed":
         raise CvlabError("ErrorUnknown", f"training {project.name!r} failed: {it.training_error_details}")
     return it

@@ -66,8 +66,9 @@ class QuickTest(TextFallback, w.VBox):
                                     value=chosen.id if chosen else None)
         self.upload = w.FileUpload(accept="image/*", multiple=False, description="Upload image")
         self._samples = self._sample_options(samples)
-        self.sample = w.Dropdown(description="or sample", options=[("—", None)] + [(n, n) for n in self._samples],
-                                 value=None)
+        # "" (not None) for "no sample": a Dropdown shows the value None as a blank box
+        self.sample = w.Dropdown(description="or sample", options=[("— pick one —", "")] +
+                                 [(n, n) for n in self._samples], value="")
         self.threshold = w.FloatSlider(value=threshold, min=0.0, max=1.0, step=0.01, description="Threshold",
                                        readout_format=".0%")
         self.picture = w.Image(format="jpeg", layout=w.Layout(max_width=f"{size[0]}px", max_height=f"{size[1]}px",
@@ -90,10 +91,15 @@ class QuickTest(TextFallback, w.VBox):
         self.add_class("cvlab-quick-test")
 
     def _sample_options(self, samples) -> dict[str, Any]:
-        """Sample name -> a path, or a project Image (the first few training images are always offered)."""
+        """Sample name -> a path, or a project Image (given ones, e.g. held-out images, then the first few training
+        images)."""
         out: dict[str, Any] = {}
         for p in samples:
-            out[Path(p).name] = Path(p)
+            if hasattr(p, "sha256"):  # an Image record of the project
+                out[f"{'held out' if p.metadata.get('holdout') == 'true' else 'project'}: "
+                    f"{p.original_name or p.id[:8]}"] = p
+            else:
+                out[Path(p).name] = Path(p)
         for im in self.ws.get_images(self.project.id, take=20):
             out[f"project: {im.original_name or im.id[:8]}"] = im
         return out
