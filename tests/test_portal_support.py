@@ -119,16 +119,30 @@ class Portal:
         assert not bad, "the portal logged errors:\n" + "\n".join(bad)
 
 
+def _waits_on_429(client):
+    """The SDK client, made to wait and retry when the key's rate limit answers 429 (any method, Retry-After).
+
+    The portal paces itself at the tier's 10 calls per second and shares the training key with the test's own SDK
+    calls, as on customvision.ai; on a quiet machine the two together pass the limit. msrest's retry policy means to
+    retry POST but sets urllib3 1's ``method_whitelist``, which urllib3 2 ignores, and leaves 429 out."""
+    policy = client.config.retry_policy.policy
+    policy.allowed_methods = None  # every method
+    policy.status_forcelist = set(policy.status_forcelist) | {429}
+    policy.total = policy.status = 8
+    return client
+
+
 def sdk_trainer(handle):
     from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
     from msrest.authentication import ApiKeyCredentials
-    return CustomVisionTrainingClient(handle.endpoint, ApiKeyCredentials(in_headers={"Training-key": handle.training_key}))
+    return _waits_on_429(CustomVisionTrainingClient(
+        handle.endpoint, ApiKeyCredentials(in_headers={"Training-key": handle.training_key})))
 
 
 def sdk_predictor(endpoint: str, key: str):
     from azure.cognitiveservices.vision.customvision.prediction import CustomVisionPredictionClient
     from msrest.authentication import ApiKeyCredentials
-    return CustomVisionPredictionClient(endpoint, ApiKeyCredentials(in_headers={"Prediction-key": key}))
+    return _waits_on_429(CustomVisionPredictionClient(endpoint, ApiKeyCredentials(in_headers={"Prediction-key": key})))
 
 
 def drag_box(page, image, box, steps: int = 6):
