@@ -30,10 +30,12 @@ FIGURE_DPI = 110  # sharp figures in JupyterLab (the inline backend's 72 dpi loo
 
 def pct(value, digits: int = 1) -> str:
     """A metric as a learner reads it: 83.7 %, or "undefined" when it is (precision with nothing predicted)."""
+    import math
+
     from .metrics import json_number
 
     number = json_number(value) if value is not None else None
-    return "undefined" if number is None else f"{number * 100:.{digits}f} %"
+    return "undefined" if number is None or math.isnan(number) else f"{number * 100:.{digits}f} %"
 
 
 def course_figures() -> None:

@@ -16,6 +16,7 @@ _EXPORTS = {
     "KeyShortcuts": "keys",
     "ThresholdExplorer": "explorer",  # the evaluation engineer's widget
     "quiz_cell": "quiz", "QuizCell": "quiz", "QuizSession": "quiz",  # the curriculum engineer's widgets
+    "review_cell": "quiz", "ExamWidget": "quiz",  # notebook 08: spaced review and exam mode
 }
 
 __all__ = sorted(_EXPORTS)
