@@ -93,7 +93,7 @@ pd.DataFrame(rows).set_index("iteration").style.format("{:.1%}", subset=["precis
 def ap(it):
     return json_number(get_iteration_performance(ws, parts.id, it.id).average_precision) or 0.0
 best = max(ws.get_iterations(parts.id), key=ap)
-print(best.name, best.training_type, round(ap(best), 3))
+print(best.name, best.training_type, "AP", cv.pct(ap(best)))
 
 # %%
 assert "best" in globals(), "fill in the exercise cell above, then run it"

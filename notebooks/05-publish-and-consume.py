@@ -130,7 +130,7 @@ import requests
 url = f"{svc.endpoint}/customvision/v3.0/Prediction/{parts.id}/classify/iterations/{PUBLISH_NAME}/image"
 r = requests.post(url, headers={"Prediction-Key": svc.prediction_key, "Content-Type": "application/octet-stream"},
                   data=open(test_jpg, "rb").read(), timeout=60)
-print(r.status_code, [(p["tagName"], round(p["probability"], 3)) for p in r.json()["predictions"]])
+print(r.status_code, ", ".join(f"{p['tagName']} {cv.pct(p['probability'])}" for p in r.json()["predictions"]))
 assert r.status_code == 200
 
 # %%

@@ -167,7 +167,7 @@ for p in found:
     ax.annotate(f"{p.tag_name}: {p.probability:.0%}", (b.left * w, b.top * h), color="white", fontsize=11,
                 backgroundcolor="magenta")
 plt.show()
-print(sorted((p.tag_name, round(p.probability, 2)) for p in found))
+print("found:", ", ".join(f"{p.tag_name} {cv.pct(p.probability, 0)}" for p in sorted(found, key=lambda p: p.tag_name)))
 
 # %%
 kinds = {p.tag_name for p in found}
