@@ -108,20 +108,24 @@ class Tagger(TextFallback, w.VBox):
         negative = next((t for t in all_tags if t.type == "Negative"), None)
         return regular, negative
 
+    def _tag_named(self, tag_name: str):
+        """(the tag called `tag_name`, the project's Negative tag or None). The first use of Negative creates Azure's
+        special tag, as the portal does; an unknown name is NotFoundTag."""
+        regular, negative = self.tags()
+        if (negative is not None and tag_name == negative.name) or (negative is None and tag_name == NEGATIVE_NAME):
+            negative = negative or self.ws.create_tag(self.project.id, NEGATIVE_NAME, type="Negative")
+            return negative, negative
+        tag = next((t for t in regular if t.name == tag_name), None)
+        if tag is None:
+            raise CvlabError("NotFoundTag", f"There is no tag {tag_name!r}: create it first.")
+        return tag, negative
+
     @guarded
     def press(self, tag_name: str) -> None:
         """Apply (or, if already applied, remove) a tag on the current image — a tag button's click."""
         if self.image_id is None:
             return
-        regular, negative = self.tags()
-        if (negative is not None and tag_name == negative.name) or (negative is None and tag_name == NEGATIVE_NAME):
-            # the first Negative press creates Azure's special tag, as the portal does
-            tag = negative or self.ws.create_tag(self.project.id, NEGATIVE_NAME, type="Negative")
-        else:
-            tag = next((t for t in regular if t.name == tag_name), None)
-            if tag is None:
-                self.status.error(CvlabError("NotFoundTag", f"There is no tag {tag_name!r}: create it first."))
-                return
+        tag, _negative = self._tag_named(tag_name)
         current = self._current_tag_ids()
         if tag.id in current:
             new = [t for t in current if t != tag.id]
@@ -322,13 +326,7 @@ class Tagger(TextFallback, w.VBox):
         if not self.selected or not tag_name:
             self.status.error(CvlabError("BadRequestInvalid", "Tick some thumbnails and pick a tag first."))
             return 0
-        regular, negative = self.tags()
-        if (negative is not None and tag_name == negative.name) or (negative is None and tag_name == NEGATIVE_NAME):
-            tag = negative or self.ws.create_tag(self.project.id, NEGATIVE_NAME, type="Negative")
-        else:
-            tag = next((t for t in regular if t.name == tag_name), None)
-            if tag is None:
-                raise CvlabError("NotFoundTag", f"There is no tag {tag_name!r}: create it first.")
+        tag, negative = self._tag_named(tag_name)
         self._batches += 1
         changed = 0
         images = {im.id: im for im in self.ws.get_images(self.project.id, image_ids=sorted(self.selected),
