@@ -70,7 +70,7 @@ PROFILES = {
                     curve_sizes=(3, 6), scratch_epochs=6, curve_test_per_tag=4, budget_seconds=8,
                     detection_training=(("training_type", "Advanced"), ("reserved_budget_in_hours", 1))),
     "learner": Profile("learner", images_per_tag=30, detection_images=60, holdout_images=24, image_size=256,
-                       curve_sizes=(3, 8, 24), scratch_epochs=20, curve_test_per_tag=15, budget_seconds=20,
+                       curve_sizes=(3, 8, 16), scratch_epochs=15, curve_test_per_tag=10, budget_seconds=20,
                        detection_training=(), detection_epochs=20),
 }
 

@@ -129,7 +129,7 @@ import matplotlib.pyplot as plt
 from cvlab.experiments import active_learning
 
 size = dict(rounds=2, per_round=4, pool_size=16, test_size=24) if P.name == "fast" else \
-    dict(rounds=3, per_round=10, pool_size=60, test_size=60)
+    dict(rounds=3, per_round=10, pool_size=60, test_size=40)
 # in cvlab: computed once per workspace and kept (cv.cached); recompute=True computes it again
 curve = cv.cached("smart-labeler-curve", dict(size, seed=cv.SEED, image_size=P.image_size),
                   lambda: active_learning.learning_curve("parts", seeds=(cv.SEED,), image_size=P.image_size,
