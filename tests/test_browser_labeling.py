@@ -86,7 +86,10 @@ def lab(tmp_path_factory):
 
     try:
         wait_until(up, 60, "JupyterLab to answer")
-        yield dict(root=root, ws=root / "ws", url=lambda name: f"http://127.0.0.1:{port}/lab/tree/{name}?token={token}")
+        # ?reset: JupyterLab opens only this notebook, not the tabs an earlier test left (their kernels' "Idle"
+        # would satisfy the wait for this one's)
+        yield dict(root=root, ws=root / "ws",
+                   url=lambda name: f"http://127.0.0.1:{port}/lab/tree/{name}?reset&token={token}")
     finally:
         server.terminate()
         try:
