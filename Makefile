@@ -1,6 +1,7 @@
 # cvlab — two commands: `make lab` (open the curriculum) and `make test` (run the whole suite).
 # Both create the virtual environment in .venv on first use (about 3 minutes: torch installs from local files).
-# `make test-fast` is the quick loop: every test that needs no trained model and no browser (marks in pyproject).
+# `make test-fast` is the quick loop: every test that needs no trained model and no browser (marks in pyproject),
+# spread over the cores with pytest-xdist.
 
 SHELL  := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -39,7 +40,7 @@ test: $(STAMP) browser-deps
 # Wall time and CPU time both: on a shared machine the wall time alone says little.
 test-fast: $(STAMP)
 	@TIMEFORMAT='make test-fast: %1R s wall, %1U s user + %1S s system CPU'; \
-	time $(BIN)/python -m pytest -m "not slow and not browser" -q
+	time $(BIN)/python -m pytest -m "not slow and not browser" -q -n auto
 
 benchmarks: $(STAMP)
 	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b; done

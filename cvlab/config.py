@@ -113,6 +113,12 @@ class Settings:
     prediction_key = Setting(
         "CVLAB_PREDICTION_KEY", None, "the workspace's own key, made once",
         "the prediction key the local endpoint accepts (`cvlab serve --prediction-key` wins)")
+    workshop_url = Setting(
+        "CVLAB_WORKSHOP_URL", None, "unset (or what `cvlab lab --join` saved)",
+        "the workshop this learner's course reports progress to (JupyterHub sets it with `CVLAB_WORKSHOP_KEY`)")
+    workshop_key = Setting(
+        "CVLAB_WORKSHOP_KEY", None, "unset",
+        "the learner's seat key for `CVLAB_WORKSHOP_URL` (the seat's training key from the handout)")
 
     def __init__(self, environ: Mapping[str, str] | None = None):
         self.environ = os.environ if environ is None else environ

@@ -3,8 +3,10 @@
 A job is keyed by the id of its Azure status row (an iteration, an export): the row stays the source of truth
 for its state (``Training`` / ``Exporting`` -> ``Completed`` / ``Done`` / ``Failed``); the registry only knows
 which of them this process is still running (what ``recover_interrupted`` must not mark as interrupted), holds
-each job's cancel flag and lets a caller wait for it. Jobs run in daemon threads, as before: a stopped process
-abandons them and the next start-up marks their rows Failed.
+each job's cancel flag and lets a caller wait for it. A job may hold its row's lease (``Workspace.job_lease``),
+released when it ends, however it ends: other processes (``cvlab doctor``) then tell a running row from a stuck
+one. Jobs run in daemon threads, as before: a stopped process abandons them (the OS drops their leases) and the
+next start-up marks their rows Failed.
 
 >>> exports = Jobs("export")
 >>> exports.submit("job-1", lambda: 42).result(timeout=5)
@@ -26,17 +28,24 @@ class Jobs:
         self._lock = threading.Lock()
         self._futures: dict[str, Future] = {}
         self._cancel: dict[str, threading.Event] = {}
+        self._leases: dict[str, Any] = {}
 
-    def register(self, job_id: str) -> threading.Event:
-        """Count ``job_id`` as running from now on (before its thread starts); returns its cancel flag."""
+    def register(self, job_id: str, lease: Any = None) -> threading.Event:
+        """Count ``job_id`` as running from now on (before its thread starts); returns its cancel flag. ``lease``
+        (anything with ``release()``) is released when the job ends."""
         with self._lock:
             self._futures[job_id] = Future()
+            if lease is not None:
+                self._leases[job_id] = lease
             return self._cancel.setdefault(job_id, threading.Event())
 
     def _finish(self, job_id: str) -> None:
         with self._lock:
             self._futures.pop(job_id, None)
             self._cancel.pop(job_id, None)
+            lease = self._leases.pop(job_id, None)
+        if lease is not None:
+            lease.release()
 
     def _call(self, job_id: str, future: Future, fn: Callable[[], Any]) -> None:
         if not future.set_running_or_notify_cancel():

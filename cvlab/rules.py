@@ -18,6 +18,13 @@ SWAGGER = "Azure/azure-rest-api-specs CustomVision swagger"
 CLASSIFIER_DOC = "https://learn.microsoft.com/azure/ai-services/custom-vision-service/getting-started-build-a-classifier"
 IMPROVE_DOC = "https://learn.microsoft.com/azure/ai-services/custom-vision-service/getting-started-improving-your-classifier"
 CVLAB_CHOICE = "cvlab choice (Azure does not document this limit)"
+SDK_ERRORS = ("https://github.com/Azure/azure-sdk-for-python/blob/main/sdk/cognitiveservices/"
+              "azure-cognitiveservices-vision-customvision/azure/cognitiveservices/vision/customvision/training/models/"
+              "_custom_vision_training_client_enums.py (CustomVisionErrorCodes)")
+#: Microsoft's sources disagree on image metadata: the REST spec (SWAGGER) allows 50 pairs, 256-character keys and
+#: 512-character values; the SDK's docstrings (ImageFileCreateBatch.metadata and the other create batches) say 10
+#: pairs, 128 and 256. cvlab follows the REST spec.
+METADATA_SOURCES = SWAGGER + "; the SDK docstrings say 10 pairs, keys of 128 and values of 256 characters"
 
 TIERS = ("F0", "S0")
 UNLIMITED = None
@@ -28,6 +35,8 @@ TAG_TYPES = ("Regular", "Negative", "GeneralProduct")
 TAGGING_STATUSES = ("All", "Tagged", "Untagged")
 ORDER_BY = ("Newest", "Oldest")
 TRAINING_TYPES = ("Regular", "Advanced")
+#: Azure's iteration states, then "Queued", which is cvlab's own (in cvlab: workshop mode, an iteration waiting for
+#: the room's training slot; Azure documents no such state).
 ITERATION_STATUSES = ("Training", "Completed", "Failed", "Queued")
 EXPORT_DOC = "https://learn.microsoft.com/azure/ai-services/custom-vision-service/export-your-model"
 EXPORT_SAMPLES = "https://github.com/Azure-Samples/customvision-export-samples"
@@ -43,6 +52,11 @@ class ExportFlavor:
     quantization: str | None = None  # "int8" | "fp16" for the edge variants
     source: str = SWAGGER            # where the pair comes from: Azure's API, its export samples, or cvlab
     instead: str = ""                # when build is None: what to export instead
+
+    @property
+    def cvlab_only(self) -> bool:
+        """A pair Azure does not offer: cvlab's own edge variant (its source starts "in cvlab")."""
+        return self.source.startswith("in cvlab")
 
 
 _NO_GRAPH = "cvlab builds TensorFlow Lite, not a frozen graph: use flavor TensorFlowLite."
@@ -64,6 +78,9 @@ EXPORT_FLAVORS: tuple[ExportFlavor, ...] = (
     ExportFlavor("ONNX", None, "onnx"),
     ExportFlavor("ONNX", "ONNX10", "onnx"),
     ExportFlavor("ONNX", "ONNX12", "onnx"),
+    ExportFlavor("ONNX", "OnnxFloat16", None, source=EXPORT_SAMPLES,
+                 instead="cvlab builds float32 ONNX only: export ONNX without a flavor (or ONNX10, ONNX12), or "
+                         "TensorFlow with flavor TensorFlowLiteFloat16 for a half-size model."),
     ExportFlavor("VAIDK", None, None, instead="The Vision AI Dev Kit is retired; export ONNX or TensorFlow "
                                               "(TensorFlowLite) instead."),
     ExportFlavor("OpenVino", None, None, instead="OpenVINO export is not available offline; export ONNX (OpenVINO "
@@ -138,7 +155,8 @@ LIMITS: dict[str, Limit] = {lim.key: lim for lim in (
        "maximum pixels per image (follows from the maximum side; guards against decompression bombs)",
        LIMITS_PAGE, "resize the image"),
     _L("max_aspect_ratio", 25, 25, "BadRequestImageAspectRatio", ":1", "maximum aspect ratio (long:short side)",
-       LIMITS_PAGE, "crop the image so its long side is at most 25 times its short side"),
+       "in cvlab: refused with the SDK's code; Microsoft gives 25:1 as guidance for training images, " + LIMITS_PAGE,
+       "crop the image so its long side is at most 25 times its short side"),
     _L("max_image_bytes_training", 6 * 1024 * 1024, 6 * 1024 * 1024, "BadRequestImageSizeBytes", "bytes",
        "maximum image file size for a training upload", LIMITS_PAGE, "compress or downscale the image below 6 MB"),
     _L("max_image_bytes_prediction", 4 * 1024 * 1024, 4 * 1024 * 1024, "BadRequestImageSizeBytes", "bytes",
@@ -164,14 +182,16 @@ LIMITS: dict[str, Limit] = {lim.key: lim for lim in (
        "pass at most 64 ids per call"),
     _L("tags_per_query", 2, 2, "BadRequestPredictionTagsExceededCount", "tags", "tags combined in query_predictions",
        SDK_DOCSTRINGS, "filter on at most 2 tags"),
-    _L("metadata_pairs", 50, 50, "BadRequestImageMetadataKey", "pairs", "metadata pairs per image", SWAGGER,
-       "keep at most 50 metadata entries"),
-    _L("metadata_key_chars", 256, 256, "BadRequestImageMetadataKey", "characters", "metadata key length", SWAGGER,
-       "shorten the metadata key"),
+    _L("metadata_pairs", 50, 50, "BadRequestImageMetadataKey", "pairs", "metadata pairs per image",
+       METADATA_SOURCES, "keep at most 50 metadata entries"),
+    _L("metadata_key_chars", 256, 256, "BadRequestImageMetadataKey", "characters", "metadata key length",
+       METADATA_SOURCES, "shorten the metadata key"),
     _L("metadata_value_chars", 512, 512, "BadRequestImageMetadataValue", "characters", "metadata value length",
-       SWAGGER, "shorten the metadata value"),
-    _L("name_chars", 256, 256, "BadRequest", "characters", "project/tag/iteration name length", CVLAB_CHOICE,
+       METADATA_SOURCES, "shorten the metadata value"),
+    _L("name_chars", 256, 256, "BadRequest", "characters", "project/tag/iteration/image name length", CVLAB_CHOICE,
        "use a shorter name"),
+    _L("filter_terms", 100, 100, "BadRequestInvalid", "terms", "terms of an image metadata $filter (twice the "
+       "metadata pairs an image may have)", CVLAB_CHOICE, "filter on fewer metadata terms"),
     # Microsoft documents no range for the Advanced budget; the REST spec types reservedBudgetInHours as int32.
     _L("reserved_budget_hours", 2**31 - 1, 2**31 - 1, "BadRequestInvalid", "hours",
        "reservedBudgetInHours (REST spec: integer, format int32; minimum 1 for Advanced training)", SWAGGER,
@@ -234,7 +254,7 @@ TAG_RULES: dict[str, Rule] = {r.key: r for r in (
          "A Negative tag exists only in classification projects: an object detector already treats everything "
          "outside the boxes as negative.", IMPROVE_DOC),
     Rule("one_negative_per_project", "BadRequestMultipleNegativeTag",
-         "A project has at most one Negative tag.", IMPROVE_DOC),
+         "A project has at most one Negative tag.", SDK_ERRORS),
     Rule("one_general_product_per_project", "BadRequestMultipleGeneralProductTag",
          "A project has at most one GeneralProduct tag.", SWAGGER),
     Rule("negative_alone", "BadRequestNegativeAndRegularTagOnSameImage",
@@ -313,6 +333,18 @@ def check_name(name: Any, what: str, code: str) -> str:
         raise CvlabError(code, f"The {what} name {name!r} contains control characters or line separators (newline, "
                          "tab, U+0085, U+2028...): remove them.")
     return name
+
+
+def image_name_problem(name: Any) -> str | None:
+    """Why an image's file name cannot be stored (None: it can, or there is none): the rules of every other name
+    (valid Unicode, at most 256 characters, no NUL, control characters or line separators)."""
+    if name is None:
+        return None
+    try:
+        check_name(name, "image", "ErrorSource")
+    except CvlabError as e:
+        return e.message
+    return None
 
 
 def check_description(description: Any, what: str, code: str) -> str:
@@ -479,10 +511,19 @@ def check_publish_name(publish_name: Any) -> None:
                          "ends or the characters / \\ ? # % &, e.g. 'Iteration1' or 'detectModel'.")
 
 
-def check_notification_email(address: Any) -> None:
-    """train_project's ``notificationEmailAddress``: None, or something that looks like an e-mail address."""
-    if address is not None and (not isinstance(address, str) or "@" not in address):
-        raise CvlabError("BadRequestInvalidEmailAddress", f"{address!r} is not an e-mail address.")
+_EMAIL = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
+
+
+def check_notification_email(address: Any) -> str | None:
+    """train_project's ``notificationEmailAddress`` (and the portal's outbox): None, or an e-mail address of at
+    most 254 characters such as name@example.com, returned without surrounding spaces."""
+    if address is None:
+        return None
+    text = address.strip() if isinstance(address, str) else ""
+    if len(text) > 254 or not _EMAIL.match(text):
+        raise CvlabError("BadRequestInvalidEmailAddress", f"{address!r} is not an e-mail address: write it as "
+                         "name@example.com.")
+    return text
 
 
 def check_metadata(metadata: Any) -> dict[str, str]:

@@ -18,6 +18,7 @@ import re
 import secrets
 import threading
 import time
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -113,11 +114,61 @@ def match_key(seats: list[Seat], api: str, presented: list[str]) -> Seat | None:
     return found
 
 
-def reset_seat(ws, name: str, *, new_keys: bool = False) -> dict:
-    """Return one seat to a clean state (projects, iterations, predictions, exports, quiz scores); other seats
-    are not touched. Trainings still running or queued for the seat are cancelled first."""
-    from cvlab import training
+def rotate_keys(ws, name: str) -> Seat:
+    """Issue new keys for one seat (projects stay): the old keys stop working at the next request, so a leaked
+    handout can be withdrawn. The learner joins again with the new training key."""
     seat = get_seat(ws, name)
+    fresh = _new_seat(seat.name)
+    fresh = Seat(seat.name, fresh.training_key, fresh.prediction_key, seat.prediction_resource_id)
+    ws.set_setting(SEATS_SETTING, [asdict(fresh if s.name == seat.name else s) for s in get_seats(ws)])
+    return fresh
+
+
+def reset_plan(ws, name: str) -> dict:
+    """What ``reset_seat`` would delete for one seat, without deleting anything (``cvlab workshop reset`` shows
+    it and asks first)."""
+    from cvlab import quiz
+    from cvlab.classroom.store import ClassStore
+    get_seat(ws, name)
+    sw = open_seat(ws, name)
+    try:
+        projects = []
+        for p in sw.get_projects():
+            its = sw.get_iterations(p.id)
+            projects.append({"name": p.name, "images": sw.get_image_count(p.id), "iterations": len(its),
+                             "published": [it.publish_name for it in its if it.publish_name],
+                             "training": sum(it.status in ("Training", "Queued") for it in its)})
+        submitted = len(sw.get_setting(QUIZ_SETTING) or [])
+        answers = len(quiz.answers(sw))
+    finally:
+        sw.close()
+    with closing(ClassStore(ws)) as store:
+        events = store.count(name)
+    return {"seat": name, "projects": projects, "submitted_quiz_scores": submitted, "seat_quiz_answers": answers,
+            "reported_events": events}
+
+
+def describe_plan(plan: dict) -> str:
+    """One seat's reset plan in words."""
+    lines = [f"{plan['seat']}:"]
+    for p in plan["projects"]:
+        extra = f", published as {', '.join(p['published'])}" if p["published"] else ""
+        busy = f", {p['training']} training now (cancelled)" if p["training"] else ""
+        lines.append(f"  project {p['name']!r}: {p['images']} images, {p['iterations']} iterations{extra}{busy}")
+    if not plan["projects"]:
+        lines.append("  no projects")
+    lines.append(f"  progress the learner's laptop reported: {plan['reported_events']} events (lessons, exercise "
+                 f"checks, quiz answers, iterations); quiz scores submitted: {plan['submitted_quiz_scores']}")
+    return "\n".join(lines)
+
+
+def reset_seat(ws, name: str, *, new_keys: bool = False) -> dict:
+    """Return one seat to a clean state (projects, iterations, predictions, exports, quiz scores, the progress
+    its laptop reported); other seats are not touched. Trainings still running or queued for the seat are
+    cancelled first. ``new_keys`` also rotates the seat's keys (``rotate_keys``)."""
+    from cvlab import training
+    from cvlab.classroom.store import ClassStore
+    get_seat(ws, name)
     sw = open_seat(ws, name)
     try:
         removed = 0
@@ -137,10 +188,11 @@ def reset_seat(ws, name: str, *, new_keys: bool = False) -> dict:
         quiz.reset_progress(sw)
     finally:
         sw.close()
+    with closing(ClassStore(ws)) as store:
+        events = store.delete_seat(name)
     if new_keys:
-        seats = [(_new_seat(s.name) if s.name == seat.name else s) for s in get_seats(ws)]
-        ws.set_setting(SEATS_SETTING, [asdict(s) for s in seats])
-    return {"seat": name, "projects_removed": removed, "new_keys": new_keys}
+        rotate_keys(ws, name)
+    return {"seat": name, "projects_removed": removed, "events_removed": events, "new_keys": new_keys}
 
 
 # ---- quiz scores learners choose to submit ----------------------------------------------------------------------
@@ -195,52 +247,70 @@ def submit_quiz_scores(endpoint: str, training_key: str, ws=None, topic: str | N
     return r.json()
 
 
-# ---- instructor's view ------------------------------------------------------------------------------------------
-def _metrics(sw, project_id: str, iteration_id: str) -> dict:
-    from cvlab.metrics import json_number
-    from cvlab.performance import get_iteration_performance
+# ---- where the room reaches the server --------------------------------------------------------------------------
+ENDPOINT_SETTING = "workshop.endpoint"
+
+
+def room_addresses() -> list[str]:
+    """This machine's IPv4 addresses other machines can reach (no loopback, no link-local), best first."""
+    import ipaddress
+
+    import psutil
+    found = []
+    for addrs in psutil.net_if_addrs().values():
+        for a in addrs:
+            if a.family.name != "AF_INET":
+                continue
+            ip = ipaddress.ip_address(a.address)
+            if not (ip.is_loopback or ip.is_link_local):
+                found.append(a.address)
+    return sorted(set(found), key=lambda a: (not ipaddress.ip_address(a).is_private, a))
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether only this machine reaches ``host`` (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+    if host == "localhost":
+        return True
     try:
-        perf = get_iteration_performance(sw, project_id, iteration_id)
-    except CvlabError as e:
-        return {"error": e.message}
-    return {"precision": json_number(perf.precision), "recall": json_number(perf.recall),
-            "average_precision": json_number(perf.average_precision)}
+        return ipaddress.ip_address((host or "").strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
-def seat_progress(sw) -> dict:
-    projects = []
-    for p in sw.get_projects():
-        its = []
-        for it in sw.get_iterations(p.id):
-            entry = {"id": it.id, "name": it.name, "status": it.status, "queue_position": it.queue_position,
-                     "training_type": it.training_type, "published_as": it.publish_name,
-                     "trained_at": it.trained_at.isoformat() if it.trained_at else None}
-            if it.status == "Completed":
-                entry["metrics"] = _metrics(sw, p.id, it.id)
-            its.append(entry)
-        projects.append({"id": p.id, "name": p.name, "project_type": p.project_type,
-                         "images": sw.get_image_count(p.id), "tags": len(sw.get_tags(p.id)), "iterations": its})
-    return {"projects": projects, "quiz": sw.get_setting(QUIZ_SETTING) or []}
+def listening(host: str, port: int) -> dict:
+    """What learners can use to reach a server bound to ``host:port``: the URL for the handout, whether it is
+    loopback only, and every address of this machine when bound to all of them."""
+    if is_loopback(host):
+        return {"url": f"http://127.0.0.1:{port}", "loopback": True, "urls": [f"http://127.0.0.1:{port}"]}
+    if host in ("0.0.0.0", "::", ""):
+        urls = [f"http://{a}:{port}" for a in room_addresses()]
+        return {"url": urls[0] if urls else f"http://127.0.0.1:{port}", "loopback": not urls,
+                "urls": urls or [f"http://127.0.0.1:{port}"]}
+    shown = f"[{host}]" if ":" in host else host
+    return {"url": f"http://{shown}:{port}", "loopback": False, "urls": [f"http://{shown}:{port}"]}
 
 
-def progress(ws, open_ws=None, queue: "TrainingQueue | None" = None) -> dict:
-    """Every seat's projects, iterations (status, queue position, metrics) and submitted quiz scores.
+def record_endpoint(ws, host: str, port: int) -> dict:
+    """Remember where the server really listens, so ``handout`` prints that address (not a guess)."""
+    info = {**listening(host, port), "host": host, "port": port}
+    ws.set_setting(ENDPOINT_SETTING, info)
+    return info
 
-    ``open_ws(name)`` gives a seat's Workspace (the service passes its cached ones)."""
-    seats = []
-    for s in get_seats(ws):
-        if open_ws is not None:
-            seats.append({"seat": s.name, **seat_progress(open_ws(s.name))})
-            continue
-        sw = open_seat(ws, s.name)
-        try:
-            seats.append({"seat": s.name, **seat_progress(sw)})
-        finally:
-            sw.close()
-    out = {"seats": seats}
-    if queue is not None:
-        out["queue"] = queue.snapshot()
-    return out
+
+def room_notice(info: dict, command: str = "cvlab workshop serve") -> list[str]:
+    """What ``cvlab serve --workshop`` / ``cvlab workshop serve`` print about who can reach them."""
+    if info["loopback"]:
+        return [f"NOTE: bound to {info.get('host', '127.0.0.1')} only: learners' laptops cannot reach "
+                f"{info['url']}.",
+                f"      To open it to the room: {command} --host 0.0.0.0 --port {info.get('port', 8080)} "
+                "(then print the handout again)."]
+    return [f"Learners reach this server at {' or '.join(info['urls'])}."]
+
+
+def recorded_endpoint(ws) -> str | None:
+    info = ws.get_setting(ENDPOINT_SETTING)
+    return info.get("url") if isinstance(info, dict) else None
 
 
 # ---- handout ----------------------------------------------------------------------------------------------------
@@ -258,48 +328,82 @@ print([d.name for d in trainer.get_domains()])
 # publish with prediction resource id "{rid}" and call predictor.classify_image(...)'''
 
 
+def join_command(endpoint: str, seat: Seat) -> str:
+    """The one line a learner runs: the course, joined to their seat."""
+    return f"cvlab lab --join {endpoint} --key {seat.training_key}"
+
+
 def _seat_page(seat: Seat, endpoint: str) -> dict:
     return {"seat": seat.name, "endpoint": endpoint, "training_key": seat.training_key,
             "prediction_key": seat.prediction_key, "prediction_resource_id": seat.prediction_resource_id,
+            "join": join_command(endpoint, seat),
             "snippet": _SNIPPET.format(endpoint=endpoint, tk=seat.training_key, pk=seat.prediction_key,
                                        rid=seat.prediction_resource_id)}
 
 
-_STEPS = ["Open the notebooks (`cvlab lab`) or your own Python with `azure-cognitiveservices-vision-customvision`.",
-          "Use the endpoint and keys below: they reach only your own projects.",
-          "Training waits its turn when the room is busy: the iteration shows status `Queued`, then `Training`.",
+_STEPS = ["Join the workshop and open the course: run the command below in a terminal (or save the env file "
+          "and run `cvlab lab --join seat-NN.env`). Your lessons, exercise checks, quiz answers and iterations "
+          "are reported to your instructor; training runs on your own laptop.",
+          "For the SDK labs, use the endpoint and keys below: they reach only your own projects.",
+          "Training on the shared endpoint waits its turn when the room is busy: the iteration shows status "
+          "`Queued`, then `Training`.",
           "Keep this page private: anyone with your training key can change your projects."]
+LOOPBACK_WARNING = ("This handout points at {url}, which only the instructor's own machine reaches. Start the "
+                    "server with `cvlab workshop serve --host 0.0.0.0` and print the handout again.")
 
 
-def handout(ws, endpoint: str, fmt: str = "md", seats: list[str] | None = None) -> str:
-    """One page per seat (endpoint, keys, first steps with the Azure SDK), as Markdown or HTML."""
+def handout_endpoint(ws, endpoint: str | None = None) -> str:
+    """The address to print: the one given, else the one the server recorded when it bound its socket."""
+    url = endpoint or recorded_endpoint(ws)
+    if not url:
+        raise CvlabError("NotFound", "No server address yet: start it first (`cvlab workshop serve --host 0.0.0.0`, "
+                         "it records where it listens) or pass --endpoint http://ADDRESS:PORT.")
+    from cvlab.classroom.learner import check_endpoint
+    return check_endpoint(url)
+
+
+def handout(ws, endpoint: str | None = None, fmt: str = "md", seats: list[str] | None = None) -> str:
+    """One page per seat (the join command, endpoint, keys, first steps with the Azure SDK), as Markdown, HTML,
+    or JSON (for JupyterHub: ``cvlab.classroom.hub``; the env files are ``cvlab.cli.workshop.env_file``).
+    ``endpoint`` defaults to the address the running server recorded."""
+    from urllib.parse import urlsplit
     chosen = [get_seat(ws, n) for n in seats] if seats else get_seats(ws)
     if not chosen:
         raise CvlabError("NotFound", "This workspace has no workshop seats: run `cvlab workshop create --seats N`.")
-    pages = [_seat_page(s, endpoint.rstrip("/")) for s in chosen]
+    if fmt not in ("md", "html", "json"):
+        raise CvlabError("BadRequestInvalid", f"Handout format {fmt!r}: use 'md', 'html' or 'json'.")
+    endpoint = handout_endpoint(ws, endpoint)
+    warning = LOOPBACK_WARNING.format(url=endpoint) if is_loopback(urlsplit(endpoint).hostname) else None
+    pages = [_seat_page(s, endpoint) for s in chosen]
+    if fmt == "json":
+        import json
+        return json.dumps([{k: v for k, v in p.items() if k != "snippet"} for p in pages], indent=1)
     if fmt == "md":
         out = []
         for p in pages:
-            out.append(f"# cvlab workshop — {p['seat']}\n\n" + "\n".join(f"{i}. {s}" for i, s in enumerate(_STEPS, 1))
-                       + f"\n\n| Setting | Value |\n|---|---|\n| Endpoint | `{p['endpoint']}` |\n"
+            out.append(f"# cvlab workshop — {p['seat']}\n\n" + (f"> **{warning}**\n\n" if warning else "")
+                       + "\n".join(f"{i}. {s}" for i, s in enumerate(_STEPS, 1))
+                       + f"\n\n```\n{p['join']}\n```\n\n"
+                       f"| Setting | Value |\n|---|---|\n| Endpoint | `{p['endpoint']}` |\n"
                        f"| Training key | `{p['training_key']}` |\n| Prediction key | `{p['prediction_key']}` |\n"
                        f"| Prediction resource id | `{p['prediction_resource_id']}` |\n\n"
                        f"```python\n{p['snippet']}\n```\n")
         return "\n\\pagebreak\n\n".join(out)
-    if fmt == "html":
-        e = html.escape
-        body = []
-        for p in pages:
-            steps = "".join(f"<li>{e(s)}</li>" for s in _STEPS)
-            rows = "".join(f"<tr><th>{e(k)}</th><td><code>{e(p[v])}</code></td></tr>" for k, v in (
-                ("Endpoint", "endpoint"), ("Training key", "training_key"), ("Prediction key", "prediction_key"),
-                ("Prediction resource id", "prediction_resource_id")))
-            body.append(f'<section class="seat"><h1>cvlab workshop — {e(p["seat"])}</h1><ol>{steps}</ol>'
-                        f"<table>{rows}</table><pre><code>{e(p['snippet'])}</code></pre></section>")
-        return ("<!doctype html><html><head><meta charset='utf-8'><title>cvlab workshop handout</title><style>"
-                "section.seat{page-break-after:always;font-family:sans-serif}th{text-align:left;padding-right:1em}"
-                "pre{background:#f4f4f4;padding:1em}</style></head><body>" + "".join(body) + "</body></html>")
-    raise CvlabError("BadRequestInvalid", f"Handout format {fmt!r}: use 'md' or 'html'.")
+    e = html.escape
+    body = []
+    for p in pages:
+        steps = "".join(f"<li>{e(s)}</li>" for s in _STEPS)
+        rows = "".join(f"<tr><th>{e(k)}</th><td><code>{e(p[v])}</code></td></tr>" for k, v in (
+            ("Endpoint", "endpoint"), ("Training key", "training_key"), ("Prediction key", "prediction_key"),
+            ("Prediction resource id", "prediction_resource_id")))
+        note = f'<p class="warning">{e(warning)}</p>' if warning else ""
+        body.append(f'<section class="seat"><h1>cvlab workshop — {e(p["seat"])}</h1>{note}<ol>{steps}</ol>'
+                    f"<pre class='join'><code>{e(p['join'])}</code></pre>"
+                    f"<table>{rows}</table><pre><code>{e(p['snippet'])}</code></pre></section>")
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>cvlab workshop handout</title><style>"
+            "section.seat{page-break-after:always;font-family:sans-serif}th{text-align:left;padding-right:1em}"
+            "pre{background:#f4f4f4;padding:1em;white-space:pre-wrap}.warning{color:#a00;font-weight:bold}"
+            "</style></head><body>" + "".join(body) + "</body></html>")
 
 
 # ---- fair training queue ----------------------------------------------------------------------------------------

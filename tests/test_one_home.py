@@ -121,7 +121,13 @@ def test_one_export_table_for_the_workspace_and_the_exporter():
     assert rules.EXPORT_PLATFORMS == ("CoreML", "TensorFlow", "DockerFile", "ONNX", "VAIDK", "OpenVino")
     with pytest.raises(CvlabError) as e:
         rules.check_export_flavor("ONNX", "TensorFlowLite")
-    assert e.value.code == "BadRequestExportValidationFailed" and "ONNX10, ONNX12 or none" in e.value.message
+    assert e.value.code == "BadRequestExportValidationFailed"
+    assert "ONNX10, ONNX12, OnnxFloat16 or none" in e.value.message
+    # Azure's export samples document OnnxFloat16; cvlab does not build it and says what to export instead
+    fp16 = rules.check_export_flavor("ONNX", "OnnxFloat16")
+    assert fp16.build is None and fp16.source == rules.EXPORT_SAMPLES and not fp16.cvlab_only
+    cvlab_only = [(r.platform, r.flavor) for r in rules.EXPORT_FLAVORS if r.cvlab_only]
+    assert cvlab_only == [("TensorFlow", "TensorFlowLiteInt8")]
 
 
 def test_the_job_runner_counts_runs_cancels_and_waits():
@@ -148,10 +154,15 @@ def test_rules_that_lived_elsewhere_are_in_rules():
         rules.check_application_name("x" * 65)
     assert e.value.code == "BadRequestPredictionInvalidApplicationName"
     rules.check_application_name(None)
-    with pytest.raises(CvlabError) as e:
-        rules.check_notification_email("nobody")
-    assert e.value.code == "BadRequestInvalidEmailAddress"
-    rules.check_notification_email("learner@example.com")
+    from cvlab.portal import outbox
+
+    for bad in ("nobody", "a@b", "two@at@example.com", "a b@example.com", "x" * 250 + "@example.com", 7):
+        for check in (rules.check_notification_email, outbox.check_address):  # one e-mail rule for both
+            with pytest.raises(CvlabError) as e:
+                check(bad)
+            assert e.value.code == "BadRequestInvalidEmailAddress" and "name@example.com" in e.value.message
+    assert rules.check_notification_email(" learner@example.com ") == outbox.check_address("learner@example.com")
+    assert rules.check_notification_email(None) is None
 
 
 def test_a_prediction_query_token_has_one_validator(ws):

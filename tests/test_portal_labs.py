@@ -37,6 +37,7 @@ def server(tmp_path, monkeypatch):
     import cvlab
     from cvlab.service.server import start_background
     monkeypatch.setenv("CVLAB_DETECTION_EPOCHS", DETECTION_EPOCHS)
+    monkeypatch.setenv("CVLAB_ALLOW_PRIVATE_URLS", "1")  # the lab's Image URL is a photo served on 127.0.0.1
     ws = cvlab.Workspace(tmp_path / "ws")
     handle = start_background(ws)
     yield handle

@@ -45,7 +45,8 @@ def test_check_reports_a_killed_exports_build_folder_and_repair_removes_it(compl
     (leftover / "export").mkdir(parents=True)
     (leftover / "export" / "model.onnx").write_bytes(b"half")
     ex = ws.create_export(p.id, it.id, "ONNX")
-    assert ws.check()["export_temp_dirs"] == []  # an export is running: its folder may be in use
+    with ws.job_lease(ex.id):  # an export is running (its job holds the lease): its folder may be in use
+        assert ws.check()["export_temp_dirs"] == []
     ws.recover_interrupted_exports()
     report = ws.check()
     assert report["export_temp_dirs"] == ["tmpk1ll3d"] and not report["ok"] and report["repairable"]

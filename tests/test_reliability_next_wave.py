@@ -1,6 +1,7 @@
-"""Issue 22's findings whose roots sit in files being re-laid out (the workspace package, training, the service
-routers) in this wave: each reproduces the finding and is marked xfail(strict=True), so it fails loudly the moment
-the fix lands (and must then lose its mark). Bounded, real SQLite, real servers on 127.0.0.1."""
+"""Issue 22's second wave: exports deleted with their project, orphaned export files, stuck jobs seen without a
+restart, an import killed midway, bounded connections, bad records on disk, image names, `$filter` quoting and
+depth. Each test reproduced its finding on main as a strict xfail before the fix (3fd02c6..fb95921). Bounded,
+real SQLite, real servers on 127.0.0.1."""
 from __future__ import annotations
 
 import json
@@ -13,7 +14,6 @@ from cvlab.workspace import ImageEntry, Workspace
 from helpers import Api, png
 
 COMPACT = "0732100f-1a38-4e49-a514-c9b44c697ab5"  # General (compact): its iterations export
-NEXT_WAVE = "issue 22, next wave: the fix belongs in the workspace package / training / routers being re-laid out"
 
 
 def _done_export(ws, project_id, iteration_id, token="t0kenOfAnExport0000000000000000"):
@@ -26,7 +26,6 @@ def _done_export(ws, project_id, iteration_id, token="t0kenOfAnExport00000000000
     return zip_path, token
 
 
-@pytest.mark.xfail(strict=True, reason=NEXT_WAVE + ": delete_project keeps the export zip and its link")
 def test_deleting_a_project_deletes_its_exports_and_revokes_their_links(ws):
     from cvlab.export import export_file
     p = ws.create_project("gone", domain_id=COMPACT)
@@ -39,7 +38,6 @@ def test_deleting_a_project_deletes_its_exports_and_revokes_their_links(ws):
         export_file(ws, token)
 
 
-@pytest.mark.xfail(strict=True, reason=NEXT_WAVE + ": cvlab doctor does not look for export zips without a row")
 def test_doctor_finds_and_repairs_orphaned_export_files(ws):
     orphan = ws.path / "exports" / "orphanedExportZip000000000000000.zip"
     orphan.parent.mkdir(exist_ok=True)
@@ -49,7 +47,6 @@ def test_doctor_finds_and_repairs_orphaned_export_files(ws):
     assert ws.check(repair=True)["ok"] and not orphan.exists()
 
 
-@pytest.mark.xfail(strict=True, reason=NEXT_WAVE + ": check() reports iterations/exports stuck without a restart")
 def test_doctor_reports_stuck_iterations_and_exports_without_a_restart(ws):
     p = ws.create_project("stuck", domain_id=COMPACT)
     done = ws.create_iteration(p.id)
@@ -61,7 +58,6 @@ def test_doctor_reports_stuck_iterations_and_exports_without_a_restart(ws):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=NEXT_WAVE + ": SIGKILL mid import_project leaves a half project, unmarked")
 def test_an_import_killed_midway_leaves_no_half_project(tmp_path):
     from cvlab.service.process import ServeProcess
     path = tmp_path / "ws"
@@ -90,7 +86,6 @@ def test_an_import_killed_midway_leaves_no_half_project(tmp_path):
     ws.close()
 
 
-@pytest.mark.xfail(strict=True, reason=NEXT_WAVE + ": every thread keeps a connection to every seat workspace")
 def test_database_connections_stay_bounded_whatever_the_number_of_threads_and_seats(tmp_path):
     """The server's 40 long-lived worker threads each kept a SQLite connection (3 descriptors: db, -wal, -shm) to
     every seat workspace they touched: 30 seats ran out of the usual 1,024 descriptors. 10 workspaces x 20
@@ -118,7 +113,6 @@ def test_database_connections_stay_bounded_whatever_the_number_of_threads_and_se
     assert grown <= 10 * 3 * 4, f"{grown} descriptors for 10 workspaces"
 
 
-@pytest.mark.xfail(strict=True, reason=NEXT_WAVE + ": a bad record on disk makes the whole listing answer 500")
 def test_a_bad_record_on_disk_is_skipped_and_the_rest_still_listed(tmp_path):
     from cvlab.service import start_background
     ws = Workspace(tmp_path / "ws")
@@ -134,7 +128,6 @@ def test_a_bad_record_on_disk_is_skipped_and_the_rest_still_listed(tmp_path):
     ws.close()
 
 
-@pytest.mark.xfail(strict=True, reason=NEXT_WAVE + ": image names are stored with NUL, controls and any length")
 @pytest.mark.parametrize("name", ["a\x00b.jpg", "line\nbreak.jpg", "x" * 5000 + ".jpg", "q\ud800.jpg"])
 def test_image_names_are_checked_like_other_names(ws, name):
     p = ws.create_project("names")
@@ -146,14 +139,12 @@ def test_image_names_are_checked_like_other_names(ws, name):
         assert not summary.is_batch_successful
 
 
-@pytest.mark.xfail(strict=True, reason=NEXT_WAVE + ": the $filter parser cuts a quoted value at ' and '")
 def test_a_filter_value_may_contain_and(ws):
     p = ws.create_project("f")
     made = ws.create_images(p.id, [ImageEntry(png(24, 24), "a.png")], metadata={"note": "salt and pepper"})
     assert [i.id for i in ws.get_images(p.id, filter="note eq 'salt and pepper'")] == [made.images[0].image.id]
 
 
-@pytest.mark.xfail(strict=True, reason=NEXT_WAVE + ": 2,001 'and' terms reach SQLite's expression depth (500)")
 def test_a_filter_of_two_thousand_terms_is_a_400(ws):
     p = ws.create_project("f")
     with pytest.raises(CvlabError) as e:

@@ -141,3 +141,16 @@ def test_region_check_property():
         bl, bt, bw, bh = box
         assert 0 <= bl and 0 <= bt and bw > 0 and bh > 0 and bl + bw <= 1 + 1e-9 and bt + bh <= 1 + 1e-9
     check()
+
+
+def test_sources_say_what_is_azures_and_what_is_cvlabs():
+    """Facts the quizzes and notebooks teach from this table: where Microsoft's sources say otherwise, or say
+    nothing, the row says so."""
+    assert rules.TAG_RULES["one_negative_per_project"].source == rules.SDK_ERRORS
+    assert "CustomVisionErrorCodes" in rules.SDK_ERRORS
+    assert rules.LIMITS["max_aspect_ratio"].source.startswith("in cvlab") and "guidance" in rules.LIMITS[
+        "max_aspect_ratio"].source
+    for key in ("metadata_pairs", "metadata_key_chars", "metadata_value_chars"):
+        source = rules.LIMITS[key].source
+        assert source.startswith(rules.SWAGGER) and "10 pairs" in source, key  # the SDK docstrings disagree
+    assert rules.ITERATION_STATUSES[-1] == "Queued"  # cvlab's (workshop mode), after Azure's three

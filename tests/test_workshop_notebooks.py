@@ -142,16 +142,16 @@ def test_workshop_cli_create_handout_progress_reset(tmp_path, capsys):
     text = capsys.readouterr().out
     assert seats[0].training_key in text and seats[1].prediction_key in text and "http://h:1" in text
     out = tmp_path / "h.html"
-    assert main(["workshop", "--workspace", w, "handout", "--format", "html", "--out", str(out)]) == 0
+    assert main(["workshop", "--workspace", w, "handout", "--format", "html", "--out", str(out),
+                 "--endpoint", "http://h:1"]) == 0
     assert out.read_text().startswith("<!doctype html>")
     assert "written to" in capsys.readouterr().out
-    assert main(["workshop", "--workspace", w, "progress"]) == 0
+    assert main(["workshop", "--workspace", w, "progress", "--format", "json"]) == 0
     prog = json.loads(capsys.readouterr().out)
-    assert [len(s["projects"]) for s in prog["seats"]] == [1, 1]
-    assert main(["workshop", "--workspace", w, "reset", "--seat", "seat-01"]) == 0
-    assert json.loads(capsys.readouterr().out)["projects_removed"] == 1
-    prog = workshop.progress(ws)
-    assert [[p["name"] for p in s["projects"]] for s in prog["seats"]] == [[], ["keep me"]]
-    assert main(["workshop", "--workspace", w, "reset", "--seat", "seat-09"]) == 1
+    assert [[i["project"] for i in r["details"]["iterations"]] for r in prog["rows"]] == [[], []]  # not trained
+    assert main(["workshop", "--workspace", w, "reset", "--seat", "seat-01", "--yes"]) == 0
+    assert "seat-01: reset (1 projects" in capsys.readouterr().out
+    assert [[p.name for p in workshop.open_seat(ws, s.name).get_projects()] for s in seats] == [[], ["keep me"]]
+    assert main(["workshop", "--workspace", w, "reset", "--seat", "seat-09", "--yes"]) == 1
     assert "No workshop seat" in capsys.readouterr().err
     ws.close()

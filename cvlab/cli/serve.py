@@ -30,7 +30,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workshop", type=int, default=None, metavar="N",
                         help="classroom mode: N learner seats, each with its own keys and isolated projects "
                              "(see `cvlab workshop --help`: handout, progress, reset)")
-    parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
+                        help="how much the server logs (default info; requests themselves are never logged)")
 
 
 def env_lines(endpoint: str, keys) -> list[str]:
@@ -78,12 +79,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"  Prediction endpoint:     {endpoint}")
     print(f"  Prediction key:          {keys.prediction_key}")
     print(f"  Prediction resource id:  {keys.prediction_resource_id}")
+    print(f"  Portal:                  {endpoint}/  (a local customvision.ai; sign in with the training key)")
     print(f"  API docs:                {endpoint}/docs")
     if warning:
         print(warning)
     if getattr(app.state.ctx, "seats", None) is not None:
+        from cvlab.workshop import record_endpoint, room_notice
+        room = record_endpoint(ws, args.host, port)  # the handout prints the address really bound
         print(f"  Workshop:                {len(app.state.ctx.seats.seats())} seats; the keys above are the "
-              "instructor's. Learner pages: `cvlab workshop handout --endpoint URL`")
+              f"instructor's. Class page: {room['url']}/#/class; learner pages: `cvlab workshop handout`")
+        for line in room_notice(room, "cvlab serve --workshop N"):
+            print("  " + line)
     if args.env_file:
         print(f"  Settings written to:     {write_env_file(args.env_file, endpoint, keys)}")
     print("Press Ctrl+C to stop.", flush=True)

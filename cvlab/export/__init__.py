@@ -12,6 +12,7 @@ benchmarks/export_speed.py (31 of 32 at best after tuning), so it was withdrawn;
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
@@ -26,6 +27,7 @@ from pathlib import Path
 from cvlab import rules
 from cvlab.errors import CvlabError
 from cvlab.jobs import Jobs
+from cvlab.workspace.store import storage_problem
 
 EXPORTER_VERSION = "2.2"
 TFLITE_DETECTION_CANDIDATES = 100  # best-scored boxes the TFLite detector keeps through NMS
@@ -45,6 +47,7 @@ def export_iteration(ws, project_id: str, iteration_id: str, platform: str, flav
         if existing.platform == platform and existing.flavor == flavor and existing.status == "Done":
             return existing
     record = ws.create_export(project_id, iteration.id, platform, flavor)
+    JOBS.register(record.id, lease=ws.job_lease(record.id))  # running: recovery and cvlab doctor leave it alone
     job = lambda: _run(ws, project, iteration, record, builder)  # noqa: E731
     if background:
         JOBS.submit(record.id, job)
@@ -71,19 +74,23 @@ def running_jobs() -> list[str]:
 
 
 def recover_interrupted(ws) -> list[str]:
-    """At start-up: trainings and exports a stopped process left running end Failed, saying why."""
+    """At start-up: trainings and exports a stopped process left running end Failed, saying why, and a project
+    import it left half-made is deleted (importing again gives the whole copy)."""
     from cvlab import training
 
-    return training.recover_interrupted(ws) + ws.recover_interrupted_exports(running=running_jobs())
+    return (training.recover_interrupted(ws) + ws.recover_interrupted_exports(running=running_jobs())
+            + ws.recover_interrupted_imports())
 
 
 def export_file(ws, token: str) -> Path:
-    """The zip behind a download token (tokens are random; unknown or malformed ones are NotFound)."""
+    """The zip behind a download token (tokens are random; unknown or malformed ones are NotFound). A link is
+    good only while its export exists: deleting its project, iteration or seat revokes it."""
     if not token or not all(c.isalnum() or c in "-_" for c in token):
         raise CvlabError("NotFound", "Unknown export download link.")
-    path = Path(ws.path) / "exports" / f"{token}.zip"
-    if not path.is_file():
-        raise CvlabError("NotFound", "Unknown or expired export download link; export the iteration again.")
+    path = ws.export_download(token)
+    if path is None:
+        raise CvlabError("NotFound", "Unknown or expired export download link (or its export was deleted); export "
+                         "the iteration again.")
     return path
 
 
@@ -94,9 +101,9 @@ def _builder(platform: str, flavor: str | None) -> tuple[str, str | None]:
 
 
 def _run(ws, project, iteration, record, builder) -> None:
+    exports_dir = Path(ws.path) / "exports"
+    final = exports_dir / f"{secrets.token_urlsafe(24)}.zip"
     try:
-        token = secrets.token_urlsafe(24)
-        exports_dir = Path(ws.path) / "exports"
         exports_dir.mkdir(exist_ok=True)
         with tempfile.TemporaryDirectory(dir=exports_dir) as tmp:
             folder = Path(tmp) / "export"
@@ -106,11 +113,14 @@ def _run(ws, project, iteration, record, builder) -> None:
                 for path in sorted(folder.rglob("*")):
                     if path.is_file():
                         zf.write(path, path.relative_to(folder).as_posix())
-            part.replace(exports_dir / f"{token}.zip")  # atomic: a link never points at half a zip
-        ws.update_export(record.id, status="Done", download_uri=f"exports/{token}.zip",
-                         path=f"exports/{token}.zip")
+            part.replace(final)  # atomic: a link never points at half a zip
+        relative = f"exports/{final.name}"
+        ws.update_export(record.id, status="Done", download_uri=relative, path=relative)
     except Exception as exc:  # noqa: BLE001 - the job records why it failed, as Azure's Failed status does
-        ws.update_export(record.id, status="Failed", error=f"{type(exc).__name__}: {exc}")
+        final.unlink(missing_ok=True)  # e.g. its project was deleted meanwhile: no zip without its row
+        with contextlib.suppress(CvlabError):  # NotFound: the export went with its project or iteration
+            ws.update_export(record.id, status="Failed",
+                             error=storage_problem(exc) or f"{type(exc).__name__}: {exc}")
 
 
 def build(ws, project, iteration, platform: str, flavor: str | None, folder: Path,

@@ -13,15 +13,14 @@ import email.policy
 import email.utils
 import json
 import os
-import re
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
+from cvlab import rules
 from cvlab.errors import CvlabError
 
 SENDER = "Custom Vision (cvlab) <no-reply@cvlab.invalid>"
-_ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
 _lock = threading.Lock()
 _watched: set[str] = set()
 
@@ -35,11 +34,8 @@ def _pending_dir(ws) -> Path:
 
 
 def check_address(address: str) -> str:
-    address = (address or "").strip()
-    if len(address) > 254 or not _ADDRESS.match(address):
-        raise CvlabError("BadRequestInvalidEmailAddress", f"{address!r} is not an e-mail address: write it as "
-                         "name@example.com.")
-    return address
+    """The one e-mail rule (``rules.check_notification_email``); here an address is required."""
+    return rules.check_notification_email(address or "")
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -42,6 +42,7 @@ class DeferredStores:
         self._writer = threading.Lock()
         self._count_lock = threading.Lock()
         self._counted = 0  # predictions answered whose usage is not in the database yet
+        self._usage_failing = False
 
     def put(self, **store_kwargs) -> None:
         self._queue.append(store_kwargs)
@@ -54,16 +55,28 @@ class DeferredStores:
         return self._counted
 
     def pending(self) -> bool:
-        """Anything queued or being written (an item is popped only under the writer lock)."""
-        return bool(self._queue) or self._counted > 0 or self._writer.locked()
+        """Anything queued or being written (an item is popped only under the writer lock); a count that cannot
+        be written for now (full disk) is retried at most by the requests that store something."""
+        return bool(self._queue) or (self._counted > 0 and not self._usage_failing) or self._writer.locked()
 
     def drain(self) -> None:
+        """Write what is queued. Never raises: a write refused (a full disk) must not fail the request that
+        happens to drain, nor every later one; the month's count stays queued (still counted by the quota check)
+        and is written by a later drain once there is room."""
         with self._writer:
             counted = self._counted
             if counted:
-                self.ws.add_usage("predictions", counted)
-                with self._count_lock:  # still counted until written, so the quota check never misses them
-                    self._counted -= counted
+                try:
+                    self.ws.add_usage("predictions", counted)
+                except Exception as exc:  # noqa: BLE001 - kept queued, tried again by the next drain
+                    if not self._usage_failing:
+                        log.warning("The prediction count of %s could not be written (kept, tried again): %s",
+                                    self.ws.path, exc)
+                    self._usage_failing = True
+                else:
+                    self._usage_failing = False
+                    with self._count_lock:  # still counted until written, so the quota check never misses them
+                        self._counted -= counted
             while self._queue:
                 item = self._queue.popleft()
                 try:

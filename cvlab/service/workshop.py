@@ -5,6 +5,10 @@
 presented (``SeatDirectory.admit``), so every route family is isolated without knowing about seats. A seat's blob
 and export URLs carry ``/cvlab/seats/<seat>`` (the request's root path), which ``SeatPaths`` maps back. Training
 goes through one fair ``cvlab.workshop.TrainingQueue``.
+
+The ``/cvlab/workshop`` routes: the Class table (``progress``, instructor's key: JSON or CSV), one seat's details,
+a learner's progress events (``events``, seat key, ``cvlab.classroom.store``), ``seat`` (which seat a key opens),
+reset and key rotation.
 """
 from __future__ import annotations
 
@@ -13,8 +17,11 @@ import threading
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
 from cvlab import workshop as core
+from cvlab.classroom import board
+from cvlab.classroom.store import ClassStore
 from cvlab.errors import CvlabError
 
 from .auth import ServiceKeys, key_ok, presented_keys
@@ -99,31 +106,84 @@ class SeatPaths:
         return await self.app(scope, receive, send)
 
 
-def _require(request: Request, key: str) -> None:
+def _instructor(request: Request) -> None:
+    """The instructor's training key, or 401 (no or wrong key) / 403 (a seat's key: not for learners)."""
+    ctx = request.app.state.ctx
     found = presented_keys(request.headers, dict(request.query_params), "training")
-    if not key_ok(found, key):
-        raise CvlabError("Unauthorized", "Send the instructor's training key (Training-Key header).", status=401)
+    if key_ok(found, ctx.keys.training_key):
+        return
+    if found and core.match_key(ctx.seats.seats(), "training", found) is not None:
+        raise CvlabError("Forbidden", "This is the instructor's view: a seat's key opens only its own progress "
+                         "(GET /cvlab/workshop/seat).", status=403)
+    raise CvlabError("Unauthorized", "Send the instructor's training key (Training-Key header).", status=401)
+
+
+def _seat(request: Request) -> core.Seat:
+    found = presented_keys(request.headers, dict(request.query_params), "training")
+    seat = core.match_key(request.app.state.ctx.seats.seats(), "training", found)
+    if seat is None:
+        raise CvlabError("Unauthorized", "Send your seat's training key (Training-Key header), the one on your "
+                         "handout.", status=401)
+    return seat
 
 
 router = APIRouter(prefix="/cvlab/workshop", tags=["workshop"])
 
 
-@router.get("/progress", summary="Every seat's projects, iterations, metrics and submitted quiz scores")
-async def get_progress(request: Request):
+def _table_args(idleMinutes: int, failures: int) -> dict:
+    if not 1 <= idleMinutes <= 24 * 60:
+        raise CvlabError("BadRequestInvalid", f"idleMinutes is 1 to 1440 (got {idleMinutes}).")
+    if not 1 <= failures <= 100:
+        raise CvlabError("BadRequestInvalid", f"failures is 1 to 100 (got {failures}).")
+    return {"idle_minutes": idleMinutes, "failures": failures}
+
+
+@router.get("/progress", summary="The Class table: one row per seat (instructor key); format=json or csv")
+async def get_progress(request: Request, format: str = "json", idleMinutes: int = board.IDLE_MINUTES,
+                       failures: int = board.FAILURES):
+    _instructor(request)
     ctx = request.app.state.ctx
-    _require(request, ctx.keys.training_key)
-    directory: SeatDirectory = ctx.seats
-    return await run_in_threadpool(core.progress, ctx.ws, lambda name: directory.context(name).ws, QUEUE)
+    args = _table_args(idleMinutes, failures)
+    if format not in ("json", "csv"):
+        raise CvlabError("BadRequestInvalid", f"format is json or csv, not {format!r}.")
+    table = await run_in_threadpool(lambda: {**ctx.board.table(**args), "queue": QUEUE.snapshot()})
+    if format == "csv":
+        return Response(board.to_csv(table), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="class-progress.csv"'})
+    return table
+
+
+@router.get("/seats/{seat}/progress", summary="Everything one seat reported, with details (instructor key)")
+async def get_seat_progress(request: Request, seat: str):
+    _instructor(request)
+    ctx = request.app.state.ctx
+    core.get_seat(ctx.ws, seat)
+    return await run_in_threadpool(ctx.board.details, seat)
+
+
+@router.get("/seat", summary="Which seat this key opens, and what it has reported (seat key)")
+async def get_own_seat(request: Request):
+    seat = _seat(request)
+    ctx = request.app.state.ctx
+    return {"seat": seat.name, **await run_in_threadpool(ctx.board.details, seat.name)}
+
+
+@router.post("/events", summary="A joined learner's progress events (seat key); answers the highest seq kept")
+async def post_events(request: Request):
+    seat = _seat(request)
+    try:
+        body = await request.json()
+    except ValueError:
+        raise CvlabError("BadRequestInvalid", 'The body is not JSON: send {"stream": "...", "events": [...]}.') \
+            from None
+    ctx = request.app.state.ctx
+    return {"seat": seat.name, **await run_in_threadpool(ctx.classroom.ingest, seat.name, body)}
 
 
 @router.post("/quiz", summary="A learner submits a quiz score (seat training key)")
 async def post_quiz(request: Request):
+    seat = _seat(request)
     ctx = request.app.state.ctx
-    seat = core.match_key(ctx.seats.seats(), "training",
-                          presented_keys(request.headers, dict(request.query_params), "training"))
-    if seat is None:
-        raise CvlabError("Unauthorized", "Send your seat's training key (Training-Key header) to submit a quiz "
-                         "score.", status=401)
     try:
         body = await request.json()
     except ValueError:
@@ -135,9 +195,22 @@ async def post_quiz(request: Request):
 
 @router.post("/seats/{seat}/reset", summary="Reset one seat (instructor key)")
 async def post_reset(request: Request, seat: str, newKeys: bool = False):
+    _instructor(request)
     ctx = request.app.state.ctx
-    _require(request, ctx.keys.training_key)
     return await run_in_threadpool(core.reset_seat, ctx.ws, seat, new_keys=newKeys)
+
+
+@router.post("/seats/{seat}/keys", summary="Issue new keys for one seat, projects kept (instructor key)")
+async def post_rotate(request: Request, seat: str):
+    _instructor(request)
+    ctx = request.app.state.ctx
+    fresh = await run_in_threadpool(core.rotate_keys, ctx.ws, seat)
+    return {"seat": fresh.name, "trainingKey": fresh.training_key, "predictionKey": fresh.prediction_key}
+
+
+def _load_quiz_bank() -> None:
+    from cvlab import quiz
+    quiz.questions()
 
 
 def install(app, ctx: ServiceContext) -> None:
@@ -145,6 +218,10 @@ def install(app, ctx: ServiceContext) -> None:
     from cvlab import training
     directory = SeatDirectory(ctx, rate_limits=ctx.limiter.enabled)
     ctx.seats = directory
+    ctx.classroom = ClassStore(ctx.ws)
+    ctx.board = board.Board(ctx.ws, ctx.classroom, open_ws=lambda name: directory.context(name).ws)
+    # The quiz bank takes seconds to load (YAML + schema): load it now, not when the first quiz answer arrives.
+    threading.Thread(target=_load_quiz_bank, name="cvlab-quiz-bank", daemon=True).start()
     QUEUE.register(ctx.ws, "instructor")
     training.admission = QUEUE  # only registered (workshop) workspaces are queued; others train as before
     app.include_router(router)

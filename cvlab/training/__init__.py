@@ -34,6 +34,7 @@ from cvlab import config
 from cvlab.artefacts import INFO, load_artefact, write_json
 from cvlab.errors import CvlabError
 from cvlab.jobs import Jobs
+from cvlab.workspace.store import storage_problem
 
 from .classification import MAX_FINE_TUNE_EPOCHS, MAX_FOLDS, planned_epochs, train_classification
 from .detection import DETECTION_SIZE, train_detection
@@ -87,7 +88,7 @@ def train_project(ws, project_id: str, training_type: str = "Regular", reserved_
             training_type=plan.training_type, reserved_budget_in_hours=plan.budget_hours,
             exportable=bool(plan.domain.exportable), seed=plan.seed)
         ticket = admission.enqueue(ws, project.id, iteration.id) if admission is not None else None
-        event = JOBS.register(iteration.id)  # running from now on: recover_interrupted leaves it alone
+        event = JOBS.register(iteration.id, lease=ws.job_lease(iteration.id))  # running: recovery leaves it alone
     job = lambda: _run(ws, plan, iteration, progress, CancelFlag(event, cancel), show_progress, ticket)  # noqa: E731
     if background:
         JOBS.submit(iteration.id, job)
@@ -121,7 +122,7 @@ def _run(ws, plan: Plan, iteration, callback, cancelled, show_progress, ticket=N
     except Exception as e:  # noqa: BLE001 - the reason goes to the iteration, the learner sees it there
         traceback.print_exc()
         ws.update_iteration(plan.project.id, iteration.id, status="Failed",
-                            training_error_details=f"{type(e).__name__}: {e}")
+                            training_error_details=storage_problem(e) or f"{type(e).__name__}: {e}")
     finally:
         bar.close()
 
@@ -160,7 +161,7 @@ def recover_interrupted(ws) -> list[str]:
     live = set(JOBS.running())
     for project in ws.get_projects():
         for it in ws.get_iterations(project.id):
-            if it.status in ("Training", "Queued") and it.id not in live:
+            if it.status in ("Training", "Queued") and it.id not in live and not ws.job_running(it.id):
                 ws.update_iteration(project.id, it.id, status="Failed", training_error_details="interrupted")
                 fixed.append(it.id)
     return fixed

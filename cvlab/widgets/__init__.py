@@ -1,4 +1,4 @@
-"""Notebook widgets: tagger, box labeler, quick test, iteration comparison, threshold explorer.
+"""Notebook widgets: tagger, box labeler, quick test, iteration comparison, threshold explorer, quizzes.
 
 Modules are named apart from the functions (tagging.tagger, boxes.box_labeler) so a submodule import never
 shadows a function. Imported lazily (``cvlab.widgets.tagger`` pulls in ipywidgets only when first used), so `import cvlab` stays
@@ -14,9 +14,9 @@ _EXPORTS = {
     "quick_test": "quicktest", "QuickTest": "quicktest",
     "compare_iterations": "comparison", "IterationComparison": "comparison",
     "KeyShortcuts": "keys",
-    "ThresholdExplorer": "explorer",  # the evaluation engineer's widget
-    "quiz_cell": "quiz", "QuizCell": "quiz", "QuizSession": "quiz",  # the curriculum engineer's widgets
-    "review_cell": "quiz", "ExamWidget": "quiz",  # notebook 08: spaced review and exam mode
+    "ThresholdExplorer": "explorer",
+    "quiz_cell": "quiz", "QuizCell": "quiz", "QuizSession": "quiz", "CaseStudyCell": "quiz", "ExamWidget": "quiz",
+    "review_cell": "quiz", "progress_view": "quiz",
 }
 
 __all__ = sorted(_EXPORTS)

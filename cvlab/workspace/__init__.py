@@ -7,7 +7,9 @@ One class, ``Workspace``, assembled from one mixin per section; each module hold
 - ``settings``: settings, pricing tier, monthly usage;
 - ``projects``, ``tags``;
 - ``images_read``, ``images_create``, ``images_label``: reading, creating, deleting and labelling images;
-- ``iterations``, ``predictions`` (stored predictions), ``exports`` (export records);
+- ``iterations``, ``predictions`` (stored predictions), ``exports`` (export records and their files);
+- ``leases``: which running rows (Training, Exporting, Importing) a live process is still working on;
+- ``records``: JSON columns read without failing on a bad record already on disk;
 - ``integrity``: ``check()``, what ``cvlab doctor`` prints.
 
 Method names follow the Azure SDK (``create_project``, ``get_tagged_images`` is ``get_images(tagging_status=
@@ -26,8 +28,10 @@ from .images_label import ImagesLabelMixin
 from .images_read import ImagesReadMixin, parse_metadata_filter
 from .integrity import IntegrityMixin
 from .iterations import IterationsMixin
+from .leases import LeasesMixin
 from .predictions import EXPIRY_INTERVAL_S, PredictionsMixin
 from .projects import ProjectsMixin
+from .records import RecordsMixin
 from .schema import MIGRATIONS, SCHEMA_VERSION
 from .settings import SettingsMixin
 from .store import DB_NAME, Store
@@ -38,10 +42,11 @@ __all__ = ["DB_NAME", "EXPIRY_INTERVAL_S", "IMAGE_SUFFIXES", "MIGRATIONS", "SCHE
 
 
 class Workspace(SettingsMixin, ProjectsMixin, TagsMixin, ImagesReadMixin, ImagesCreateMixin, ImagesLabelMixin,
-                IterationsMixin, PredictionsMixin, ExportsMixin, IntegrityMixin, BlobsMixin, Store):
+                IterationsMixin, PredictionsMixin, ExportsMixin, IntegrityMixin, LeasesMixin, RecordsMixin, BlobsMixin,
+                Store):
     """A folder holding projects, tags, images, labels, iterations, predictions, exports and settings.
 
-    Thread-safe (one SQLite connection per thread); a crash never leaves a row without its image.
+    Thread-safe (pooled SQLite connections); a crash never leaves a row without its image.
 
     >>> ws = Workspace("/tmp/doc-ws")
     >>> project = ws.create_project("Parts")

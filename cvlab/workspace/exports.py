@@ -1,6 +1,12 @@
-"""Export records: the jobs ``cvlab.export`` runs (Exporting -> Done or Failed), and their build folders."""
+"""Export records: the jobs ``cvlab.export`` runs (Exporting -> Done or Failed), their zips and build folders.
+
+A Done export's zip is ``exports/<token>.zip`` (its ``path``); its download link is good only while that row
+exists, so deleting the export's project, iteration or seat deletes the zip and revokes the link at once.
+"""
 from __future__ import annotations
 
+import contextlib
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Iterable
@@ -9,7 +15,7 @@ from .. import rules
 from ..domains import get_domain
 from ..errors import CvlabError
 from ..model import Export
-from .store import _dt, _guid, _new_id, _now, _ts
+from .store import _dt, _guid, _new_id, _now, _ts, uses_reserve
 
 _EXPORT_UPDATABLE = {"status", "download_uri", "path", "newer_version_available", "error"}
 
@@ -79,10 +85,19 @@ class ExportsMixin:
         if not fields:
             return ex
         fields["last_modified"] = _ts(_now())
+        write = self._finish_export if fields.get("status") in ("Done", "Failed") else self._write_export
+        write(ex.id, fields)
+        return self.get_export(ex.id)
+
+    def _write_export(self, export_id: str, fields: dict) -> None:
         with self._tx() as c:
             c.execute(f"UPDATE exports SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
-                      list(fields.values()) + [ex.id])
-        return self.get_export(ex.id)
+                      list(fields.values()) + [export_id])
+
+    @uses_reserve
+    def _finish_export(self, export_id: str, fields: dict) -> None:
+        """An export's end is recorded even on a full disk, so it never stays Exporting."""
+        self._write_export(export_id, fields)
 
     def get_exports(self, project_id: str, iteration_id: str) -> list[Export]:
         """The iteration's export records, oldest first (``cvlab.export.get_exports`` is the SDK's spelling)."""
@@ -92,13 +107,56 @@ class ExportsMixin:
 
     def recover_interrupted_exports(self, running: Iterable[str] = ()) -> list[str]:
         """Mark exports left in Exporting by a process that stopped (kill, crash, power cut) as Failed, saying why;
-        `running` are ids this process is still building. Call at start-up, like training.recover_interrupted."""
+        `running` are ids this process is still building, and an export another live process builds (it holds
+        its lease) is left alone too. Call at start-up, like training.recover_interrupted."""
         live = {str(i) for i in running}
-        stuck = [r["id"] for r in self._q("SELECT id FROM exports WHERE status = 'Exporting'") if r["id"] not in live]
+        stuck = [r["id"] for r in self._q("SELECT id FROM exports WHERE status = 'Exporting'")
+                 if r["id"] not in live and not self.job_running(r["id"])]
         for eid in stuck:
             self.update_export(eid, status="Failed", error="Interrupted: the process building this export stopped "
                                                            "before it finished. Export the iteration again.")
+            self.forget_lease(eid)
         return stuck
+
+    def export_download(self, token: str) -> Path | None:
+        """The zip of the Done export whose download token is ``token``, or None: a link is good only while its
+        export exists (deleted with its project, iteration or seat)."""
+        relative = f"exports/{token}.zip"
+        row = self._q1("SELECT 1 FROM exports WHERE path = ? AND status = 'Done'", (relative,))
+        path = self.path / relative
+        return path if row is not None and path.is_file() else None
+
+    def _export_files(self, where: str, args: Iterable) -> list[Path]:
+        """The files of the exports matching ``where`` (zips and build folders), to delete once the rows are."""
+        files = []
+        for r in self._q(f"SELECT id, path FROM exports WHERE {where}", list(args)):
+            files.append(self.path / "exports" / r["id"])
+            if r["path"]:
+                files.append(self.path / r["path"])
+        return files
+
+    @staticmethod
+    def _delete_files(paths: Iterable[Path]) -> None:
+        for path in paths:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+
+    def export_files_on_disk(self) -> dict[str, list[str]]:
+        """Export zips and build folders under ``exports/`` no export row refers to (``check()`` reports them;
+        a zip whose export was deleted, a crash between the zip's rename and its row)."""
+        known = {r["path"] for r in self._q("SELECT path FROM exports WHERE path IS NOT NULL")}
+        ids = {r["id"] for r in self._q("SELECT id FROM exports")}
+        zips, dirs = [], []
+        for entry in sorted((self.path / "exports").iterdir()):
+            if entry.is_file() and entry.suffix == ".zip":
+                if f"exports/{entry.name}" not in known:
+                    zips.append(entry.name)
+            elif entry.is_dir() and not entry.name.startswith("tmp") and entry.name not in ids:
+                dirs.append(entry.name)
+        return {"zips": zips, "dirs": dirs}
 
     def export_dir(self, export_id: str) -> Path:
         """Folder for an export's build; created on demand."""

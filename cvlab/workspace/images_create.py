@@ -59,6 +59,11 @@ class ImagesCreateMixin:
             label = e.source_url if e.source_url is not None else e.name
             e_tags = list(dict.fromkeys(batch_tags + _guids(e.tag_ids, "Tag id")))
             e_regions = self._parse_regions(e.regions)
+            bad_name = rules.image_name_problem(e.name)
+            if bad_name:
+                results[i] = ImageCreateResult(label if e.source_url is not None else None, "ErrorSource", None,
+                                               bad_name + " Rename the file.")
+                continue
             try:
                 info = inspect_image(e.data, "training", name=e.name)
             except CvlabError as err:
@@ -148,7 +153,7 @@ class ImagesCreateMixin:
                 created = _ts(base)  # same time for a batch; rowid keeps Newest/Oldest stable
                 c.execute("INSERT INTO images(id, project_id, sha256, original_name, width, height, format, "
                           "metadata, created) VALUES (?,?,?,?,?,?,?,?,?)",
-                          (iid, p.id, info.sha256, e.name, info.width, info.height, info.format,
+                          (iid, p.id, info.sha256, e.name.strip() if e.name else e.name, info.width, info.height, info.format,
                            json.dumps(meta), created))
                 c.executemany("INSERT INTO image_tags(image_id, tag_id, created) VALUES (?,?,?)",
                               [(iid, t, created) for t in e_tags])

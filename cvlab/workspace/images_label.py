@@ -8,7 +8,7 @@ from typing import Any, Iterable
 from .. import rules
 from ..errors import CvlabError
 from ..model import Image, Project
-from .store import _dt, _guid, _guids, _marks, _new_id, _now, _ts
+from .store import _dt, _guid, _guids, _marks, _new_id, _now, _ts, uses_reserve
 
 
 class ImagesLabelMixin:
@@ -22,8 +22,10 @@ class ImagesLabelMixin:
             raise CvlabError("NotFoundImage", f"{len(missing)} image id(s) do not exist in this project "
                                               f"(first: {missing[0]}); nothing was changed.")
 
+    @uses_reserve
     def delete_images(self, project_id: str, image_ids: Any = None, all_images: bool = False) -> int:
-        """Delete images (by id, at most 256, or all); returns how many were deleted. Blobs no longer used go."""
+        """Delete images (by id, at most 256, or all); returns how many were deleted. Blobs no longer used go.
+        Works on a full disk (it is how space is freed)."""
         p = self.get_project(project_id)
         if all_images:
             shas = [r[0] for r in self._q("SELECT sha256 FROM images WHERE project_id = ?", (p.id,))]
@@ -204,7 +206,8 @@ class ImagesLabelMixin:
             self._existing_image_ids(p.id, ids)
         with self._tx() as c:
             for iid in ids:
-                cur = json.loads(c.execute("SELECT metadata FROM images WHERE id = ?", (iid,)).fetchone()[0])
+                stored = c.execute("SELECT metadata FROM images WHERE id = ?", (iid,)).fetchone()[0]
+                cur = self._json(stored, "images", "metadata", iid, dict, "{}")
                 cur.update(meta)
                 rules.check_metadata(cur)
                 c.execute("UPDATE images SET metadata = ? WHERE id = ?", (json.dumps(cur), iid))

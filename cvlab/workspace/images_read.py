@@ -1,7 +1,6 @@
 """Images: reading pages (Azure's get_images filters and metadata ``$filter``), counts, one image, its bytes."""
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 from pathlib import Path
@@ -13,22 +12,37 @@ from ..images import load_rgb
 from ..model import Image, ImageRegion, ImageTag
 from .store import _dt, _guid, _guids, _marks
 
-_FILTER_TERM = re.compile(r"""\s*([A-Za-z0-9_.\-]+)\s+(eq|ne)\s+'((?:[^']|'')*)'\s*$""", re.IGNORECASE)
+_FILTER_TERM = re.compile(r"""\s*([A-Za-z0-9_.\-]+)\s+(eq|ne)\s+'((?:[^']|'')*)'\s*""", re.IGNORECASE)
+_FILTER_AND = re.compile(r"and(?=\s|$)", re.IGNORECASE)
 
 
 def parse_metadata_filter(expr: str | None) -> list[tuple[str, str, str]]:
-    """Azure's image metadata `$filter`: terms `key eq 'value'` / `key ne 'value'` joined by `and`."""
+    """Azure's image metadata `$filter`: terms `key eq 'value'` / `key ne 'value'` joined by `and`. Read term by
+    term, so a quoted value keeps whatever it holds (`note eq 'salt and pepper'`, `''` for a quote); at most
+    ``filter_terms`` terms (a 400, long before SQLite's expression depth)."""
     if expr is None or not str(expr).strip():
         return []
-    terms = []
-    for part in re.split(r"\s+and\s+", str(expr).strip(), flags=re.IGNORECASE):
-        m = _FILTER_TERM.match(part)
+    text, pos, terms = str(expr), 0, []
+    cap = rules.limit("filter_terms")
+    while True:
+        m = _FILTER_TERM.match(text, pos)
         if not m:
+            rest = text[pos:].strip()
             raise CvlabError("BadRequestInvalid",
-                             f"Cannot read the metadata filter term {part!r}: write terms like key eq 'value' or "
+                             f"Cannot read the metadata filter at {rest[:80]!r}: write terms like key eq 'value' or "
                              "key ne 'value', joined with 'and'.")
         terms.append((m.group(1), m.group(2).lower(), m.group(3).replace("''", "'")))
-    return terms
+        if len(terms) > cap:
+            raise CvlabError("BadRequestInvalid", f"The metadata filter has more than {cap} terms: filter on fewer "
+                             "metadata terms.")
+        pos = m.end()
+        if pos == len(text):
+            return terms
+        joined = _FILTER_AND.match(text, pos)
+        if not joined:
+            raise CvlabError("BadRequestInvalid",
+                             f"Cannot read the metadata filter at {text[pos:pos + 80]!r}: join terms with 'and'.")
+        pos = joined.end()
 
 
 class ImagesReadMixin:
@@ -76,7 +90,8 @@ class ImagesReadMixin:
                                                           r["left"], r["top"], r["width"], r["height"]))
         return [Image(id=r["id"], project_id=r["project_id"], sha256=r["sha256"], original_name=r["original_name"],
                       width=r["width"], height=r["height"], format=r["format"], created=_dt(r["created"]),
-                      tags=tags[r["id"]], regions=regions[r["id"]], metadata=json.loads(r["metadata"]))
+                      tags=tags[r["id"]], regions=regions[r["id"]],
+                      metadata=self._json(r["metadata"], "images", "metadata", r["id"], dict, "{}"))
                 for r in rows]
 
     def get_images(self, project_id: str, *, tagging_status: str = "All", tag_ids: Any = None,

@@ -10,7 +10,7 @@ from .. import rules
 from ..domains import get_domain
 from ..errors import CvlabError
 from ..model import Iteration
-from .store import _dt, _guid, _marks, _new_id, _now, _ts
+from .store import _dt, _guid, _marks, _new_id, _now, _ts, uses_reserve
 
 _ITERATION_FIELDS = {f.name for f in dc_fields(Iteration)} - {"id", "project_id"}
 
@@ -118,25 +118,35 @@ class IterationsMixin:
         if not vals:
             return it
         vals.setdefault("last_modified", _ts(_now()))
+        write = self._finish_iteration if vals.get("status") in ("Completed", "Failed") else self._write_iteration
+        write(it, vals)
+        return self.get_iteration(it.project_id, it.id)
+
+    def _write_iteration(self, it: Iteration, vals: dict) -> None:
         with self._tx() as c:
             if "name" in vals:
                 self._check_iteration_name(c, it.project_id, it.id, vals["name"])
             sets = ", ".join(f"{k} = ?" for k in vals)
             c.execute(f"UPDATE iterations SET {sets} WHERE id = ?", list(vals.values()) + [it.id])
-        return self.get_iteration(it.project_id, it.id)
 
+    @uses_reserve
+    def _finish_iteration(self, it: Iteration, vals: dict) -> None:
+        """A training's end is recorded even on a full disk, so an iteration never stays Training."""
+        self._write_iteration(it, vals)
+
+    @uses_reserve
     def delete_iteration(self, project_id: str, iteration_id: str) -> None:
-        """Delete an iteration with its model and exports (refused while it is published, as on Azure)."""
+        """Delete an iteration with its model and exports, their zips too, so their download links stop working
+        (refused while it is published, as on Azure). Works on a full disk."""
         it = self.get_iteration(project_id, iteration_id)
         if it.publish_name:
             raise CvlabError("BadRequestIterationIsPublished",
                              f"{it.name} is published as {it.publish_name!r}: unpublish it first.")
-        ex_ids = [r[0] for r in self._q("SELECT id FROM exports WHERE iteration_id = ?", (it.id,))]
+        export_files = self._export_files("iteration_id = ?", (it.id,))
         with self._tx() as c:
             c.execute("DELETE FROM iterations WHERE id = ?", (it.id,))
         shutil.rmtree(self.path / "iterations" / it.id, ignore_errors=True)
-        for e in ex_ids:
-            shutil.rmtree(self.path / "exports" / e, ignore_errors=True)
+        self._delete_files(export_files)
 
     def iteration_dir(self, iteration_id: str) -> Path:
         """Folder for an iteration's artefacts (model.pt, iteration.json, evaluation.json); created on demand."""

@@ -12,7 +12,7 @@ from .. import rules
 from ..errors import CvlabError
 from ..images import ImageInfo, inspect_image, sha256_bytes
 from ..model import StoredPrediction
-from .store import _dt, _guid, _guids, _marks, _new_id, _now, _ts
+from .store import _dt, _guid, _guids, _marks, _new_id, _now, _ts, uses_reserve
 
 EXPIRY_INTERVAL_S = 60.0  # stored predictions past retention are swept at most this often (a table scan)
 
@@ -20,12 +20,12 @@ EXPIRY_INTERVAL_S = 60.0  # stored predictions past retention are swept at most 
 class PredictionsMixin:
     """Stored predictions (Azure's Predictions tab): kept with their image for 30 days."""
 
-    @staticmethod
-    def _prediction(row: sqlite3.Row) -> StoredPrediction:
+    def _prediction(self, row: sqlite3.Row) -> StoredPrediction:
+        preds = self._json(row["predictions"], "predictions", "predictions", row["id"], list, "[]")
         return StoredPrediction(id=row["id"], project_id=row["project_id"], iteration_id=row["iteration_id"],
                                 created=_dt(row["created"]), sha256=row["sha256"], width=row["width"],
-                                height=row["height"], predictions=json.loads(row["predictions"]),
-                                application=row["application"], domain_id=row["domain_id"])
+                                height=row["height"], predictions=preds, application=row["application"],
+                                domain_id=row["domain_id"])
 
     def store_prediction(self, project_id: str, iteration_id: str | None, image_bytes: bytes,
                          predictions: list[dict], application: str | None = None,
@@ -125,8 +125,9 @@ class PredictionsMixin:
             raise CvlabError("NotFound", f"Prediction {prediction_id} does not exist in project {p.name!r}.")
         return self._prediction(row)
 
+    @uses_reserve
     def delete_predictions(self, project_id: str, ids: Any) -> int:
-        """Delete stored predictions by id (at most 256); returns how many went."""
+        """Delete stored predictions by id (at most 256); returns how many went. Works on a full disk."""
         p = self.get_project(project_id)
         ids = _guids(ids, "Prediction id")
         if not ids:

@@ -1,4 +1,5 @@
-"""Projects: create, read, update, delete; the domain decides Classification vs ObjectDetection."""
+"""Projects: create, read, update, delete, copy (Azure's import); the domain decides Classification vs
+ObjectDetection."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ from .. import rules
 from ..domains import default_domain, get_domain
 from ..errors import CvlabError
 from ..model import Project
-from .store import _dt, _guid, _is_guid, _new_id, _now, _ts
+from .store import _dt, _guid, _is_guid, _new_id, _now, _ts, uses_reserve
 
 
 class ProjectsMixin:
@@ -19,8 +20,10 @@ class ProjectsMixin:
     def _project(self, row: sqlite3.Row) -> Project:
         return Project(id=row["id"], name=row["name"], description=row["description"], domain_id=row["domain_id"],
                        classification_type=row["classification_type"], project_type=row["project_type"],
-                       target_export_platforms=json.loads(row["target_export_platforms"]),
-                       settings=json.loads(row["settings"]), created=_dt(row["created"]),
+                       target_export_platforms=self._json(row["target_export_platforms"], "projects",
+                                                          "target_export_platforms", row["id"], list, "[]"),
+                       settings=self._json(row["settings"], "projects", "settings", row["id"], dict, "{}"),
+                       created=_dt(row["created"]),
                        last_modified=_dt(row["last_modified"]), status=row["status"])._bind(self)
 
     @staticmethod
@@ -61,6 +64,11 @@ class ProjectsMixin:
                        classification_type: str | None = None, target_export_platforms: Any = None,
                        settings: dict | None = None) -> Project:
         """A new project; the domain decides Classification vs ObjectDetection (default: General classification)."""
+        return self._create_project(_new_id(), "Succeeded", name, description, domain_id, classification_type,
+                                    target_export_platforms, settings)
+
+    def _create_project(self, pid: str, status: str, name, description, domain_id, classification_type,
+                        target_export_platforms, settings) -> Project:
         name = rules.check_name(name, "project", "BadRequestProjectName")
         description = rules.check_description(description, "project", "BadRequestProjectDescription")
         dom = self._domain_for(domain_id)
@@ -69,7 +77,6 @@ class ProjectsMixin:
         if settings is not None and not isinstance(settings, dict):
             raise CvlabError("BadRequestInvalid", "Project settings must be a dict.")
         now = _ts(_now())
-        pid = _new_id()
         with self._tx() as c:
             n = c.execute("SELECT COUNT(*) FROM projects").fetchone()[0]
             rules.check_limit("projects", self.tier, n, 1)
@@ -78,9 +85,10 @@ class ProjectsMixin:
                                  f"A project called {name!r} already exists: choose another name, or open it with "
                                  f"ws.find_project({name!r}).")
             c.execute("INSERT INTO projects(id, name, description, domain_id, classification_type, project_type, "
-                      "target_export_platforms, settings, created, last_modified) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                      "target_export_platforms, settings, status, created, last_modified) "
+                      "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                       (pid, name, description, dom.id, ctype, dom.type, json.dumps(platforms),
-                       json.dumps(settings or {}), now, now))
+                       json.dumps(settings or {}), status, now, now))
         return self.get_project(pid)
 
     def get_projects(self) -> list[Project]:
@@ -159,17 +167,78 @@ class ProjectsMixin:
                        _ts(_now()), p.id))
         return self.get_project(p.id)
 
+    @uses_reserve
     def delete_project(self, project_id: str) -> None:
-        """Delete a project with its tags, images, labels, iterations, predictions and exports."""
+        """Delete a project with its tags, images, labels, iterations, predictions and exports: their zips too,
+        so their download links stop working at once. Works on a full disk (it is how space is freed)."""
         p = self.get_project(project_id)
         it_ids = [r[0] for r in self._q("SELECT id FROM iterations WHERE project_id = ?", (p.id,))]
-        ex_ids = [r[0] for r in self._q("SELECT id FROM exports WHERE project_id = ?", (p.id,))]
+        export_files = self._export_files("project_id = ?", (p.id,))
         shas = [r[0] for r in self._q("SELECT sha256 FROM images WHERE project_id = ? UNION "
                                       "SELECT sha256 FROM predictions WHERE project_id = ?", (p.id, p.id))]
         with self._tx() as c:
             c.execute("DELETE FROM projects WHERE id = ?", (p.id,))
         for i in it_ids:
             shutil.rmtree(self.path / "iterations" / i, ignore_errors=True)
-        for e in ex_ids:
-            shutil.rmtree(self.path / "exports" / e, ignore_errors=True)
+        self._delete_files(export_files)
         self._gc_blobs(shas)
+
+    def copy_project(self, source_id: str, name: str | None = None) -> Project:
+        """A new project holding the source's tags, images, labels and metadata (not its iterations): what
+        Azure's ``import_project`` makes. All or nothing: the copy is ``Importing`` (Azure's ProjectStatus) until
+        it is complete and is deleted if the copy fails. A copy whose process died midway (SIGKILL) stays
+        Importing with no live job: ``check()`` reports it, start-up recovery deletes it, and an import under
+        the same name replaces it instead of being refused as a duplicate name."""
+        from .images_create import ImageEntry
+
+        src = self.get_project(source_id)
+        name = rules.check_name(name or src.name, "project", "BadRequestProjectName")
+        left = self.find_project(name)
+        if left is not None and left.status == "Importing" and not self.job_running(left.id):
+            self.delete_project(left.id)  # a copy interrupted midway: only ever a partial duplicate
+            self.forget_lease(left.id)
+        pid = _new_id()
+        with self.job_lease(pid):
+            dst = self._create_project(pid, "Importing", name, src.description, src.domain_id,
+                                       src.classification_type, src.target_export_platforms, None)
+            try:
+                tag_map = {t.id: self.create_tag(dst.id, t.name, t.description, t.type).id
+                           for t in self.get_tags(src.id)}
+                batch, page = rules.limit("images_per_batch"), []
+                for im in self.iter_images(src.id):
+                    page.append(im)
+                    if len(page) == batch:
+                        self._copy_images(dst.id, page, tag_map, ImageEntry)
+                        page = []
+                if page:
+                    self._copy_images(dst.id, page, tag_map, ImageEntry)
+                with self._tx() as c:
+                    c.execute("UPDATE projects SET status = 'Succeeded', last_modified = ? WHERE id = ?",
+                              (_ts(_now()), dst.id))
+            except BaseException:
+                self.delete_project(dst.id)  # nothing half-imported is left behind
+                raise
+        return self.get_project(dst.id)
+
+    def _copy_images(self, project_id: str, images: list, tag_map: dict, entry) -> None:
+        entries = [entry(data=self.read_image_bytes(im), name=im.original_name,
+                         tag_ids=[tag_map[t.tag_id] for t in im.tags],
+                         regions=[{"tag_id": tag_map[r.tag_id], "left": r.left, "top": r.top, "width": r.width,
+                                   "height": r.height} for r in im.regions]) for im in images]
+        summary = self.create_images(project_id, entries)
+        for im, res in zip(images, summary.images):
+            if res.image is None:
+                raise CvlabError("ErrorProjectImportRequestFailed", f"Image {im.id} could not be copied: "
+                                 f"{res.status} {res.message or ''}".strip())
+            if im.metadata:
+                self.update_image_metadata(project_id, [res.image.id], im.metadata)
+
+    def recover_interrupted_imports(self) -> list[str]:
+        """Delete the copies an import left half-made when its process stopped (Importing, no live job):
+        the source project is untouched, so importing again gives the whole copy. Call at start-up."""
+        stuck = [r["id"] for r in self._q("SELECT id FROM projects WHERE status = 'Importing'")
+                 if not self.job_running(r["id"])]
+        for pid in stuck:
+            self.delete_project(pid)
+            self.forget_lease(pid)
+        return stuck

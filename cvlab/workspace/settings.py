@@ -20,7 +20,7 @@ class SettingsMixin:
         {'line': 2}
         """
         row = self._q1("SELECT value FROM settings WHERE key = ?", (key,))
-        return json.loads(row["value"]) if row else default
+        return self._json(row["value"], "settings", "value", key) if row else default
 
     def set_setting(self, key: str, value: Any) -> None:
         """Store a JSON-serialisable value under ``key`` (replacing the old one)."""

@@ -1,18 +1,25 @@
-"""The workspace's store: the folder, one SQLite connection per thread, short write transactions, migrations.
+"""The workspace's store: the folder, pooled SQLite connections, short write transactions, migrations.
 
 A folder with ``cvlab.db`` (SQLite: WAL, foreign keys, ``PRAGMA user_version`` + migrations in ``schema.py``), a
 content-addressed image store ``blobs/<sha[:2]>/<sha256>`` (``blobs.py``), ``iterations/<id>/`` for model
 artefacts and ``exports/<id>/``. Every section of the Workspace (projects, tags, images, ...) is a mixin over
 this class and shares only ``_q``, ``_q1``, ``_tx`` and the blob writers.
 
-Thread safety: one sqlite3 connection per thread (threading.local), ``busy_timeout``, short write transactions.
+Thread safety: a thread borrows a connection from the process-wide ``POOL`` for each statement or transaction
+(nested blocks share it), ``busy_timeout``, short write transactions. The pool bounds the process's connections
+whatever the number of threads and workspaces (a workshop serves one workspace per seat).
 """
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
+import logging
 import os
+import shutil
 import sqlite3
 import threading
+import time
 import uuid
 import weakref
 from datetime import datetime, timezone
@@ -24,6 +31,7 @@ from ..errors import CvlabError
 from . import schema
 
 DB_NAME = "cvlab.db"
+log = logging.getLogger("cvlab.workspace")
 
 
 # ---- small helpers -------------------------------------------------------------------------------------------------
@@ -76,11 +84,152 @@ def _is_guid(value: Any) -> bool:
         return False
 
 
-def _disk_full(exc: sqlite3.Error) -> bool:
-    """SQLITE_FULL (disk, or max_page_count), or an I/O error on write (how ENOSPC can surface in WAL mode)."""
+def _disk_full(exc: BaseException) -> bool:
+    """SQLITE_FULL (disk, or max_page_count), an I/O error on write (how ENOSPC surfaces in WAL mode, e.g. when
+    the -shm file cannot be made), or an OSError for lack of space or quota."""
+    if isinstance(exc, OSError):
+        return exc.errno in _NO_SPACE
+    if isinstance(exc, CvlabError):
+        return exc.status == 507
     code = getattr(exc, "sqlite_errorcode", None)
     return (code is not None and code & 0xFF in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)) or \
         "disk is full" in str(exc)
+
+
+_NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+RESERVE_NAME = "reserve.bin"
+#: Space kept free in every workspace for what must work on a full disk: opening it (SQLite's -shm and -wal files),
+#: recording that a job failed, and deleting (which frees the rest). Measured needs: benchmarks/soak.md.
+RESERVE_BYTES = 1 << 20
+
+
+def storage_problem(exc: BaseException) -> str | None:
+    """A learner's explanation when ``exc`` says the disk is full (None otherwise): what a failed training or
+    export records as its reason."""
+    if not _disk_full(exc):
+        return None
+    return (f"The disk holding the workspace is full ({exc}). Free some space (delete old iterations, exports, "
+            "projects or images, e.g. with cvlab doctor's report), then try again.")
+
+
+def uses_reserve(method):
+    """For the writes that must work on a full disk (opening, recording a job's end, deleting): when one fails
+    for lack of space, the workspace gives up its reserve (``RESERVE_BYTES``) and tries once more; the reserve
+    comes back as soon as there is room again."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            result = method(self, *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - only storage errors are retried
+            if not _disk_full(exc) or not self._release_reserve():
+                raise
+            log.warning("The disk holding %s is full: used its reserve to %s.", self.path, method.__name__)
+            result = method(self, *args, **kwargs)
+        self._ensure_reserve()
+        return result
+    return wrapper
+
+
+class ConnectionPool:
+    """Every SQLite connection of the process, across all workspaces: at most ``limit`` open at once.
+
+    A thread borrows one for a statement or a transaction and gives it back; idle ones are kept for reuse, the
+    least recently used closed first when another workspace needs one. Without it, each worker thread kept a
+    connection (3 descriptors: db, -wal, -shm) to every seat it had served: 30 seats x 40 threads ran out of
+    descriptors. A borrower that finds every connection busy waits up to ``wait_s``, then opens one beyond the
+    limit (closed when given back) rather than deadlock a thread that already holds one."""
+
+    def __init__(self, limit: int = 16, wait_s: float = 2.0):
+        self.limit = limit
+        self.wait_s = wait_s
+        self._cond = threading.Condition()
+        self._idle: list[tuple[weakref.ref, sqlite3.Connection]] = []  # least recently returned first
+        self._open = 0
+
+    def acquire(self, store: "Store") -> sqlite3.Connection:
+        stale = []
+        with self._cond:
+            deadline = None
+            while True:
+                for i in range(len(self._idle) - 1, -1, -1):
+                    owner, conn = self._idle[i]
+                    if owner() is store:
+                        del self._idle[i]
+                        break
+                else:
+                    conn = None
+                if conn is not None:
+                    break
+                if self._open < self.limit:
+                    self._open += 1
+                    break
+                if self._idle:  # another workspace's idle connection makes room
+                    stale.append(self._idle.pop(0)[1])
+                    break
+                now = time.monotonic()
+                deadline = deadline or now + self.wait_s
+                if now >= deadline:
+                    self._open += 1  # beyond the limit, given back closed
+                    break
+                self._cond.wait(deadline - now)
+        for c in stale:
+            with contextlib.suppress(Exception):
+                c.close()
+        if conn is not None:
+            return conn
+        try:
+            return store._open_connection()
+        except BaseException:
+            with self._cond:
+                self._open -= 1
+                self._cond.notify()
+            raise
+
+    def release(self, store: "Store", conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:  # never hand on a connection in the middle of a transaction
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        with self._cond:
+            dead = [c for owner, c in self._idle if owner() is None]  # workspaces dropped without close()
+            self._idle = [(owner, c) for owner, c in self._idle if owner() is not None]
+            self._open -= len(dead)
+            if self._open > self.limit:
+                self._open -= 1
+                dead.append(conn)
+            else:
+                self._idle.append((weakref.ref(store), conn))
+            self._cond.notify()
+        for c in dead:
+            with contextlib.suppress(Exception):
+                c.close()
+
+    def discard(self, conn: sqlite3.Connection) -> None:
+        """Close a borrowed connection instead of giving it back."""
+        with self._cond:
+            self._open -= 1
+            self._cond.notify()
+        with contextlib.suppress(Exception):
+            conn.close()
+
+    def close_idle(self, store: "Store") -> None:
+        """Close the idle connections of one workspace (its ``close()``)."""
+        with self._cond:
+            mine = [c for owner, c in self._idle if owner() is store]
+            self._idle = [(owner, c) for owner, c in self._idle if owner() is not store]
+            self._open -= len(mine)
+            self._cond.notify_all()
+        for c in mine:
+            with contextlib.suppress(Exception):
+                c.close()
+
+    def stats(self) -> dict:
+        """Open and idle connections now (for tests and the soak benchmark)."""
+        with self._cond:
+            return {"open": self._open, "idle": len(self._idle), "limit": self.limit}
+
+
+#: The process's connections to every workspace it opens (see ConnectionPool).
+POOL = ConnectionPool()
 
 
 class Store:
@@ -98,7 +247,7 @@ class Store:
         for sub in ("blobs/tmp", "iterations", "exports"):
             (self.path / sub).mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._conns: list[tuple[weakref.ref, sqlite3.Connection]] = []  # (owning thread, connection)
+        self._pinned: list[sqlite3.Connection] = []  # connections handed out by _conn(), closed by close()
         self._conns_lock = threading.Lock()
         self._migrate()
 
@@ -128,42 +277,66 @@ class Store:
         """The image store's folder, ``blobs/``."""
         return self.path / "blobs"
 
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.db_path, timeout=self.busy_timeout, isolation_level=None,
-                                   check_same_thread=False)
+    def _open_connection(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.db_path, timeout=self.busy_timeout, isolation_level=None,
+                               check_same_thread=False)
+        try:
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
-            self._local.conn = conn
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @contextlib.contextmanager
+    def _use(self) -> Iterator[sqlite3.Connection]:
+        """A connection for the block, borrowed from the process's pool (``POOL``); blocks nested in the same
+        thread share it, so a transaction and the reads inside it see the same connection."""
+        held = getattr(self._local, "conn", None) or getattr(self._local, "pinned", None)
+        if held is not None:
+            yield held
+            return
+        conn = POOL.acquire(self)
+        self._local.conn = conn
+        try:
+            yield conn
+        finally:
+            self._local.conn = None
+            POOL.release(self, conn)
+
+    def _conn(self) -> sqlite3.Connection:
+        """The calling thread's connection, kept for this thread until ``close()`` (for a test that sets a
+        per-connection PRAGMA); the workspace itself borrows one per statement or transaction (``_use``)."""
+        conn = getattr(self._local, "conn", None) or getattr(self._local, "pinned", None)
+        if conn is None:
+            conn = POOL.acquire(self)
+            self._local.pinned = conn
             with self._conns_lock:
-                alive = []
-                for owner, c in self._conns:  # close connections of finished threads (training jobs come and go)
-                    thread = owner()
-                    if thread is None or not thread.is_alive():
-                        with contextlib.suppress(Exception):
-                            c.close()
-                    else:
-                        alive.append((owner, c))
-                self._conns = alive + [(weakref.ref(threading.current_thread()), conn)]
+                self._pinned.append(conn)
         return conn
 
     def close(self) -> None:
-        """Close every connection this workspace opened (any thread). The object reopens on next use."""
+        """Close this workspace's idle connections and the ones pinned by ``_conn()`` (any thread); the object
+        reopens on next use. Connections other threads are using go back to the pool when they finish."""
         with self._conns_lock:
-            conns, self._conns = self._conns, []
-        for _, c in conns:
-            with contextlib.suppress(Exception):
-                c.close()
+            pinned, self._pinned = self._pinned, []
+        for c in pinned:
+            POOL.discard(c)
+        POOL.close_idle(self)
         self._local = threading.local()
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """A short write transaction (BEGIN IMMEDIATE takes the write lock up front); nests as a no-op."""
-        conn = self._conn()
+        with self._use() as conn:
+            with self._tx_on(conn) as c:
+                yield c
+
+    @contextlib.contextmanager
+    def _tx_on(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         if conn.in_transaction:
             yield conn
             return
@@ -186,6 +359,39 @@ class Store:
                 raise self._storage_error(exc) from None
             raise
 
+    @property
+    def reserve_path(self) -> Path:
+        """The reserve file (``RESERVE_BYTES`` kept for opening, recording failures and deleting on a full disk)."""
+        return self.path / RESERVE_NAME
+
+    def _ensure_reserve(self) -> bool:
+        """Make the reserve when it is missing and there is room (allocated for real, not a sparse file)."""
+        path = self.reserve_path
+        with contextlib.suppress(OSError):
+            if path.stat().st_size >= RESERVE_BYTES:
+                return True
+        part = path.with_name(f"{path.name}.{uuid.uuid4().hex}.part")
+        try:
+            with open(part, "wb") as f:
+                if hasattr(os, "posix_fallocate"):
+                    os.posix_fallocate(f.fileno(), 0, RESERVE_BYTES)
+                else:
+                    f.write(b"\0" * RESERVE_BYTES)
+            os.replace(part, path)
+            return True
+        except OSError:
+            with contextlib.suppress(OSError):
+                part.unlink()
+            return False
+
+    def _release_reserve(self) -> bool:
+        """Give the reserve back to the disk; False when there was none left."""
+        try:
+            self.reserve_path.unlink()
+            return True
+        except OSError:
+            return False
+
     def _storage_error(self, exc: BaseException) -> CvlabError:
         """The disk holding the workspace is full (or refuses writes): 507, nothing of the step was stored."""
         return CvlabError("ErrorUnknown", f"Could not write to the workspace at {self.path} ({exc}): the disk is "
@@ -193,24 +399,29 @@ class Store:
                                           "was stored.", status=507)
 
     def _q(self, sql: str, args: Sequence = ()) -> list[sqlite3.Row]:
-        return self._conn().execute(sql, tuple(args)).fetchall()
+        with self._use() as conn:
+            return conn.execute(sql, tuple(args)).fetchall()
 
     def _q1(self, sql: str, args: Sequence = ()) -> sqlite3.Row | None:
-        return self._conn().execute(sql, tuple(args)).fetchone()
+        with self._use() as conn:
+            return conn.execute(sql, tuple(args)).fetchone()
 
     @property
     def schema_version(self) -> int:
         """The database's schema version (``PRAGMA user_version``; migrations in ``schema.py``)."""
         return self._q1("PRAGMA user_version")[0]
 
+    @uses_reserve
     def _migrate(self) -> None:
         try:
-            conn = self._conn()
-            self._migrate_on(conn)
+            with self._use() as conn:
+                self._migrate_on(conn)
         except sqlite3.DatabaseError as e:
             if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
                 raise
             self.close()
+            if _disk_full(e) and shutil.disk_usage(self.path).free < 4 * RESERVE_BYTES:
+                raise self._storage_error(e) from None  # opening needs room for SQLite's -shm and -wal files
             raise CvlabError("ErrorUnknown", f"{self.db_path} is not a readable cvlab database ({e}). Restore it from "
                                              "a backup, or move it away to start a fresh workspace here.") from None
 

@@ -6,6 +6,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cvlab import performance, rules, training
 from cvlab.errors import CvlabError
+from cvlab.portal import outbox
 
 from .. import wire
 from ..bodies import json_body
@@ -25,11 +26,14 @@ async def train_project(request: Request, ctx: Ctx, projectId: str, trainingType
     if params.custom_base_model_info and params.custom_base_model_info.iteration_id:
         raise CvlabError("BadRequestNotSupported", "Training from a custom base model is not supported by cvlab: "
                          "train without customBaseModelInfo.")
-    rules.check_notification_email(notificationEmailAddress)
+    address = outbox.check_address(notificationEmailAddress) if notificationEmailAddress is not None else None
     ws = ctx.ws
     it = await run_in_threadpool(training.train_project, ws, projectId, training_type=trainingType or "Regular",
                                  reserved_budget_in_hours=reservedBudgetInHours, force_train=forceTrain,
                                  selected_tags=params.selected_tags, background=True, show_progress=False)
+    if address:  # Azure e-mails it when the training ends; in cvlab the message goes to the workspace's outbox
+        await run_in_threadpool(outbox.subscribe, ws, projectId, it.id, address,
+                                portal_url=str(request.base_url).rstrip("/"))
     return wire.iteration(it)
 
 

@@ -1,9 +1,10 @@
 // The portal's shell: sign-in, the top bar, and the screens by route.
 //
 // Screens are chosen by the hash (#/ is the projects gallery, #/projects/<id>/<tab> a project). Top-level screens
-// are listed in TOP_SCREENS: issue 21's workshop Class page joins them there, for an instructor's key only
-// (session.role === "instructor"), with nothing else to change.
+// are listed in TOP_SCREENS; one with a `screen` is drawn for its route (the workshop's Class page, issue 21, for an
+// instructor's key only: session.role === "instructor").
 import { ApiError, onKeyRefused, portal, session } from './api.js';
+import { ClassPage } from './class.js';
 import { Gallery } from './gallery.js';
 import { AppContext, useApp } from './context.js';
 import { html, render, useCallback, useEffect, useState, useRoute } from './lib.js';
@@ -19,6 +20,7 @@ const EXPIRED = 'Your session has ended: the server no longer accepts your train
 /** Top-level screens by first route segment; `show(session)` says who sees the tab. */
 const TOP_SCREENS = [
   { id: 'projects', label: 'Projects', href: '#/', show: () => true },
+  { id: 'class', label: 'Class', href: '#/class', show: (info) => info.role === 'instructor', screen: ClassPage },
 ];
 
 function SignIn({ message, onSignedIn }) {
@@ -111,7 +113,10 @@ function App() {
   const app = { info: state.info, resources: state.resources, signOut: () => signOut() };
   const [first, projectId, tab] = route.path;
   let screen;
-  if (first === 'projects' && projectId) {
+  const top = TOP_SCREENS.find((s) => s.screen && s.id === first);
+  if (top) {
+    screen = html`<${top.screen} TopBar=${TopBar} route=${route} />`;
+  } else if (first === 'projects' && projectId) {
     screen = html`<${ProjectPage} key=${projectId} projectId=${projectId} tab=${tab || 'images'} query=${route.query}
       TopBar=${TopBar} route=${route} />`;
   } else {
