@@ -211,6 +211,8 @@ def mistakes_gallery(evaluation, load_image, threshold: float = 0.5, overlap_thr
         ax.imshow(img)
         ax.set_xticks([])
         ax.set_yticks([])
+        for spine in ax.spines.values():  # framed in red, as the portal frames a mispredicted image
+            spine.set(edgecolor=FP_COLOUR, linewidth=4)
         if ev.is_detection:
             groups = [("true_positives", TP_COLOUR, "-"), ("false_positives", FP_COLOUR, "-"),
                       ("false_negatives", FN_COLOUR, "--")]

@@ -116,6 +116,11 @@ ws.delete_project(xray.id)   # tidy up: the course does not use it again
 # | Your own labels (defective, brand X, helmet) with little ML work | **Custom Vision** |
 # | Generic, pre-built understanding: read text (OCR), tags, captions | **Azure AI Vision** (no training) |
 # | Custom training loops, other losses, multi-modal or non-vision data, hyperparameter search | **Azure Machine Learning** |
+# | Your own categories, described in words, no training images | **Azure Content Understanding** (generative; notebook 09) |
+#
+# Custom Vision and Image Analysis 4.0 (the pre-built Azure AI Vision API) are both supported until
+# 25 September 2028; for training on your own images Microsoft points to Azure Machine Learning AutoML for
+# images (https://learn.microsoft.com/azure/ai-services/custom-vision-service/migration-options).
 #
 # **On Azure:** portal → *Create a resource* → *Custom Vision*; then at customvision.ai → *New project* →
 # *Classification* (Multiclass / Multilabel) or *Object Detection*, and a domain. SDK:

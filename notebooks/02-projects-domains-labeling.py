@@ -100,8 +100,9 @@ except CvlabError as err:
 
 # %% [markdown]
 # ## 3 · Labeling with the widgets
-# The **tagger** shows untagged images one by one (keys 1–9 pick tags); the **box labeler** lets you drag boxes
-# for a detection project. Try them on the demo project — add a few untagged images first.
+# The **tagger** shows untagged images one by one (keys 1–9 pick tags, 0 Negative, z undo). Its **Grid** view
+# shows many thumbnails: tick several, pick a tag, **Apply** (the portal's multi-select); **Create tag** adds a
+# tag without leaving the widget. Try both on the demo project; four untagged images are added first.
 
 # %%
 ws.add_images(demo.id, [jpeg(r) for r in datasets.generate("parts", 4, seed=99, size=P.image_size)])
@@ -122,9 +123,40 @@ for p in (parts, site):
     print(f"{p.name:14s} {p.project_type:15s}", {t.name: t.image_count for t in ws.get_tags(p.id)})
 assert all(t.image_count >= 5 for t in ws.get_tags(parts.id))
 
+# %% [markdown]
+# ### Draw boxes yourself
+# Three scenes from the site cameras have just arrived without labels (the box labeler shows images without
+# boxes first). In each, box every **person**, then the **helmet** and the **vest** *inside* that person:
+#
+# - drag to draw; the tag list opens under the new box: pick the tag (or type a new one);
+# - a drag that starts inside a box draws a new box there; it does not move the box under it. To move or resize a
+#   box, click it first (it turns yellow), then drag it or its handles; **Shift**+drag always draws;
+# - **Undo** / **Redo** (or Ctrl+Z / Ctrl+Shift+Z) take back any change; Delete removes the selected box;
+# - every change is saved at once, as the portal saves a region.
+#
+# After notebook 03 trains a detector, the same widget also shows its boxes **dashed** as suggestions: click one to
+# accept it, its × to reject it (notebook 07 uses them).
+
 # %%
 from cvlab.widgets import box_labeler
+
+scenes = cv.practice_scenes(ws, site)      # three unlabelled scenes, added once
 box_labeler(site, ws=ws)
+
+# %% [markdown]
+# Running this lesson without drawing (or in CI)? The next cell gives the scenes still without a box the boxes the
+# scene generator knows; scenes you boxed keep yours.
+
+# %%
+filled = cv.fill_missing_boxes(ws, site, scenes)
+print(f"{filled} of {len(scenes)} scenes filled in; {len(scenes) - filled} boxed by you")
+
+# %%
+drawn = [ws.get_image(site.id, image_id) for image_id in scenes]
+assert all(im.regions for im in drawn), "draw at least one box on every scene above, then run this cell"
+inside = [pair for im in drawn for pair in cv.nested_boxes(im)]
+assert inside, "box a helmet or a vest inside the person who wears it"
+print(len(inside), "boxes lie inside another box, e.g.", ", ".join(f"{a} in {b}" for a, b in inside[:3]))
 
 # %% [markdown]
 # ## 5 · Box coordinates: four conventions
@@ -135,7 +167,7 @@ box_labeler(site, ws=ws)
 # %%
 from cvlab.datasets import coords
 
-image = ws.get_images(site.id, take=1)[0]
+image = ws.get_images(site.id, take=1, order_by="Oldest")[0]
 r = image.regions[0]
 box = (r.left, r.top, r.width, r.height)
 W, H = image.width, image.height

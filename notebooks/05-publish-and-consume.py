@@ -58,6 +58,19 @@ if trainer.get_iteration(parts.id, iteration.id).publish_name != PUBLISH_NAME:
 print(trainer.get_iteration(parts.id, iteration.id).publish_name)
 
 # %% [markdown]
+# ### Quick Test, as on the portal
+# Before any code calls the endpoint, the portal's **Quick Test** tries an iteration on one image. The widget
+# does the same: upload a picture of your own, or pick one of the held-out samples; it shows the probability of
+# every tag, marks those above the threshold, and stores the test like the portal does (it appears in
+# *Predictions*, notebook 07). **Add to training** turns a corrected test image into a training image.
+
+# %%
+from cvlab.widgets import quick_test
+
+held_out = [im for im in ws.iter_images(parts.id) if im.metadata.get("holdout") == "true"][:6]
+quick_test(parts, iteration, ws=ws, samples=held_out)
+
+# %% [markdown]
 # ## 3 · The study guide's snippet, as written
 # It passes the key first and the endpoint second. That was the 1.x SDK's order; SDK 3.x expects
 # `(endpoint, credentials)`, so the snippet fails before any request leaves your machine:
@@ -117,7 +130,7 @@ import requests
 url = f"{svc.endpoint}/customvision/v3.0/Prediction/{parts.id}/classify/iterations/{PUBLISH_NAME}/image"
 r = requests.post(url, headers={"Prediction-Key": svc.prediction_key, "Content-Type": "application/octet-stream"},
                   data=open(test_jpg, "rb").read(), timeout=60)
-print(r.status_code, [(p["tagName"], round(p["probability"], 3)) for p in r.json()["predictions"]])
+print(r.status_code, ", ".join(f"{p['tagName']} {cv.pct(p['probability'])}" for p in r.json()["predictions"]))
 assert r.status_code == 200
 
 # %%

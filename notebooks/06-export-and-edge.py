@@ -149,7 +149,7 @@ try:
 finally:
     server.terminate(); server.wait(10)
 best = max(reply["predictions"], key=lambda p: p["probability"])
-print("container says:", best["tagName"], round(best["probability"], 3), "| truth:", holdout[0].tags[0].tag_name)
+print(f"container says: {best['tagName']} ({cv.pct(best['probability'])}) | truth: {holdout[0].tags[0].tag_name}")
 assert best["tagName"] == predictor.tags[int(expected[0].argmax())]["name"]
 
 # %% [markdown]

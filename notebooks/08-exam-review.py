@@ -68,15 +68,15 @@ cv.quiz("choose-01", "choose-02", "exp-01", ws=ws)
 
 # %% [markdown]
 # ## 3 · A mixed quiz
-# Ten questions from every topic. Missed questions come back first, then ones you have not seen. Questions
-# computed from your own run (your recall at 0.7, your mAP…) join in once notebooks 03–04 have trained the
-# projects.
+# Ten questions from every topic. Missed questions come back first, then ones you have not seen. The questions
+# about your own run (your recall at 0.7, your mAP...) are asked in notebooks 04 and 07, right under the numbers
+# they are about.
 
 # %%
 from cvlab import quiz
-from cvlab.widgets.quiz import QuizSession
+from cvlab.widgets import ExamWidget, QuizSession, review_cell
 
-session = QuizSession(ws, count=10, seed=cv.SEED, context=quiz.run_context(ws))
+session = QuizSession(ws, count=10, seed=cv.SEED)
 session
 
 # %% [markdown]
@@ -87,13 +87,20 @@ from IPython.display import HTML
 HTML(session.review_html() if session.results else "<i>Answer the questions above first.</i>")
 
 # %% [markdown]
-# ## 4 · Your progress by exam skill
+# ## 4 · Spaced review: what is due today
+# Every answer you give (here, in the other notebooks, or with `cvlab quiz`) moves the question between review
+# boxes: a miss brings it back tomorrow, a right answer later and later (in cvlab: Leitner boxes). The cell shows
+# your progress per exam skill, then today's due questions, missed ones first. Come back to it on later days.
 
 # %%
-s = quiz.summary(ws)
-pd.DataFrame([{"skill": quiz.SKILLS[k], "right last time": r, "answered": n} for k, (r, n) in s.by_skill.items()]
-             or [{"skill": "(nothing answered yet)", "right last time": 0, "answered": 0}])
+review_cell(ws)
 
 # %% [markdown]
-# In a terminal: `cvlab quiz --count 20` (all topics) or `cvlab quiz --topic evaluate`. Missed questions come back
-# first next time.
+# ## 5 · Exam mode
+# A timed, mixed exam across the skill lines: no feedback until you finish, flag questions to revisit from the
+# review screen, and a score reported on Microsoft's 1-1000 scale (700 to pass). Press **Start the exam** when you
+# are ready; nothing is timed before that. In a terminal: `cvlab quiz --exam`, `cvlab quiz --due` (the review),
+# `cvlab quiz --count 20` (practice on all topics) or `cvlab quiz --topic evaluate`.
+
+# %%
+ExamWidget(ws)

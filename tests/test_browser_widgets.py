@@ -1,7 +1,7 @@
 """The labeling widgets in a real browser: JupyterLab on 127.0.0.1, Debian's Chromium driven by playwright.
 
-Runs two notebook cells (tagger, box labeler), clicks a tag button, uses a key shortcut and drags a box on the
-box labeler's canvas, then reads the workspace from Python: the tags and a region where the box was drawn.
+Runs two notebook cells (tagger, box labeler), clicks a tag button, uses a key shortcut, drags a box on the
+box labeler's picture and picks its tag, then reads the workspace from Python: the tags and a region where the box was drawn.
 Screenshots are saved on failure (the path is printed). Without /usr/bin/chromium (or $CVLAB_CHROMIUM) the
 test skips, except under CI=true where it fails.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -167,12 +168,11 @@ def test_label_in_a_real_browser(chromium, lab, tmp_path):
             page.keyboard.press("2")
             tagger.get_by_text("image 3 of 3").wait_for(timeout=15_000)
 
-            # -- box labeler: pick "vest", drag a box on the picture ----------------------------------------
+            # -- box labeler: drag a box on the picture, then pick "vest" in its tag list ----------------------
             _run_cell(page, 1)
             labeler = page.locator(".cvlab-box-labeler")
             labeler.wait_for(timeout=30_000)
-            labeler.locator(".class-label", has_text="vest").first.click()
-            img = labeler.locator("img").first
+            img = labeler.locator("img.cvr-img")
             img.wait_for(timeout=15_000)
             img.scroll_into_view_if_needed()
             _wait_until(lambda: (img.bounding_box() or {}).get("width", 0) > 10, 15, "the picture to load")
@@ -182,7 +182,8 @@ def test_label_in_a_real_browser(chromium, lab, tmp_path):
             page.mouse.down()
             page.mouse.move(box["x"] + x1 * box["width"], box["y"] + y1 * box["height"], steps=10)
             page.mouse.up()
-            labeler.get_by_text("Saved 1 box").wait_for(timeout=15_000)
+            labeler.get_by_role("option", name=re.compile("^vest")).click()
+            labeler.get_by_text("Box added: 1 box saved").wait_for(timeout=15_000)
         except Exception:
             if page is not None:
                 path = shots / f"failure-{int(time.time())}.png"

@@ -16,7 +16,7 @@ def _row(html, name):
 
 def test_probability_slider_updates_table_and_plot():
     ex = ThresholdExplorer(multiclass_evaluation())
-    assert ex.overlap is None and ex.split.options == (("self-test (cross-validation)", "cv"),
+    assert ex.overlap is None and ex.split.options == (("self-test (2-fold cross-validation)", "cv"),
                                                        ("held-out images", "holdout"))
     assert _row(ex.table.value, "dog") == ["0.0%", "0.0%", "0.0%", "58.3%", "0", "1", "2"]
     png = ex.plot.value
@@ -77,3 +77,14 @@ def test_for_iteration_from_workspace(evaluated_project):  # noqa: F811
     ex = ThresholdExplorer.for_iteration(p, it.id, ws=ws, threshold=0.3)
     assert ex.threshold.value == pytest.approx(0.3)
     assert "3 images" in ex.table.value and len(ex.split.options) == 2
+
+
+def test_labels_say_what_was_measured_and_the_dropdown_shows_its_default():
+    """Issue 18 (finding 9): detection used a validation split but was labelled "self-test (cross-validation)",
+    and "Curve for" showed a blank box (its value was None)."""
+    det = ThresholdExplorer(detection_evaluation())
+    assert det.split.options == (("self-test (validation split)", "cv"),)
+    assert "self-test (validation split)" in det.table.value
+    ex = ThresholdExplorer(multiclass_evaluation())
+    assert ex.curve_tag.value == "" and ex.curve_tag.label == "all tags (micro)"
+    assert ex.split.style.button_width == "auto"                 # long labels are not cut

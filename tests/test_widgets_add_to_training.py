@@ -85,7 +85,7 @@ def test_multiclass_error_paths_write_nothing(colours):
     assert "Choose the correct tag" in qt.status.text and "BadRequestImageTags" in qt.status.text
     assert snapshot(ws, p.id) == state
     # A training image tested again is already in the project: refused, its tag untouched.
-    qt.sample.value = next(v for _, v in qt.sample.options if v is not None)
+    qt.sample.value = next(v for _, v in qt.sample.options if v)          # "" is "no sample"
     qt.labels_input.value = tags["red"] if qt.result[0]["tag_name"] == "blue" else tags["blue"]
     qt.add_button.click()
     assert "already in the project" in qt.status.text and "OKDuplicate" in qt.status.text

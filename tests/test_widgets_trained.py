@@ -13,8 +13,8 @@ from PIL import Image
 
 from cvlab.errors import CvlabError
 from cvlab.performance import get_iteration_performance
-from cvlab.widgets import compare_iterations, box_labeler, quick_test
-from cvlab.widgets.boxes import to_region
+from cvlab.widgets import compare_iterations, quick_test
+from cvlab.widgets.quicktest import to_region
 from cvlab.workspace import ImageEntry
 from cvlab.datasets.swatches import disc_scene
 from helpers import shape
@@ -33,47 +33,6 @@ def discs(trained_discs):
     ws = trained_discs["ws"]
     new = ws.create_images(trained_discs["project"].id, [ImageEntry(data=disc_scene(99)[0], name="new.jpg")])
     return dict(trained_discs, new=new.images[0].image)
-
-
-# ---- smart labeler ---------------------------------------------------------------------------------------------
-def test_box_labeler_shows_suggestions_in_grey_until_accepted(discs):
-    ws, od, new = discs["ws"], discs["project"], discs["new"]
-    bl = box_labeler(od, threshold=0.05)
-    assert bl.image_id == new.id                       # the image without boxes comes first
-    sug = bl.suggestions()
-    assert sug and all(b["label"] == "disc (suggested)" for b in sug)
-    assert bl.bbox.colors[bl.bbox.classes.index("disc (suggested)")] == "#9e9e9e"   # grey, not the tag's colour
-    assert bl.bbox.colors[bl.bbox.classes.index("disc")] != "#9e9e9e"
-    assert ws.get_image(od.id, new.id).regions == []   # suggestions are not labels
-    bl.bbox.label = "disc (suggested)"                 # picking a grey class in the widget draws with the tag
-    assert bl.bbox.label == "disc"
-    first = dict(sug[0])
-    bl.accept(0)
-    regions = ws.get_image(od.id, new.id).regions
-    assert len(regions) == 1 and regions[0].tag_name == "disc"
-    assert regions[0].left == pytest.approx(first["x"] / bl.size[0], abs=1e-3)
-    assert regions[0].width == pytest.approx(first["width"] / bl.size[0], abs=1e-3)
-    bl.reject_all()                                    # the rest go; the accepted box stays
-    assert bl.suggestions() == [] and len(bl.bbox.bboxes) == 1
-    assert len(ws.get_image(od.id, new.id).regions) == 1
-    bl.bbox.bboxes = []                                # leave the image unlabelled for the other tests
-    assert ws.get_image(od.id, new.id).regions == []
-
-
-def test_suggestion_threshold_and_reject_one(discs):
-    ws, od = discs["ws"], discs["project"]
-    bl = box_labeler(od, threshold=0.05)
-    low = len(bl.suggestions())
-    bl.threshold.value = 0.95
-    assert len(bl.suggestions()) <= low
-    bl.threshold.value = 0.05
-    assert len(bl.suggestions()) == low
-    bl.reject(0)
-    assert len(bl.suggestions()) == low - 1 and ws.get_image(od.id, bl.image_id).regions == []
-    bl.accept(-1)                                      # nothing selected: a hint, nothing saved
-    assert "Select a grey suggested box" in bl.status.text
-    off = box_labeler(od, suggestions=False)
-    assert off.suggestions() == [] and off.suggest_bar.layout.display == "none"
 
 
 # ---- quick test ------------------------------------------------------------------------------------------------
@@ -104,7 +63,7 @@ def test_quick_test_upload_sample_and_bad_image(trained_shape_iterations):
     qt.upload.value = ({"name": "up.jpg", "type": "image/jpeg", "size": 10, "content": memoryview(shape("stripes", 5)),
                         "last_modified": datetime(2026, 1, 1, tzinfo=timezone.utc)},)
     assert qt.result[0]["tag_name"] == "stripes"
-    sample = next(k for k in qt.sample.options if k[1] is not None)[1]
+    sample = next(k for k in qt.sample.options if k[1])[1]                 # "" is "no sample"
     qt.sample.value = sample
     assert len(qt.result) == 2 and sample in qt.status.text
     qt.test(b"not an image", "broken.jpg")

@@ -125,7 +125,18 @@ def _run(ws, project, iteration, record, builder) -> None:
 
 def build(ws, project, iteration, platform: str, flavor: str | None, folder: Path,
           builder: tuple[str, str | None] | None = None) -> Path:
-    """Write the export's files into `folder` (the zip's content); returns the model file."""
+    """Write the export's files into `folder` (the zip's content); returns the model file. What the converters
+    printed is kept beside the model (`conversion.log`), not shown."""
+    from cvlab.export import convert
+
+    with convert.collected_logs() as logs:
+        model = _build(ws, project, iteration, platform, flavor, folder, builder)
+    text = "".join(logs) or "(the converters printed nothing in this export)\n"
+    (model.parent / convert.CONVERSION_LOG).write_text(text, encoding="utf-8")
+    return model
+
+
+def _build(ws, project, iteration, platform, flavor, folder, builder):
     from cvlab.export import convert
     from cvlab.predict import Predictor
 

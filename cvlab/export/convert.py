@@ -80,7 +80,8 @@ def to_onnx(module: torch.nn.Module, kind: str, size: int, labels: list[str], pa
 def to_tflite(module: torch.nn.Module, size: int, path: Path, quantization: str | None = None) -> Path:
     """litert-torch conversion of the NHWC wrapper (a StaticShapeDetector: RGB in and Azure's S1 output names,
     else BGR in); `quantization` in (None, "fp16", "int8")."""
-    import litert_torch
+    with _quiet():  # importing it starts TensorFlow, which prints absl and oneDNN notices
+        import litert_torch
 
     detector = isinstance(module, StaticShapeDetector)
     wrapped = _NHWC(module.eval(), bgr=not detector).eval()
@@ -161,10 +162,11 @@ class TFLiteRunner:
     an S1 detector (outputs named detected_*) takes NHWC RGB and answers for one image without a batch dim."""
 
     def __init__(self, path: Path, threads: int = 2):
-        from ai_edge_litert.interpreter import Interpreter
+        with _quiet():  # importing TensorFlow Lite and creating the XNNPACK delegate print notices from C++
+            from ai_edge_litert.interpreter import Interpreter
 
-        self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
-        self.interpreter.allocate_tensors()
+            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]["index"]
         by_name = {d["name"]: d["index"] for d in self.interpreter.get_output_details()}
         self.s1 = set(by_name) == set(S1_OUTPUTS)
@@ -182,17 +184,73 @@ class TFLiteRunner:
         return [np.concatenate([r[k] for r in results]) for k in range(len(self.outputs))]
 
 
+_LOGS = threading.local()  # what the converters printed, collected per thread while an export is built
+CONVERSION_LOG = "conversion.log"  # in the export's folder, for whoever wants the converters' own words
+
+
+@contextlib.contextmanager
+def collected_logs():
+    """Collect what every conversion in this block printed (see `_quiet`); yields the list of texts."""
+    _LOGS.items = []
+    try:
+        yield _LOGS.items
+    finally:
+        del _LOGS.items
+
+
+def _libc_flush() -> None:
+    """Flush C stdio buffers, so native lines land where the file descriptors point now."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):  # no C library to ask (not Linux/macOS): Python's own flush is all there is
+        pass
+
+
 @contextlib.contextmanager
 def _quiet():
-    """The converters print pages of progress; keep notebooks and test logs readable."""
+    """The converters print pages of progress, absl / oneDNN / XNNPACK notices from C++, deprecation warnings and
+    temporary paths. All of it is captured (file descriptors 1 and 2 too, since native code bypasses
+    sys.stderr) and kept for `collected_logs`, so notebooks and test logs stay readable."""
+    import sys
+    import tempfile
+    import warnings
+
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     buffer = io.StringIO()
-    import warnings
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    _libc_flush()
+    with tempfile.TemporaryFile() as native, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        saved = [os.dup(1), os.dup(2)]
+        try:
+            os.dup2(native.fileno(), 1)
+            os.dup2(native.fileno(), 2)
+            with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+                yield
+        finally:
+            _libc_flush()
+            for fd, copy in zip((1, 2), saved):
+                os.dup2(copy, fd)
+                os.close(copy)
+            native.seek(0)
+            text = native.read().decode("utf-8", "replace") + buffer.getvalue() + "".join(
+                f"{w.category.__name__}: {w.message}\n" for w in caught)
+            if getattr(_LOGS, "items", None) is not None and text.strip():
+                _LOGS.items.append(text)
 
-    with warnings.catch_warnings(), contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
-        warnings.simplefilter("ignore")
-        yield
+
+def log_summary(text: str) -> str:
+    """One line for a person: how much the converters printed, and of what kind."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    warnings_ = sum(1 for ln in lines if "Warning" in ln or ln.startswith("W"))
+    progress = sum(1 for ln in lines if ">" in ln and "Convert" in ln)
+    return (f"{len(lines)} converter log lines ({progress} progress, {warnings_} warnings, "
+            f"{len(lines) - progress - warnings_} notices), kept in {CONVERSION_LOG}") if lines else \
+        "the converters printed nothing"
 
 
 class StaticShapeDetector(torch.nn.Module):

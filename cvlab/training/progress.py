@@ -12,7 +12,7 @@ class Progress:
 
         self.callback = callback
         self.bar = tqdm(total=1000, desc=name, disable=not show, leave=True,
-                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} {postfix}")
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} elapsed, about {remaining} left {postfix}")
         self.at = 0
 
     def __call__(self, fraction: float, message: str = "") -> None:

@@ -127,6 +127,9 @@ class TextFallback:
         return self.fallback_text()
 
     def _repr_mimebundle_(self, **kwargs):
-        data = super()._repr_mimebundle_(**kwargs) or {}
-        data["text/plain"] = self.fallback_text()
-        return data
+        bundle = super()._repr_mimebundle_(**kwargs) or {}
+        if isinstance(bundle, tuple):  # (data, metadata), as anywidget returns it
+            data, metadata = bundle
+            return {**data, "text/plain": self.fallback_text()}, metadata
+        bundle["text/plain"] = self.fallback_text()
+        return bundle

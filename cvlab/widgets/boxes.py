@@ -1,275 +1,227 @@
-"""Box labeler for object detection projects, built on jupyter-bbox-widget, with smart-labeler suggestions.
+"""Box labeler for object detection projects: the portal's region editor (``cvlab/portal/static/js/regions.js``)
+in a notebook, through anywidget, so both faces label the same way.
 
-Draw, move, resize and delete boxes and pick their tag in `BBoxWidget` (its own keys: 1-9 pick a tag, Tab
-select a box, Delete remove it, C give it the current tag, W/A/S/D move, Q/E/R/F resize, Enter next image,
-Space skip). Every change to the boxes is saved at once with `Workspace.set_image_labels` as normalised
-left/top/width/height. When the project has a trained iteration, an image without regions opens with that
-iteration's boxes as grey *suggestions*: accept them (they take the tag's colour and are saved) or reject them.
+Drag to draw a box anywhere, also inside or over another box (a helmet inside a person); moving or resizing a
+box needs it selected first (click it), so a stray drag never moves one; Shift+drag always draws. Every change
+(draw, tag, move, resize, delete, accept, undo, redo) saves the image's boxes at once with
+``Workspace.set_image_labels``; undo and redo cover every change made to the image shown. One navigation bar;
+the classes are the project's own tags (a new one can be typed in the tag list). With a trained iteration, its
+boxes are shown dashed as suggestions (the smart labeler's ``suggest_tags_and_regions``): click to accept, × to
+reject. Images without boxes come first.
 """
 from __future__ import annotations
 
-import html
+import base64
+from pathlib import Path
 from typing import Any
 
-import ipywidgets as w
-from jupyter_bbox_widget import BBoxWidget
+import anywidget
+import traitlets as t
 from PIL import Image as PILImage
 from PIL import ImageOps
 
 from cvlab.errors import CvlabError
 
-from ._common import PALETTE, SUGGESTION_COLOUR, StatusLine, TextFallback, find_iteration, guarded, jpeg, \
-    resolve
+from ._common import TextFallback, find_iteration, jpeg, resolve
 
-SUFFIX = " (suggested)"
-
-
-def to_region(box: dict, size: tuple[int, int], tag_id: str) -> dict | None:
-    """A widget box (pixels of the picture it shows) as a normalised region, clipped to the image; None if empty."""
-    iw, ih = size
-    x0, y0 = max(0.0, float(box["x"])), max(0.0, float(box["y"]))
-    x1, y1 = min(float(iw), float(box["x"]) + float(box["width"])), min(float(ih), float(box["y"]) + float(box["height"]))
-    if x1 - x0 < 1 or y1 - y0 < 1:  # a click without a drag, or a box dragged off the picture
-        return None
-    return {"tag_id": tag_id, "left": x0 / iw, "top": y0 / ih, "width": (x1 - x0) / iw, "height": (y1 - y0) / ih}
+REGIONS_JS = Path(__file__).resolve().parent.parent / "portal" / "static" / "js" / "regions.js"
+WRAPPER_JS = Path(__file__).with_name("static") / "box_labeler.js"
+DISPLAY = (900, 600)   # the picture sent to the browser is at most this big (boxes are fractions, so any size)
 
 
-def to_box(left: float, top: float, width: float, height: float, size: tuple[int, int], label: str) -> dict:
-    """A normalised region as a widget box in pixels of the shown picture."""
-    iw, ih = size
-    return {"x": round(left * iw), "y": round(top * ih), "width": round(width * iw), "height": round(height * ih),
-            "label": label}
+def _overlap(a: dict, b) -> float:
+    """Intersection over union of a suggestion (dict) and a saved region (record)."""
+    ax1, ay1 = a["left"] + a["width"], a["top"] + a["height"]
+    bx1, by1 = b.left + b.width, b.top + b.height
+    iw, ih = max(0.0, min(ax1, bx1) - max(a["left"], b.left)), max(0.0, min(ay1, by1) - max(a["top"], b.top))
+    inter = iw * ih
+    union = a["width"] * a["height"] + b.width * b.height - inter
+    return inter / union if union > 0 else 0.0
 
 
-class BoxLabeler(TextFallback, w.VBox):
-    """Label a detection project's images with boxes; regionless images first, suggestions from the latest
-    trained iteration (unless `suggestions=False`). Pictures are shown scaled to fit `size` (600x400)."""
+class BoxLabeler(TextFallback, anywidget.AnyWidget):
+    """Label a detection project's images with boxes (see the module docstring); ``iteration`` picks the
+    suggestions' iteration (default: the latest trained one; ``suggestions=False`` for none)."""
 
+    _esm = REGIONS_JS.read_text(encoding="utf-8") + "\n" + WRAPPER_JS.read_text(encoding="utf-8")
     _needs = "This box labeler"
 
-    def __init__(self, ws, project, *, iteration: Any = None, suggestions: bool = True, threshold: float = 0.5,
-                 size: tuple[int, int] = (600, 400)):
+    project_name = t.Unicode("").tag(sync=True)
+    image = t.Dict().tag(sync=True)             # {"src": data URL, "name", "id"}
+    regions = t.List().tag(sync=True)           # the shown image's saved boxes, when it is shown
+    tags = t.List().tag(sync=True)              # the project's regular tags: [{"id", "name"}]
+    suggestions = t.List().tag(sync=True)
+    has_iteration = t.Bool(False).tag(sync=True)
+    threshold = t.Float(0.5).tag(sync=True)
+    position = t.Dict().tag(sync=True)          # {"index", "total", "labelled", "unlabelled"}
+    status = t.Dict().tag(sync=True)            # {"text", "error"}
+
+    def __init__(self, ws, project, *, iteration: Any = None, suggestions: bool = True, threshold: float = 0.5):
         if project.project_type != "ObjectDetection":
             raise CvlabError("BadRequestOperationNotSupported",
                              f"Project {project.name!r} is a classification project: label it with "
                              "project.tagger() (whole-image tags); the box labeler is for object detection.")
+        super().__init__(project_name=project.name, threshold=threshold)
         self.ws, self.project = ws, project
-        self._display = size
         self._iteration = None
         if suggestions:
             self._iteration = (find_iteration(ws, project.id, iteration) if iteration is not None
                                else ws.latest_iteration(project.id))
+        self.has_iteration = self._iteration is not None
         self._predictions: dict[str, list[dict]] = {}
-        self._loading = False
-        self._saved: list[tuple] | None = None
+        self._rejected: dict[str, list[dict]] = {}
         empty = list(ws.iter_images(project.id, tagging_status="Untagged"))
         labelled = list(ws.iter_images(project.id, tagging_status="Tagged"))
         self.order: list[str] = [im.id for im in empty] + [im.id for im in labelled]
         self.index = 0
-        self.size = (1, 1)  # pixel size of the picture the box widget shows
-
-        self.bbox = BBoxWidget(hide_buttons=False)
-        self.bbox.add_class("cvlab-bbox")
-        self.bbox.on_submit(lambda: self.go(self.index + 1))
-        self.bbox.on_skip(lambda: self.go(self.index + 1))
-        self.bbox.observe(self._on_boxes, names=["bboxes"])
-        self.bbox.observe(self._on_label, names=["label"])
-        self.progress = w.HTML()
-        self.status = StatusLine()
-        self.prev_button = w.Button(description="◀ Previous")
-        self.next_button = w.Button(description="Next ▶")
-        self.prev_button.on_click(lambda _b: self.go(self.index - 1))
-        self.next_button.on_click(lambda _b: self.go(self.index + 1))
-        self.accept_button = w.Button(description="Accept selected", tooltip="Keep the selected suggestion")
-        self.reject_button = w.Button(description="Reject selected", tooltip="Drop the selected suggestion")
-        self.accept_all_button = w.Button(description="Accept all", button_style="success")
-        self.reject_all_button = w.Button(description="Reject all", button_style="warning")
-        self.accept_button.on_click(lambda _b: self.accept(self.bbox.selected_index))
-        self.reject_button.on_click(lambda _b: self.reject(self.bbox.selected_index))
-        self.accept_all_button.on_click(lambda _b: self.accept_all())
-        self.reject_all_button.on_click(lambda _b: self.reject_all())
-        self.threshold = w.FloatSlider(value=threshold, min=0.05, max=0.95, step=0.05, description="Suggest ≥",
-                                       readout_format=".0%", continuous_update=False)
-        self.threshold.observe(lambda _c: self._resuggest(), names=["value"])
-        source = (f"suggestions from iteration <b>{html.escape(self._iteration.name)}</b> in grey"
-                  if self._iteration is not None else "no trained iteration yet: no suggestions")
-        self.suggest_bar = w.HBox([self.accept_button, self.reject_button, self.accept_all_button,
-                                   self.reject_all_button, self.threshold])
-        self.suggest_bar.layout.display = None if self._iteration is not None else "none"
-        super().__init__([w.HTML(f"<b>Box labeling</b> {html.escape(project.name)} <small>({source})</small>"), self.progress,
-                          self.bbox, w.HBox([self.prev_button, self.next_button]), self.suggest_bar, self.status])
-        self.add_class("cvlab-box-labeler")
+        self.on_msg(self._on_message)
+        self.observe(lambda _c: self._suggest(), names=["threshold"])
         self.go(0)
 
-    # ---- navigation and display --------------------------------------------------------------------------
+    # ---- navigation ----------------------------------------------------------------------------------------
     @property
     def image_id(self) -> str | None:
         return self.order[self.index] if self.order else None
 
     def _tags(self):
-        return [t for t in self.ws.get_tags(self.project.id) if t.type == "Regular"]
+        return [tag for tag in self.ws.get_tags(self.project.id) if tag.type == "Regular"]
 
-    @guarded
     def go(self, index: int) -> None:
-        """Show the image at `index` (clamped) with its saved regions, or suggestions when it has none."""
-        tags = self._tags()
-        self._loading = True
+        """Show the image at `index` (clamped) with its saved boxes and the suggestions for it."""
         try:
-            names = [t.name for t in tags]
-            grey = [n + SUFFIX for n in names] if self._iteration is not None else []  # only with suggestions
-            self.bbox.classes = names + grey
-            self.bbox.colors = [PALETTE[i % len(PALETTE)] for i in range(len(names))] + [SUGGESTION_COLOUR] * len(grey)
-            if not self.order:
-                self.progress.value = "No images yet: add some with project.add_images(...)."
-                self.bbox.bboxes = []
-                return
-            if not tags:
-                self.status.error(CvlabError("NotFoundTag", "This project has no tags: create one first, e.g. "
-                                             "project.create_tag('helmet'), then run this cell again."))
-            self.index = max(0, min(index, len(self.order) - 1))
-            try:
-                image = self.ws.get_image(self.project.id, self.image_id)
-            except CvlabError as err:
-                if err.code != "NotFoundImage":
-                    raise
-                self.order.pop(self.index)  # deleted elsewhere: skip it
-                self.status.info("That image was deleted meanwhile; showing the next one.")
-                self._loading = False
-                return self.go(self.index)
-            picture = self.ws.open_image(image)
-            # Scaled (up or down) to fit the display box: boxes are drawn in these pixels, then normalised by them.
-            picture = ImageOps.contain(picture, self._display, PILImage.Resampling.BILINEAR)
-            data = jpeg(picture, picture.size)
-            self.size = picture.size
-            boxes = [to_box(r.left, r.top, r.width, r.height, self.size, r.tag_name) for r in image.regions]
-            self._saved = self._key(image.regions)
-            if not boxes:
-                boxes = self._suggestions(image)
-            self.bbox.selected_index = -1
-            self.bbox.image_bytes = data
-            self.bbox.bboxes = boxes
-            done = self.ws.get_image_count(self.project.id, tagging_status="Tagged")
-            self.progress.value = (f"<b>{done}</b> of {len(self.order)} images have boxes · image "
-                                   f"{self.index + 1} of {len(self.order)} · {html.escape(image.original_name or image.id)}")
-            self.prev_button.disabled = self.index == 0
-            self.next_button.disabled = self.index >= len(self.order) - 1
-        finally:
-            self._loading = False
+            self._show(index)
+        except CvlabError as err:
+            self._say(err)
 
-    # ---- suggestions (smart labeler) ---------------------------------------------------------------------
-    def _suggestions(self, image) -> list[dict]:
+    def _show(self, index: int) -> None:
+        tags = self._tags()
+        if not self.order:
+            with self.hold_sync():
+                self.tags = [{"id": tag.id, "name": tag.name} for tag in tags]
+                self.image, self.regions, self.suggestions = {}, [], []
+                self._position()
+            return self._say("No images yet: add some with project.add_images(...).")
+        self.index = max(0, min(index, len(self.order) - 1))
+        try:
+            image = self.ws.get_image(self.project.id, self.image_id)
+        except CvlabError as err:
+            if err.code != "NotFoundImage":
+                raise
+            self.order.pop(self.index)  # deleted elsewhere (another notebook, the REST API): skip it
+            return self._show(self.index)
+        picture = ImageOps.contain(self.ws.open_image(image), DISPLAY, PILImage.Resampling.BILINEAR)
+        src = "data:image/jpeg;base64," + base64.b64encode(jpeg(picture, picture.size)).decode()
+        with self.hold_sync():
+            self.tags = [{"id": tag.id, "name": tag.name} for tag in tags]
+            self.regions = [{"id": r.region_id, "tagId": r.tag_id, "tagName": r.tag_name, "left": r.left,
+                             "top": r.top, "width": r.width, "height": r.height} for r in image.regions]
+            self.suggestions = self._suggestions_for(image)
+            self.image = {"src": src, "name": image.original_name or image.id, "id": image.id}
+            self._position()
+        if not tags:
+            self._say(CvlabError("NotFoundTag", "This project has no tags yet: type a name in the tag list after "
+                                 "drawing a box, or create one with ws.create_tag(project.id, 'helmet')."))
+
+    def next_unlabelled(self) -> None:
+        untagged = {im.id for im in self.ws.iter_images(self.project.id, tagging_status="Untagged")}
+        for step in range(1, len(self.order) + 1):
+            i = (self.index + step) % len(self.order)
+            if self.order[i] in untagged:
+                return self.go(i)
+        self._say("Every image has boxes.")
+
+    def _position(self) -> None:
+        labelled = self.ws.get_image_count(self.project.id, tagging_status="Tagged")
+        self.position = {"index": self.index, "total": len(self.order), "labelled": labelled,
+                         "unlabelled": self.ws.get_image_count(self.project.id, tagging_status="Untagged")}
+
+    # ---- suggestions (smart labeler) -----------------------------------------------------------------------
+    def _suggestions_for(self, image) -> list[dict]:
         if self._iteration is None:
             return []
         if image.id not in self._predictions:
-            try:  # the smart labeler's own API: shares its per-iteration cache with the REST service
-                from cvlab.active import suggest_tags_and_regions
+            from cvlab.active import suggest_tags_and_regions
 
-                found = suggest_tags_and_regions(self.ws, self.project.id, self._iteration.id, [image.id])
-                self._predictions[image.id] = found[0].predictions
-            except CvlabError as err:
-                self.status.error(err)
-                self._iteration = None
-                return []
-        names = {t.name for t in self._tags()}
+            found = suggest_tags_and_regions(self.ws, self.project.id, self._iteration.id, [image.id])
+            self._predictions[image.id] = found[0].predictions
+        names = {tag.name: tag.id for tag in self._tags()}
+        rejected = self._rejected.get(image.id, [])
         out = []
         for p in self._predictions[image.id]:
             bb = p.get("bounding_box")
-            if bb and p["probability"] >= self.threshold.value and p["tag_name"] in names:
-                box = to_box(bb["left"], bb["top"], bb["width"], bb["height"], self.size, p["tag_name"] + SUFFIX)
-                box["probability"] = round(float(p["probability"]), 4)
-                out.append(box)
+            if not bb or p["probability"] < self.threshold or p["tag_name"] not in names:
+                continue
+            box = {"tagId": names[p["tag_name"]], "tagName": p["tag_name"], "probability": round(p["probability"], 3),
+                   **{k: float(bb[k]) for k in ("left", "top", "width", "height")}}
+            same = lambda r: r.tag_id == box["tagId"] and _overlap(box, r) > 0.7  # noqa: E731
+            if any(same(r) for r in image.regions) or any(
+                    all(abs(box[k] - x[k]) < 1e-6 for k in ("left", "top", "width", "height")) for x in rejected):
+                continue  # already drawn, or rejected before
+            out.append(box)
         return out
 
-    @guarded
-    def _resuggest(self) -> None:
-        """New threshold: keep the real boxes, redo the suggestions."""
-        if self.image_id is None or self._iteration is None:
-            return
-        image = self.ws.get_image(self.project.id, self.image_id)
-        if image.regions:
-            return
-        real = [b for b in self.bbox.bboxes if not b["label"].endswith(SUFFIX)]
-        self.bbox.selected_index = -1
-        self.bbox.bboxes = real + self._suggestions(image)
+    def _suggest(self) -> None:
+        if self.image_id is not None and self._iteration is not None:
+            self.suggestions = self._suggestions_for(self.ws.get_image(self.project.id, self.image_id))
 
-    def suggestions(self) -> list[dict]:
-        """The boxes still waiting to be accepted or rejected."""
-        return [b for b in self.bbox.bboxes if b["label"].endswith(SUFFIX)]
+    def pending_suggestions(self) -> list[dict]:
+        """The suggestions still shown for this image (not accepted, not rejected)."""
+        return list(self.suggestions)
 
-    @guarded
-    def accept(self, index: int) -> None:
-        """Turn the suggestion at `index` into a real box of its tag (saved at once)."""
-        boxes = [dict(b) for b in self.bbox.bboxes]
-        if not 0 <= index < len(boxes) or not boxes[index]["label"].endswith(SUFFIX):
-            self.status.info("Select a grey suggested box first (click it, or Tab through the boxes).")
-            return
-        boxes[index]["label"] = boxes[index]["label"][: -len(SUFFIX)]
-        boxes[index].pop("probability", None)
-        self.bbox.bboxes = boxes
-
-    @guarded
-    def reject(self, index: int) -> None:
-        boxes = list(self.bbox.bboxes)
-        if not 0 <= index < len(boxes) or not boxes[index]["label"].endswith(SUFFIX):
-            self.status.info("Select a grey suggested box first (click it, or Tab through the boxes).")
-            return
-        self.bbox.selected_index = -1
-        self.bbox.bboxes = boxes[:index] + boxes[index + 1:]
-
-    @guarded
-    def accept_all(self) -> None:
-        boxes = []
-        for b in self.bbox.bboxes:
-            b = dict(b)
-            if b["label"].endswith(SUFFIX):
-                b["label"] = b["label"][: -len(SUFFIX)]
-                b.pop("probability", None)
-            boxes.append(b)
-        self.bbox.bboxes = boxes
-
-    @guarded
-    def reject_all(self) -> None:
-        self.bbox.selected_index = -1
-        self.bbox.bboxes = [b for b in self.bbox.bboxes if not b["label"].endswith(SUFFIX)]
-
-    # ---- saving ------------------------------------------------------------------------------------------
-    def _on_label(self, change) -> None:
-        """Picking a grey suggestion class draws with its real tag: suggestions only come from the model."""
-        if change["new"].endswith(SUFFIX):
-            self.bbox.label = change["new"][: -len(SUFFIX)]
-
-    @staticmethod
-    def _key(regions) -> list[tuple]:
-        def get(r, k):
-            return r[k] if isinstance(r, dict) else getattr(r, k)
-
-        return sorted((get(r, "tag_id"), *(round(get(r, k), 4) for k in ("left", "top", "width", "height")))
-                      for r in regions)
-
-    def regions(self) -> list[dict]:
-        """The accepted boxes as normalised regions (what gets saved)."""
-        by_name = {t.name: t.id for t in self._tags()}
-        out = []
-        for b in self.bbox.bboxes:
-            if b["label"] in by_name:
-                r = to_region(b, self.size, by_name[b["label"]])
-                if r is not None:
-                    out.append(r)
-        return out
-
-    def _on_boxes(self, _change) -> None:
-        if self._loading or self.image_id is None:
-            return
-        regions = self.regions()
-        if self._key(regions) == self._saved:
-            return  # only suggestions moved, or nothing changed
+    # ---- messages from the browser --------------------------------------------------------------------------
+    def _on_message(self, _widget, msg: dict, _buffers) -> None:
+        kind = msg.get("kind")
         try:
-            self.ws.set_image_labels(self.project.id, self.image_id, regions=regions)
+            if kind == "change":
+                self.save(msg.get("regions", []), msg.get("reason", "change"))
+            elif kind == "go":
+                {"previous": lambda: self.go(self.index - 1), "next": lambda: self.go(self.index + 1),
+                 "unlabelled": self.next_unlabelled}[msg["to"]]()
+            elif kind == "create_tag":
+                tag = self.ws.create_tag(self.project.id, str(msg.get("name", "")).strip())
+                self.tags = [{"id": x.id, "name": x.name} for x in self._tags()]
+                self.send({"kind": "tag_created", "request": msg.get("request"), "tag": {"id": tag.id,
+                                                                                           "name": tag.name}})
+                self._say(f"Created tag {tag.name}.")
+            elif kind == "reject":
+                s = msg.get("suggestion", {})
+                self._rejected.setdefault(self.image_id, []).append({k: float(s.get(k, 0)) for k in
+                                                                      ("left", "top", "width", "height")})
+                self.suggestions = [x for x in self.suggestions if not all(
+                    abs(x[k] - float(s.get(k, -1))) < 1e-6 for k in ("left", "top", "width", "height"))]
+                self._say("Suggestion rejected.")
         except CvlabError as err:
-            self.status.error(err)
+            if kind == "create_tag":
+                self.send({"kind": "tag_refused", "request": msg.get("request"), "message": err.message})
+            self._say(err)
+
+    def save(self, regions: list[dict], reason: str = "change") -> None:
+        """Replace the shown image's boxes with `regions` ({tag_id, left, top, width, height} fractions)."""
+        if self.image_id is None:
             return
-        self._saved = self._key(regions)
-        self.status.info(f"Saved {len(regions)} box{'es' if len(regions) != 1 else ''}.")
+        clean = [{"tag_id": r["tag_id"], **{k: float(r[k]) for k in ("left", "top", "width", "height")}}
+                 for r in regions]
+        self.ws.set_image_labels(self.project.id, self.image_id, regions=clean)
+        if reason == "accept":
+            self.suggestions = [s for s in self.suggestions if not any(
+                all(abs(s[k] - r[k]) < 1e-6 for k in ("left", "top", "width", "height")) for r in clean)]
+        self._position()
+        words = {"draw": "Box added", "accept": "Suggestion accepted", "delete": "Box deleted", "move": "Box moved",
+                 "resize": "Box resized", "undo": "Undone", "redo": "Redone", "tag": "Tag changed"}
+        self._say(f"{words.get(reason, 'Saved')}: {len(clean)} box{'es' if len(clean) != 1 else ''} saved.")
+
+    def undo(self) -> None:
+        """Undo the last change in the browser's history (the Undo button)."""
+        self.send({"kind": "undo"})
+
+    def redo(self) -> None:
+        self.send({"kind": "redo"})
+
+    def _say(self, message) -> None:
+        if isinstance(message, CvlabError):
+            self.status = {"text": f"⚠ {message.message} ({message.code})", "error": True}
+        else:
+            self.status = {"text": str(message), "error": False}
 
     def fallback_text(self) -> str:
         done = self.ws.get_image_count(self.project.id, tagging_status="Tagged")

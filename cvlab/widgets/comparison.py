@@ -1,7 +1,9 @@
 """Iteration comparison: two iterations' Performance-page numbers and per-tag values side by side.
 
 Everything shown comes from `cvlab.performance.get_iteration_performance`; this module only lays it out
-(A, B and B − A) and redraws when the threshold or overlap slider moves.
+(A, B and B − A) and redraws when the threshold or overlap slider moves. Like is compared with like: when both
+iterations scored the project's held-out images, those are the default ("Measured on"); the self-test numbers of
+two iterations come from different training images, and the table says so.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ class IterationComparison(TextFallback, w.VBox):
     _needs = "This iteration comparison"
 
     def __init__(self, ws, project, a: Any = None, b: Any = None, *, threshold: float = 0.5,
-                 overlap_threshold: float = 0.5):
+                 overlap_threshold: float = 0.5, split: str | None = None):
         self.ws, self.project = ws, project
         done = ws.get_trained_iterations(project.id)
         if len(done) < 2 and (a is None or b is None):
@@ -55,13 +57,21 @@ class IterationComparison(TextFallback, w.VBox):
                                      readout_format=".0%", continuous_update=False)
         if project.project_type != "ObjectDetection":
             self.overlap.layout.display = "none"
+        held_out = all(self._has_holdout(it.id) for it in (a, b))
+        self.split = w.ToggleButtons(options=[("held-out images (the same for both)", "holdout"),
+                                              ("self-test (each its own training images)", "cv")],
+                                     value=split or ("holdout" if held_out else "cv"), description="Measured on",
+                                     style={"button_width": "auto"})
+        if not held_out:
+            self.split.layout.display = "none"
         self.table = w.HTML()
         self.status = StatusLine()
         self.performances: tuple = (None, None)
-        for control in (self.a, self.b, self.threshold, self.overlap):
+        for control in (self.a, self.b, self.threshold, self.overlap, self.split):
             control.observe(lambda _c: self.refresh(), names=["value"])
         super().__init__([w.HTML(f"<b>Compare iterations</b> {html.escape(project.name)}"),
-                          w.HBox([self.a, self.b]), w.HBox([self.threshold, self.overlap]), self.table, self.status])
+                          w.HBox([self.a, self.b]), self.split, w.HBox([self.threshold, self.overlap]), self.table,
+                          self.status])
         self.add_class("cvlab-compare")
         self.refresh()
 
@@ -69,7 +79,7 @@ class IterationComparison(TextFallback, w.VBox):
         """Recompute both performances at the current sliders and redraw the table."""
         try:
             perf = tuple(get_iteration_performance(self.ws, self.project.id, it_id, threshold=self.threshold.value,
-                                                   overlap_threshold=self.overlap.value)
+                                                   overlap_threshold=self.overlap.value, split=self.split.value)
                          for it_id in (self.a.value, self.b.value))
         except CvlabError as err:
             self.status.error(err)
@@ -105,8 +115,25 @@ class IterationComparison(TextFallback, w.VBox):
                             f"<td>{_delta(va, vb)}</td></tr>")
         settings = f"threshold {self.threshold.value:.0%}" + (
             f", overlap {self.overlap.value:.0%}" if self.project.project_type == "ObjectDetection" else "")
-        return (f"<table class='cvlab-compare-table'>{''.join(rows)}</table><small>{settings}; "
+        if self.split.value == "holdout":
+            basis = f"both measured on the same {pa.image_count} held-out images"
+        elif pa.image_count != pb.image_count or ia.training_type != ib.training_type:
+            basis = (f"<b>not like with like</b>: each self-test uses its own training images ({pa.image_count} vs "
+                     f"{pb.image_count}, {ia.training_type} vs {ib.training_type} training); hold images out "
+                     "(metadata holdout=true) to compare on the same ones")
+        else:
+            basis = "each measured on its own training images (self-test)"
+        return (f"<table class='cvlab-compare-table'>{''.join(rows)}</table><small>{basis}; {settings}; "
                 "n/a: undefined (e.g. precision when nothing was predicted).</small>")
+
+    def _has_holdout(self, iteration_id: str) -> bool:
+        from cvlab.performance import load_evaluation_dict
+
+        try:
+            return any(r.get("split") == "holdout" for r in load_evaluation_dict(self.ws, self.project.id,
+                                                                                  iteration_id)["records"])
+        except CvlabError:
+            return False
 
     def fallback_text(self) -> str:
         return (super().fallback_text() + " Without widgets: project.performance(iteration_id) for each iteration "

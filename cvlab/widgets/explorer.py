@@ -19,7 +19,20 @@ from cvlab import views
 from cvlab.metrics import Undefined, is_defined
 from cvlab.performance import Evaluation, IterationPerformance, load_evaluation_dict
 
-SPLIT_LABELS = {"cv": "self-test (cross-validation)", "holdout": "held-out images"}
+SPLIT_LABELS = {"cv": "self-test", "holdout": "held-out images"}
+
+
+def split_label(split: str, k_folds: int | None = None, project_type: str | None = None) -> str:
+    """What the numbers were measured on, in words: Quick classification cross-validates (k folds), Advanced
+    classification and detection hold back a validation split of the training images (``evaluation.json``'s
+    ``k_folds``); held-out images are the learner's own."""
+    if split != "cv":
+        return SPLIT_LABELS.get(split, split)
+    if k_folds and k_folds > 1:
+        return f"self-test ({k_folds}-fold cross-validation)"
+    if k_folds == 1 or project_type == "ObjectDetection":
+        return "self-test (validation split)"
+    return SPLIT_LABELS["cv"]
 
 
 def _cell(value, pct: bool = True) -> str:
@@ -32,7 +45,7 @@ def _std(value) -> str:
     return f' <span style="color:#888">±{value:.1%}</span>' if is_defined(value) else ""
 
 
-def performance_table(perf: IterationPerformance) -> str:
+def performance_table(perf: IterationPerformance, measured_on: str | None = None) -> str:
     """HTML table of per-tag and overall P / R / F1 / AP and counts (n/a cells carry their reason)."""
     head = "".join(f"<th>{h}</th>" for h in ("tag", "precision", "recall", "F1", "AP", "TP", "FP", "FN"))
     rows = []
@@ -53,7 +66,8 @@ def performance_table(perf: IterationPerformance) -> str:
         summary += f" &nbsp; <b>mAP@[.5:.95]</b> {_fmt(perf.map_50_95)}"
     settings = f"threshold {perf.threshold:.0%}" + (
         f", overlap {perf.overlap_threshold:.0%}" if perf.overlap_threshold is not None else "")
-    return (f"<div>{summary}<br><small>{SPLIT_LABELS.get(perf.split, perf.split)}, {perf.image_count} images, "
+    where = measured_on or split_label(perf.split, project_type=perf.project_type)
+    return (f"<div>{summary}<br><small>{html.escape(where)}, {perf.image_count} images, "
             f"{settings}</small></div><table class='cvlab-perf'><thead><tr>{head}</tr></thead><tbody>"
             + "".join(rows) + "</tbody></table>")
 
@@ -70,7 +84,7 @@ class ThresholdExplorer:
     """
 
     def __init__(self, evaluation, split: str = "cv", threshold: float = 0.5, overlap_threshold: float = 0.5,
-                 dpi: int = 72):
+                 dpi: int = 110):
         self._doc = evaluation if isinstance(evaluation, dict) else None
         self._evals: dict[str, Evaluation] = {}
         if isinstance(evaluation, Evaluation):
@@ -87,17 +101,22 @@ class ThresholdExplorer:
             self.overlap = w.FloatSlider(value=overlap_threshold, min=0.05, max=0.95, step=0.05,
                                          description="Overlap", readout_format=".0%", continuous_update=True,
                                          layout=w.Layout(width="360px"))
+        k_folds = (self._doc or {}).get("k_folds")
+        label = lambda sp: split_label(sp, k_folds, self.ev.project_type)  # noqa: E731
         if self._doc is None:
-            options = [(SPLIT_LABELS.get(split, split), split)]
+            options = [(label(split), split)]
         else:
-            options = [(SPLIT_LABELS["cv"], "cv")]
+            options = [(label("cv"), "cv")]
             if any(r.get("split") == "holdout" for r in self._doc.get("records", [])):
-                options.append((SPLIT_LABELS["holdout"], "holdout"))
+                options.append((label("holdout"), "holdout"))
+        self._measured_on = dict((v, k) for k, v in options)
         self.split = w.ToggleButtons(options=options, value=split, description="Measured on",
+                                     style={"button_width": "auto"},
                                      layout=w.Layout(display="" if len(options) > 1 else "none"))
-        self.curve_tag = w.Dropdown(options=[("all tags (micro)", None)] + [
+        # a Dropdown shows None as a blank box: the "all tags" choice is the value "" instead
+        self.curve_tag = w.Dropdown(options=[("all tags (micro)", "")] + [
             (self.ev.tags[j]["name"], self.ev.tags[j]["id"]) for j in self.ev.regular_idx],
-            value=None, description="Curve for")
+            value="", description="Curve for")
         self.table = w.HTML()
         self.plot = w.Image(format="png")
         self._build_figure()
@@ -138,7 +157,7 @@ class ThresholdExplorer:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
-        self.fig = Figure(figsize=(10, 3.8), dpi=self.dpi, layout="constrained")
+        self.fig = Figure(figsize=(8.5, 3.3), dpi=self.dpi, layout="constrained")
         canvas = FigureCanvasAgg(self.fig)
         self.ax_pr, self.ax_sweep = self.fig.subplots(1, 2)
         self._pr = views.draw_pr_curves(self.ax_pr, self.ev, self.overlap_value)
@@ -176,10 +195,10 @@ class ThresholdExplorer:
         start = time.perf_counter()
         if redraw:
             views.update_pr_curves(self._pr, self.ev, self.overlap_value)
-            views.update_threshold_sweep(self._sweep, self.ev, self.overlap_value, self.curve_tag.value)
+            views.update_threshold_sweep(self._sweep, self.ev, self.overlap_value, self.curve_tag.value or None)
             self._curves_background = None
         t = self.threshold.value
-        self.table.value = performance_table(self.performance())
+        self.table.value = performance_table(self.performance(), self._measured_on.get(self.split.value))
         views.update_pr_markers(self._pr, self.ev, t, self.overlap_value)
         self._sweep["threshold"].set_xdata([t, t])
         self._sweep["threshold"].set_visible(True)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
+from jupyter_bbox_widget import BBoxWidget
 from PIL import Image as PILImage
 from PIL import ImageDraw, ImageOps
 
@@ -25,7 +26,25 @@ from cvlab import images as cv_images
 from cvlab.errors import CvlabError
 
 from ._common import PALETTE, StatusLine, TextFallback, find_iteration, guarded, jpeg, resolve
-from .boxes import BBoxWidget, to_box, to_region
+
+
+
+def to_region(box: dict, size: tuple[int, int], tag_id: str) -> dict | None:
+    """A widget box (pixels of the picture it shows) as a normalised region, clipped to the image; None if empty."""
+    iw, ih = size
+    x0, y0 = max(0.0, float(box["x"])), max(0.0, float(box["y"]))
+    x1, y1 = min(float(iw), float(box["x"]) + float(box["width"])), min(float(ih), float(box["y"]) + float(box["height"]))
+    if x1 - x0 < 1 or y1 - y0 < 1:  # a click without a drag, or a box dragged off the picture
+        return None
+    return {"tag_id": tag_id, "left": x0 / iw, "top": y0 / ih, "width": (x1 - x0) / iw, "height": (y1 - y0) / ih}
+
+
+def to_box(left: float, top: float, width: float, height: float, size: tuple[int, int], label: str) -> dict:
+    """A normalised region as a widget box in pixels of the shown picture."""
+    iw, ih = size
+    return {"x": round(left * iw), "y": round(top * ih), "width": round(width * iw), "height": round(height * ih),
+            "label": label}
+
 
 APPLICATION = "QuickTest"
 
@@ -47,8 +66,9 @@ class QuickTest(TextFallback, w.VBox):
                                     value=chosen.id if chosen else None)
         self.upload = w.FileUpload(accept="image/*", multiple=False, description="Upload image")
         self._samples = self._sample_options(samples)
-        self.sample = w.Dropdown(description="or sample", options=[("—", None)] + [(n, n) for n in self._samples],
-                                 value=None)
+        # "" (not None) for "no sample": a Dropdown shows the value None as a blank box
+        self.sample = w.Dropdown(description="or sample", options=[("— pick one —", "")] +
+                                 [(n, n) for n in self._samples], value="")
         self.threshold = w.FloatSlider(value=threshold, min=0.0, max=1.0, step=0.01, description="Threshold",
                                        readout_format=".0%")
         self.picture = w.Image(format="jpeg", layout=w.Layout(max_width=f"{size[0]}px", max_height=f"{size[1]}px",
@@ -71,10 +91,15 @@ class QuickTest(TextFallback, w.VBox):
         self.add_class("cvlab-quick-test")
 
     def _sample_options(self, samples) -> dict[str, Any]:
-        """Sample name -> a path, or a project Image (the first few training images are always offered)."""
+        """Sample name -> a path, or a project Image (given ones, e.g. held-out images, then the first few training
+        images)."""
         out: dict[str, Any] = {}
         for p in samples:
-            out[Path(p).name] = Path(p)
+            if hasattr(p, "sha256"):  # an Image record of the project
+                out[f"{'held out' if p.metadata.get('holdout') == 'true' else 'project'}: "
+                    f"{p.original_name or p.id[:8]}"] = p
+            else:
+                out[Path(p).name] = Path(p)
         for im in self.ws.get_images(self.project.id, take=20):
             out[f"project: {im.original_name or im.id[:8]}"] = im
         return out
