@@ -1,13 +1,11 @@
 """Every lesson, executed as a learner runs it (issue 18's "Done when"): the course's working copies (instructor
 version, so the exercises are filled in) in the learner profile, in order, on one workspace, in JupyterLab's kernel.
 
-A lesson fails on an error, on a stderr stream, on a printed warning, or on a cell that waits more than 60 s; the
-tracked files of the repository stay untouched (`git status` is the same before and after). The timings are
-printed (`-s`) and written to `$CVLAB_LESSON_TIMINGS` when set; `benchmarks/notebooks.py` is the full benchmark.
-
-A cell's time is the smaller of its wall and its CPU seconds: on a loaded machine the wall clock stretches, on a
-quiet one a two-thread cell's CPU time doubles; the smaller one is what the learner's laptop would show at best.
-`CVLAB_CELL_LIMIT_SECONDS` changes the 60 s limit for slower machines.
+A lesson fails on an error, on a stderr stream or on a printed warning; the tracked files of the repository stay
+untouched (`git status` is the same before and after). Time is not asserted here (a test must pass on any
+machine): the timings are printed (`-s`) and written to `$CVLAB_LESSON_TIMINGS` when set, and
+`benchmarks/notebooks.py` checks the learner profile's goals (at most 4 minutes in all, no cell over 60 s) and
+prints them as JSON.
 """
 from __future__ import annotations
 
@@ -23,7 +21,6 @@ import pytest
 from cvlab import course
 
 ROOT = Path(__file__).resolve().parent.parent
-LIMIT = float(os.environ.get("CVLAB_CELL_LIMIT_SECONDS", "60"))
 pytestmark = [pytest.mark.slow]
 
 
@@ -74,9 +71,6 @@ def test_every_lesson_runs_cleanly_in_the_learner_profile(executed):
                 problems.append(f"{where} wrote to stderr: {c['stderr'][0][:300]!r}")
             if c["warnings"]:
                 problems.append(f"{where} printed a warning: {c['warnings'][0][:300]!r}")
-            if min(c["seconds"], c["cpu_seconds"] or c["seconds"]) > LIMIT:
-                problems.append(f"{where} took {c['seconds']:.0f} s wall / {c['cpu_seconds']:.0f} s CPU "
-                                f"(limit {LIMIT:.0f} s)")
     assert not problems, "\n".join(problems)
 
 
