@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import io
+import os
 import random
 import struct
 import sys
@@ -277,3 +278,32 @@ def container_client(app_dir: Path):
             sys.modules["predict"] = saved_predict
     module.predict.initialize()
     return module.app.test_client()
+
+
+# ---- real browsers: Debian's Chromium driven by playwright (never `playwright install`) ---------------------------
+CHROMIUM = os.environ.get("CVLAB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def chromium_path() -> str:
+    """Debian's Chromium; without it browser tests skip, except under CI=true where they fail (CI installs it)."""
+    import pytest
+
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing: apt-get install -y chromium"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM
+
+
+def wait_until(check, timeout: float, what: str, poll: float = 0.25):
+    """``check()``'s first truthy value, polled until ``timeout`` seconds; an AssertionError naming ``what``."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = check()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")

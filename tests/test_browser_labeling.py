@@ -25,31 +25,14 @@ import nbformat
 import pytest
 
 from cvlab.workspace import Workspace
+from helpers import CHROMIUM_ARGS, chromium_path, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
-CHROMIUM = os.environ.get("CVLAB_CHROMIUM", "/usr/bin/chromium")  # Debian's package; never `playwright install`
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-
-
-def wait_until(check, timeout: float, what: str, poll: float = 0.25):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
 def chromium():
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing: apt-get install -y chromium"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return CHROMIUM
+    return chromium_path()
 
 
 @pytest.fixture(scope="module")

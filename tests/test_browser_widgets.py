@@ -25,12 +25,9 @@ import pytest
 from cvlab.domains import find_domain
 from cvlab.workspace import Workspace
 
-from helpers import make_image_bytes
+from helpers import CHROMIUM_ARGS, chromium_path, make_image_bytes, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
-CHROMIUM = os.environ.get("CVLAB_CHROMIUM", "/usr/bin/chromium")  # Debian's package; never `playwright install`
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 CELLS = [
     "import cvlab\nws = cvlab.open_workspace()\nt = ws.find_project('parts').tagger()\nt",
     "b = ws.find_project('site').box_labeler()\nb",
@@ -44,24 +41,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_until(check, timeout: float, what: str, poll: float = 0.25):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def chromium():
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing: apt-get install -y chromium"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return CHROMIUM
+    return chromium_path()
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +93,7 @@ def lab(tmp_path_factory):
             return False
 
     try:
-        _wait_until(up, 60, "JupyterLab to answer")
+        wait_until(up, 60, "JupyterLab to answer")
         yield dict(root=root, url=f"http://127.0.0.1:{port}/lab/tree/label.ipynb?token={token}", **ids)
     finally:
         server.terminate()
@@ -134,12 +116,12 @@ def _run_cell(page, i: int, attempts: int = 3) -> None:
         cell.locator(".cm-content").click()
         page.keyboard.press("Shift+Enter")
         try:
-            _wait_until(ran, 45, f"cell {i} to run")
+            wait_until(ran, 45, f"cell {i} to run")
             return
         except AssertionError:
             busy = page.get_by_text("Python 3 (ipykernel) | Busy").count() > 0
             if attempt == attempts or busy and not ran():
-                _wait_until(ran, 60, f"cell {i} to run (attempt {attempt}, kernel busy={busy})")
+                wait_until(ran, 60, f"cell {i} to run (attempt {attempt}, kernel busy={busy})")
                 return
 
 
@@ -175,7 +157,7 @@ def test_label_in_a_real_browser(chromium, lab, tmp_path):
             img = labeler.locator("img.cvr-img")
             img.wait_for(timeout=15_000)
             img.scroll_into_view_if_needed()
-            _wait_until(lambda: (img.bounding_box() or {}).get("width", 0) > 10, 15, "the picture to load")
+            wait_until(lambda: (img.bounding_box() or {}).get("width", 0) > 10, 15, "the picture to load")
             box = img.bounding_box()
             x0, y0, x1, y1 = 0.2, 0.25, 0.7, 0.8  # fractions of the shown picture
             page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y0 * box["height"])

@@ -6,53 +6,18 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
-import os
 import re
 import threading
 from pathlib import Path
 
-import pytest
+from cvlab.mslearn import FRUIT, HAND_BOXES as FRUIT_BOXES  # the lab photos' boxes, one home
+from helpers import CHROMIUM_ARGS, chromium_path  # noqa: F401 - the portal tests import them from here
 
 ROOT = Path(__file__).resolve().parents[1]
-FRUIT = ROOT / "data" / "mslearn-fruit"
 ARTIFACTS = ROOT / "test-artifacts" / "portal"
-CHROMIUM = os.environ.get("CVLAB_CHROMIUM", "/usr/bin/chromium")  # Debian's package; never `playwright install`
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1280, "height": 800}
 
-# The detection lab's ten untagged photos, boxed by looking at each one (left, top, width, height, normalised).
-FRUIT_BOXES = {
-    "image1.jpg": [("orange", 0.055, 0.365, 0.375, 0.465), ("apple", 0.434, 0.255, 0.219, 0.298),
-                   ("orange", 0.668, 0.342, 0.310, 0.403)],
-    "image2.jpg": [("orange", 0.020, 0.342, 0.310, 0.403), ("apple", 0.347, 0.255, 0.219, 0.298),
-                   ("orange", 0.568, 0.367, 0.378, 0.463)],
-    "image3.jpg": [("apple", 0.150, 0.277, 0.298, 0.407), ("orange", 0.543, 0.312, 0.357, 0.477)],
-    "image4.jpg": [("orange", 0.277, 0.215, 0.248, 0.328), ("apple", 0.005, 0.458, 0.351, 0.442),
-                   ("banana", 0.552, 0.320, 0.435, 0.483)],
-    "image5.jpg": [("orange", 0.034, 0.200, 0.304, 0.367), ("apple", 0.398, 0.160, 0.205, 0.290),
-                   ("orange", 0.709, 0.173, 0.263, 0.330), ("banana", 0.090, 0.470, 0.858, 0.505)],
-    "image6.jpg": [("orange", 0.029, 0.173, 0.263, 0.330), ("apple", 0.398, 0.160, 0.205, 0.287),
-                   ("orange", 0.663, 0.200, 0.304, 0.367), ("banana", 0.052, 0.470, 0.858, 0.510)],
-    "image7.jpg": [("orange", 0.010, 0.128, 0.328, 0.400), ("orange", 0.304, 0.075, 0.225, 0.312),
-                   ("apple", 0.639, 0.162, 0.234, 0.303), ("banana", 0.110, 0.435, 0.873, 0.537)],
-    "image8.jpg": [("apple", 0.126, 0.162, 0.236, 0.303), ("orange", 0.471, 0.075, 0.225, 0.312),
-                   ("orange", 0.663, 0.128, 0.327, 0.400), ("banana", 0.017, 0.435, 0.873, 0.537)],
-    "image9.jpg": [("apple", 0.168, 0.142, 0.240, 0.317), ("orange", 0.522, 0.072, 0.233, 0.320),
-                   ("banana", 0.047, 0.430, 0.950, 0.562)],
-    "image10.jpg": [("orange", 0.201, 0.148, 0.295, 0.402), ("banana", 0.491, 0.278, 0.396, 0.617)],
-}
-
 XSS = "<img src=x onerror=window.__xss=1>"
-
-
-def chromium_path() -> str:
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing: apt-get install -y chromium"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return CHROMIUM
 
 
 @contextlib.contextmanager
