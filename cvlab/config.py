@@ -100,6 +100,14 @@ class Settings:
     predictor_cache = Setting(
         "CVLAB_PREDICTOR_CACHE", 32, "`32`",
         "how many trained iterations a process keeps loaded (a workshop room serves many)", _number(int, 1))
+    embedding_runtime = Setting(
+        "CVLAB_EMBEDDING_RUNTIME", "onnx", "`onnx`",
+        "what computes the frozen trunk's embeddings in training: `onnx` (onnxruntime, the same numbers, faster) or "
+        "`torch`", _choice)
+    cache_dir = Setting(
+        "CVLAB_CACHE_DIR", lambda: Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cvlab",
+        "`~/.cache/cvlab` (or `$XDG_CACHE_HOME/cvlab`)",
+        "the machine's cache of derived files (the trunks exported to ONNX once per machine)", _folder)
     allow_private_urls = Setting(
         "CVLAB_ALLOW_PRIVATE_URLS", "", "unset (public addresses only)",
         "which non-public hosts the `*_url` operations may fetch from: `1` any (a lab serving its own images), or "

@@ -113,7 +113,9 @@ def extractor(backbone: str) -> torch.nn.Module:
 
 
 def runtime() -> str:
-    value = os.environ.get(RUNTIME_ENV, "onnx").strip().lower()
+    from cvlab.config import settings
+
+    value = settings().embedding_runtime
     if value not in ("onnx", "torch"):
         from cvlab.errors import CvlabError
 
@@ -123,9 +125,9 @@ def runtime() -> str:
 
 def machine_cache_dir() -> Path:
     """Per-machine cache of derived files (the exported trunks): $CVLAB_CACHE_DIR, else $XDG_CACHE_HOME/cvlab."""
-    if os.environ.get(CACHE_DIR_ENV):
-        return Path(os.environ[CACHE_DIR_ENV])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cvlab"
+    from cvlab.config import settings
+
+    return settings().cache_dir
 
 
 def _onnx_path(backbone: str, size: int) -> Path:

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cvlab.nets import NORM_SCALE  # the head's input scale, in the classifier's graph too
+
 C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)
 STANDARDISE_FROM = 100      # training images from which the head standardises per dimension instead of L2
 MAX_VIEW_EMBEDDINGS = 200   # extra views only for small training sets: parts (150 images) keeps one view
-NORM_SCALE = 8.0            # the head sees 8 * f / |f|; folded into its weights
 
 
 @dataclass(frozen=True)

@@ -104,13 +104,24 @@ def test_the_core_never_imports_the_command_line():
 def _setting_reads(path: Path) -> list[str]:
     """CVLAB_* names read from the environment in a file: os.environ[...], os.environ.get(...), os.getenv(...)."""
     found = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    named = {}  # module constants holding a setting's name (RUNTIME_ENV = "CVLAB_..."), read through the name
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            values = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
+            targets = node.targets[0].elts if isinstance(node.targets[0], ast.Tuple) else node.targets
+            for target, value in zip(targets, values):
+                if isinstance(target, ast.Name) and isinstance(value, ast.Constant):
+                    named[target.id] = value
+    for node in ast.walk(tree):
         key = None
         if isinstance(node, ast.Subscript) and ast.unparse(node.value) == "os.environ":
             key = node.slice
         elif isinstance(node, ast.Call) and ast.unparse(node.func) in ("os.environ.get", "os.getenv",
                                                                       "os.environ.setdefault", "os.environ.pop"):
             key = node.args[0] if node.args else None
+        if isinstance(key, ast.Name):
+            key = named.get(key.id, key)
         if isinstance(key, ast.Constant) and str(key.value).startswith("CVLAB_"):
             found.append(key.value)
     return found

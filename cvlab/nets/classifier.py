@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from cvlab.nets import NORM_SCALE
 from cvlab.nets.backbones import PixelNormalize, new_backbone, spec
 
 # Inference batches no larger than training's: one forward of 30-32 images of Lite2 at 260 px took ~1.9 GB above
@@ -62,8 +63,6 @@ class Classifier(nn.Module):
         """Pooled embedding -> what the linear head takes (L2-normalised and scaled, or as is)."""
         if self.feature_norm != "l2":
             return f
-        from cvlab.recipes import NORM_SCALE
-
         return NORM_SCALE * f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
