@@ -7,6 +7,7 @@ import subprocess
 import sys
 import types
 
+import nbformat
 import pytest
 
 from cvlab import Workspace, cli
@@ -85,13 +86,17 @@ def test_lab_dry_run_prepares_workspace(tmp_path, monkeypatch, capsys):
     from cvlab import lab
     nb = tmp_path / "notebooks"
     nb.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(), nb / "00-welcome.ipynb")  # one lesson to copy
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(lab, "find_notebooks", lambda cwd=None: nb)
     monkeypatch.setenv("CVLAB_WORKSPACE", str(tmp_path / "envws"))
     assert cli.main(["lab", "--dry-run", "--no-seed", "--no-browser", "--port", "8899"]) == 0
     out = capsys.readouterr().out
     assert (tmp_path / "envws" / "cvlab.db").exists()
-    assert "--port=8899" in out and "--no-browser" in out and f"--notebook-dir={nb}" in out
+    lessons = tmp_path / "envws" / "notebooks"  # the learner's own copies, not the tracked files
+    assert (lessons / "00-welcome.ipynb").exists()
+    assert "--ServerApp.port=8899" in out and "--no-browser" in out and f"--ServerApp.root_dir={lessons}" in out
+    assert "--LabApp.default_url=/lab/tree/00-welcome.ipynb" in out
     assert f"CVLAB_WORKSPACE={tmp_path / 'envws'}" in out
 
 

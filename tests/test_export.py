@@ -261,9 +261,10 @@ def float_tflite(ws, project, iteration, tmp_path) -> Path:
     # fp16 weights, float compute: weights round at 2^-11 relative, so probabilities move by ~1e-3 at most (the
     # reference measured 8.6e-3 on Lite0's 1000 classes; 4e-4 here). 1e-2 still fails a wrong conversion.
     ("TensorFlowLiteFloat16", 1e-2),
-    # int8 weights on the convolutions (head stays float): lossy by design (measured 2.2e-2 here, ~0.2 on Lite0's
-    # logits in the reference). 0.05 keeps the answer on these images and fails a broken quantisation (~0.5).
-    ("TensorFlowLiteInt8", 5e-2),
+    # int8 weights on the convolutions (head stays float): lossy by design (measured 2.2e-2 here with the old
+    # standardised head, 5.4e-2 with the L2-normalised few-shot head of issue 19, ~0.2 on Lite0's logits in the
+    # reference). 0.1 keeps the answer on these images (checked below) and fails a broken quantisation (~0.5).
+    ("TensorFlowLiteInt8", 1e-1),
 ])
 def test_tflite_quantized_flavors_load_and_stay_close_to_float(trained_round_square, tmp_path, flavor, max_diff,
                                                                monkeypatch):
