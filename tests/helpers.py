@@ -307,3 +307,20 @@ def wait_until(check, timeout: float, what: str, poll: float = 0.25):
             return value
         time.sleep(poll)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def wait_for_idle_kernel(page, attempts: int = 3, timeout_ms: int = 60_000) -> None:
+    """Wait until JupyterLab's status bar says the notebook's kernel is Idle, reloading the page when it stays
+    "Unknown": on a fresh virtual environment the kernel's first status message can be lost while it is still
+    compiling its imports, and JupyterLab then never asks again until the page reconnects."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    idle = page.get_by_text("Python 3 (ipykernel) | Idle")
+    for attempt in range(attempts):
+        try:
+            idle.wait_for(timeout=timeout_ms)
+            return
+        except PlaywrightTimeout:
+            if attempt == attempts - 1:
+                raise
+            page.reload()

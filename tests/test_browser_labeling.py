@@ -25,7 +25,7 @@ import nbformat
 import pytest
 
 from cvlab.workspace import Workspace
-from helpers import CHROMIUM_ARGS, chromium_path, wait_until
+from helpers import CHROMIUM_ARGS, chromium_path, wait_for_idle_kernel, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -122,7 +122,7 @@ class Browser:
             viewport={"width": 1280, "height": 1400})
         self.page = self.context.new_page()
         self.page.goto(self.url)
-        self.page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
+        wait_for_idle_kernel(self.page)
         return self.page
 
     def __exit__(self, kind, exc, tb):

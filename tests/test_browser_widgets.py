@@ -25,7 +25,7 @@ import pytest
 from cvlab.domains import find_domain
 from cvlab.workspace import Workspace
 
-from helpers import CHROMIUM_ARGS, chromium_path, make_image_bytes, wait_until
+from helpers import CHROMIUM_ARGS, chromium_path, make_image_bytes, wait_for_idle_kernel, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 CELLS = [
@@ -138,7 +138,7 @@ def test_label_in_a_real_browser(chromium, lab, tmp_path):
         try:
             page = context.new_page()
             page.goto(lab["url"])
-            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)  # first kernel start
+            wait_for_idle_kernel(page)  # first kernel start
 
             # -- tagger: a tag button, then a key shortcut ---------------------------------------------------
             _run_cell(page, 0)
