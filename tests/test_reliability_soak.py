@@ -33,7 +33,12 @@ def test_soak_30_seconds_16_clients(trained_colours):
     assert result["integrity"]["counts"]["images"] > 10  # uploads landed beyond the setup images
     for route in ("hostile amplified body", "hostile slow url", "hostile bad unicode"):  # issue 22's attacks ran
         assert route in routes, route
-    assert result["quiet_growth"]["rss_mb"] <= 0.10 and result["quiet_growth"]["open_fds"] <= 0.10, result  # no leak
+    assert result["quiet_growth"]["rss_mb"] <= 0.10, result  # no leak
+    # descriptors: the connection pool may open up to its limit (a database, its -wal and -shm each), which is
+    # bounded, not a leak; a descriptor lost per request would pass that within the hundreds of requests here
+    from cvlab.workspace.store import POOL
+    fds = result["server_quiet_end"]["open_fds"] - result["server_start"]["open_fds"]
+    assert fds <= 3 * POOL.limit, result
     print("RSS growth over both windows (MB):", result["rss_growth_mb"], "p95 ratio:", result["normal_p95"]["ratio"])
     assert result["server_errors_5xx"] == 0, result["server_error_samples"]
     assert result["failed"] == 0, (result["failures"], proc.stderr[-3000:])
