@@ -2,6 +2,7 @@
 snapshot of everything a workspace stores. Fixtures live in ``conftest.py``; test modules import from here."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import io
@@ -324,3 +325,53 @@ def wait_for_idle_kernel(page, attempts: int = 3, timeout_ms: int = 60_000) -> N
             if attempt == attempts - 1:
                 raise
             page.reload()
+
+
+@contextlib.contextmanager
+def jupyterlab(root: Path, **env_extra):
+    """A real JupyterLab on 127.0.0.1 serving ``root`` (a free port, a token, its config, runtime and settings
+    under ``root``, no news toast, no update check); yields ``(port, token)`` once it answers, stops it after."""
+    import json
+    import secrets
+    import socket
+    import subprocess
+    import urllib.request
+
+    config = root / "config"
+    (config / "labconfig").mkdir(parents=True, exist_ok=True)
+    (config / "labconfig" / "page_config.json").write_text(json.dumps(
+        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = secrets.token_hex(16)
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(config), JUPYTER_TOKEN=token,
+               JUPYTER_RUNTIME_DIR=str(root / "runtime"), JUPYTERLAB_SETTINGS_DIR=str(root / "settings"),
+               JUPYTERLAB_WORKSPACES_DIR=str(root / "lab-workspaces"),
+               PYTHONPATH=str(Path(__file__).resolve().parent.parent), **env_extra)
+    log = open(root / "lab.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
+         f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+         f"--ServerApp.root_dir={root}", "--LabApp.extension_manager=readonly",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+
+    def up():
+        assert server.poll() is None, f"JupyterLab exited; see {root / 'lab.log'}"
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=2)
+            return True
+        except OSError:
+            return False
+
+    try:
+        wait_until(up, 60, "JupyterLab to answer")
+        yield port, token
+    finally:
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()

@@ -11,21 +11,13 @@ Screenshots of failures are kept under the test's tmp folder (the path is printe
 from __future__ import annotations
 
 import io
-import json
-import os
-import secrets
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import nbformat
 import pytest
 
 from cvlab.workspace import Workspace
-from helpers import CHROMIUM_ARGS, chromium_path, wait_for_idle_kernel, wait_until
+from helpers import CHROMIUM_ARGS, chromium_path, jupyterlab, wait_for_idle_kernel, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -40,46 +32,11 @@ def lab(tmp_path_factory):
     """JupyterLab serving the folder `root` (notebooks are written there by each test) on workspace root/ws."""
     root = tmp_path_factory.mktemp("labeling")
     Workspace(root / "ws").close()
-    config = root / "config"
-    (config / "labconfig").mkdir(parents=True)
-    (config / "labconfig" / "page_config.json").write_text(json.dumps(
-        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))  # no news toast
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    token = secrets.token_hex(16)
-    env = dict(os.environ, CVLAB_WORKSPACE=str(root / "ws"), JUPYTER_CONFIG_DIR=str(config), JUPYTER_TOKEN=token,
-               JUPYTER_RUNTIME_DIR=str(root / "runtime"), JUPYTERLAB_SETTINGS_DIR=str(root / "settings"),
-               JUPYTERLAB_WORKSPACES_DIR=str(root / "lab-workspaces"),
-               PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-    log = open(root / "lab.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
-         f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--ServerApp.root_dir={root}",
-         "--LabApp.extension_manager=readonly", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
-
-    def up():
-        assert server.poll() is None, f"JupyterLab exited; see {root / 'lab.log'}"
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=2)
-            return True
-        except OSError:
-            return False
-
-    try:
-        wait_until(up, 60, "JupyterLab to answer")
+    with jupyterlab(root, CVLAB_WORKSPACE=str(root / "ws")) as (port, token):
         # ?reset: JupyterLab opens only this notebook, not the tabs an earlier test left (their kernels' "Idle"
         # would satisfy the wait for this one's)
         yield dict(root=root, ws=root / "ws",
                    url=lambda name: f"http://127.0.0.1:{port}/lab/tree/{name}?reset&token={token}")
-    finally:
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
 
 
 def notebook(lab, name: str, cells: list[str]) -> str:

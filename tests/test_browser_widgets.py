@@ -7,17 +7,9 @@ test skips, except under CI=true where it fails.
 """
 from __future__ import annotations
 
-import json
-import os
 import re
-import secrets
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -25,7 +17,7 @@ import pytest
 from cvlab.domains import find_domain
 from cvlab.workspace import Workspace
 
-from helpers import CHROMIUM_ARGS, chromium_path, make_image_bytes, wait_for_idle_kernel, wait_until
+from helpers import CHROMIUM_ARGS, chromium_path, jupyterlab, make_image_bytes, wait_for_idle_kernel, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 CELLS = [
@@ -33,12 +25,6 @@ CELLS = [
     "b = ws.find_project('site').box_labeler()\nb",
 ]
 IMAGE_SIZE = (300, 200)  # the box labeler's picture; shown at its natural size or scaled, the test measures it
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -68,40 +54,8 @@ def lab(tmp_path_factory):
     nb.cells = [nbformat.v4.new_code_cell(c) for c in CELLS]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, root / "label.ipynb")
-    config = root / "config"
-    (config / "labconfig").mkdir(parents=True)
-    (config / "labconfig" / "page_config.json").write_text(json.dumps(
-        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))  # no news toast
-    port, token = _free_port(), secrets.token_hex(16)
-    env = dict(os.environ, CVLAB_WORKSPACE=str(root / "ws"), JUPYTER_CONFIG_DIR=str(config),
-               JUPYTER_RUNTIME_DIR=str(root / "runtime"), JUPYTERLAB_SETTINGS_DIR=str(root / "settings"),
-               JUPYTERLAB_WORKSPACES_DIR=str(root / "lab-workspaces"))
-    log = open(root / "lab.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
-         f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={root}", "--LabApp.extension_manager=readonly",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
-
-    def up():
-        assert server.poll() is None, f"JupyterLab exited; see {root / 'lab.log'}"
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=2)
-            return True
-        except OSError:
-            return False
-
-    try:
-        wait_until(up, 60, "JupyterLab to answer")
+    with jupyterlab(root, CVLAB_WORKSPACE=str(root / "ws")) as (port, token):
         yield dict(root=root, url=f"http://127.0.0.1:{port}/lab/tree/label.ipynb?token={token}", **ids)
-    finally:
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
 
 
 def _run_cell(page, i: int, attempts: int = 3) -> None:
