@@ -245,6 +245,7 @@ def test_detection_lab_in_the_portal(browser, server):
     page.get_by_role("button", name=re.compile(r"^Suggestion 1:")).click()
     detail = page.get_by_role("dialog", name="Image Detail")
     detail.locator(".cvr-img").wait_for()
+    detail.locator(".cvr-suggestion.cvr-shown").first.wait_for()  # drawn with the image's suggestions, all at once
     offered = detail.locator(".cvr-suggestion.cvr-shown").count()
     portal.shot("smart labeler suggestions")
     detail.get_by_role("button", name="Confirm").click()
