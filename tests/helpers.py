@@ -375,3 +375,24 @@ def jupyterlab(root: Path, **env_extra):
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+
+
+def run_cell(page, i: int, attempts: int = 3) -> None:
+    """Click into cell i's editor (focus), Shift+Enter, and wait until it has an execution count.
+
+    A request sent while a fresh kernel is still settling is sometimes never executed (the cell stays `[*]` while
+    the kernel reports Idle); the cells here are idempotent, so such a lost request is simply sent again."""
+    cell = page.locator(".jp-Notebook .jp-CodeCell").nth(i)
+    prompt = cell.locator(".jp-InputPrompt").first
+    ran = lambda: any(ch.isdigit() for ch in prompt.inner_text())  # noqa: E731
+    for attempt in range(1, attempts + 1):
+        cell.locator(".cm-content").click()
+        page.keyboard.press("Shift+Enter")
+        try:
+            wait_until(ran, 45, f"cell {i} to run")
+            return
+        except AssertionError:
+            busy = page.get_by_text("Python 3 (ipykernel) | Busy").count() > 0
+            if attempt == attempts or busy and not ran():
+                wait_until(ran, 60, f"cell {i} to run (attempt {attempt}, kernel busy={busy})")
+                return

@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from cvlab.workspace import Workspace
-from helpers import CHROMIUM_ARGS, chromium_path, jupyterlab, wait_for_idle_kernel, wait_until
+from helpers import CHROMIUM_ARGS, chromium_path, jupyterlab, run_cell, wait_for_idle_kernel, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -45,23 +45,6 @@ def notebook(lab, name: str, cells: list[str]) -> str:
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, lab["root"] / name)
     return lab["url"](name)
-
-
-def run_cell(page, i: int, attempts: int = 3) -> None:
-    """Click into cell i's editor, Shift+Enter, wait until it has an execution count (resent if a fresh kernel
-    dropped the request: the cells here are idempotent)."""
-    cell = page.locator(".jp-Notebook .jp-CodeCell").nth(i)
-    prompt = cell.locator(".jp-InputPrompt").first
-    ran = lambda: any(ch.isdigit() for ch in prompt.inner_text())  # noqa: E731
-    for attempt in range(1, attempts + 1):
-        cell.locator(".cm-content").click()
-        page.keyboard.press("Shift+Enter")
-        try:
-            wait_until(ran, 45, f"cell {i} to run")
-            return
-        except AssertionError:
-            if attempt == attempts:
-                raise
 
 
 class Browser:

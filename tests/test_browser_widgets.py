@@ -17,7 +17,8 @@ import pytest
 from cvlab.domains import find_domain
 from cvlab.workspace import Workspace
 
-from helpers import CHROMIUM_ARGS, chromium_path, jupyterlab, make_image_bytes, wait_for_idle_kernel, wait_until
+from helpers import (CHROMIUM_ARGS, chromium_path, jupyterlab, make_image_bytes, run_cell, wait_for_idle_kernel,
+                     wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 CELLS = [
@@ -58,27 +59,6 @@ def lab(tmp_path_factory):
         yield dict(root=root, url=f"http://127.0.0.1:{port}/lab/tree/label.ipynb?token={token}", **ids)
 
 
-def _run_cell(page, i: int, attempts: int = 3) -> None:
-    """Click into cell i's editor (focus), Shift+Enter, and wait until it has an execution count.
-
-    A request sent while a fresh kernel is still settling is sometimes never executed (the cell stays `[*]` while
-    the kernel reports Idle); the cells here are idempotent, so such a lost request is simply sent again."""
-    cell = page.locator(".jp-Notebook .jp-CodeCell").nth(i)
-    prompt = cell.locator(".jp-InputPrompt").first
-    ran = lambda: any(ch.isdigit() for ch in prompt.inner_text())  # noqa: E731
-    for attempt in range(1, attempts + 1):
-        cell.locator(".cm-content").click()
-        page.keyboard.press("Shift+Enter")
-        try:
-            wait_until(ran, 45, f"cell {i} to run")
-            return
-        except AssertionError:
-            busy = page.get_by_text("Python 3 (ipykernel) | Busy").count() > 0
-            if attempt == attempts or busy and not ran():
-                wait_until(ran, 60, f"cell {i} to run (attempt {attempt}, kernel busy={busy})")
-                return
-
-
 def test_label_in_a_real_browser(chromium, lab, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -95,7 +75,7 @@ def test_label_in_a_real_browser(chromium, lab, tmp_path):
             wait_for_idle_kernel(page)  # first kernel start
 
             # -- tagger: a tag button, then a key shortcut ---------------------------------------------------
-            _run_cell(page, 0)
+            run_cell(page, 0)
             tagger = page.locator(".cvlab-tagger")
             tagger.wait_for(timeout=30_000)
             tagger.get_by_role("button", name="1 bolt").click()
@@ -105,7 +85,7 @@ def test_label_in_a_real_browser(chromium, lab, tmp_path):
             tagger.get_by_text("image 3 of 3").wait_for(timeout=15_000)
 
             # -- box labeler: drag a box on the picture, then pick "vest" in its tag list ----------------------
-            _run_cell(page, 1)
+            run_cell(page, 1)
             labeler = page.locator(".cvlab-box-labeler")
             labeler.wait_for(timeout=30_000)
             img = labeler.locator("img.cvr-img")
