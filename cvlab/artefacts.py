@@ -8,6 +8,7 @@ sees half a file.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -20,20 +21,31 @@ INFO = "iteration.json"
 EVALUATION = "evaluation.json"
 
 
+def _write_atomically(path: Path, data: bytes) -> None:
+    """``data`` at ``path`` through a temporary name; on failure (a full disk) no half file is left behind."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_json(path: Path, data) -> None:
     """``data`` as JSON at ``path``, atomically."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str))
-    os.replace(tmp, path)
+    _write_atomically(path, json.dumps(data, indent=1, default=str).encode())
 
 
 def save_model(folder: Path, model) -> None:
-    """The module's weights as ``model.pt``, atomically."""
+    """The module's weights as ``model.pt``, atomically. Serialised in memory first: torch's own file writer
+    reports a full disk as a bare RuntimeError ("unexpected pos"), Python's write as ENOSPC, which a failed
+    training records as "the disk holding the workspace is full"."""
     import torch
 
-    tmp = folder / (MODEL + ".tmp")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, folder / MODEL)
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    _write_atomically(folder / MODEL, buffer.getbuffer())
 
 
 def read_info(ws, iteration_id: str) -> dict:

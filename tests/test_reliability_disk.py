@@ -3,12 +3,9 @@
 Before the fix (fb95921): a workspace on a full disk did not open ("not a readable cvlab database (disk I/O
 error)"), so `cvlab serve` refused to start and nothing could free space; a training whose model write was
 refused stayed Training; one failed deferred prediction write (the month's count) failed every later request.
-Now: opening, recording a job's end and deleting use a reserve (``RESERVE_BYTES``) the workspace keeps for them;
-writes refused for lack of space fail with a clear message; deferred writes never fail a later request.
-
-Three more tests (a full workspace refusing an upload, `cvlab serve` starting on a full disk, a refused
-model write) are in commit 4eaebec: they disagreed with the reserve's final design (given up for any write) and
-were left out until they agree.
+Now: opening, making the service's keys, recording a job's end and deleting use a reserve (``RESERVE_BYTES``)
+the workspace keeps for them, and the room the reserve gave up goes back to it before an ordinary write can take
+it; writes refused for lack of space fail with a clear message; deferred writes never fail a later request.
 
 Mounting a tmpfs needs root (CI runs as root); elsewhere these tests are skipped with that reason.
 """
@@ -23,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from cvlab.workspace import ImageEntry, Workspace
+from cvlab.workspace.store import RESERVE_BYTES
 from helpers import Api, ServeProcess, colour_jpeg, png
 
 
@@ -82,6 +80,39 @@ def _workspace_with_images(path: Path, n: int = 128):
     return ws, p, tag
 
 
+def _upload(ws, project_id: str, tag_id: str, seed: int):
+    """One small image (about 12 kB) -> its ImageCreateResult."""
+    return ws.create_images(project_id, [ImageEntry(png(64, 64, seed=seed), f"new{seed}.png", [tag_id])]).images[0]
+
+
+def test_a_full_disk_workspace_opens_refuses_writes_clearly_and_deletes(small_disk):
+    ws, p, tag = _workspace_with_images(small_disk / "ws")
+    ws.close()
+    filler = Filler(small_disk)
+    assert filler.free_bytes < 64 * 1024
+    ws = Workspace(small_disk / "ws")  # before (fb95921): "not a readable cvlab database (disk I/O error)"
+    try:
+        assert ws.get_image_count(p.id) == 128 and len(ws.get_images(p.id, take=256)) == 128
+        # Opening used the reserve. Uploads may have what room is left, never the room deleting needs: before
+        # (main at dbb5ca9) the ~1 MB the reserve gave up went to the next uploads, then deleting answered 507.
+        results = []
+        while len(results) < 200 and (not results or results[-1].status == "OK"):  # 200 x 12 kB > any reserve
+            results.append(_upload(ws, p.id, tag.id, 1000 + len(results)))
+        refused = results[-1]
+        assert refused.status == "ErrorStorage" and "space" in refused.message, refused
+        accepted = len(results) - 1
+        ids = [im.id for im in ws.get_images(p.id, take=64)]
+        assert ws.delete_images(p.id, ids) == 64  # deleting works on the full disk, and frees their blobs' space
+        assert ws.get_image_count(p.id) == 128 + accepted - 64
+        assert ws.reserve_path.stat().st_size == RESERVE_BYTES  # the freed space refilled the reserve first
+        filler.remove()
+        assert _upload(ws, p.id, tag.id, 5000).status == "OK"  # writes come back once there is room
+        report = ws.check()
+        assert report["ok"], report
+    finally:
+        ws.close()
+
+
 def test_deleting_a_project_on_a_full_disk_frees_its_space(small_disk):
     ws, p, _ = _workspace_with_images(small_disk / "ws", 192)
     ws.close()
@@ -94,6 +125,27 @@ def test_deleting_a_project_on_a_full_disk_frees_its_space(small_disk):
         assert ws.check()["ok"]
     finally:
         ws.close()
+
+
+def test_cvlab_serve_starts_on_a_full_disk_and_lets_a_learner_free_space(small_disk):
+    ws, p, tag = _workspace_with_images(small_disk / "ws", 64)  # never served: its keys are made at this start
+    ids = [im.id for im in ws.get_images(p.id, take=10)]
+    ws.close()
+    filler = Filler(small_disk)
+    # before (fb95921): it did not start (opening); on main at dbb5ca9 neither (storing the new keys: 507)
+    with ServeProcess(small_disk / "ws") as srv:
+        api = srv.api
+        assert api.t("GET", "/projects").status_code == 200
+        assert api.t("GET", f"/projects/{p.id}/images/count").json() == 64
+        r = api.t("POST", f"/projects/{p.id}/tags", params={"name": "x" * 200})
+        assert r.status_code == 507 and "full" in r.json()["message"], r.text  # refused clearly, nothing stored
+        assert "x" * 200 not in [t["name"] for t in api.t("GET", f"/projects/{p.id}/tags").json()]
+        r = api.t("DELETE", f"/projects/{p.id}/images", params={"imageIds": ",".join(ids)})
+        assert r.status_code == 204, r.text  # before: 507, so nothing in cvlab could free space
+        assert api.t("GET", f"/projects/{p.id}/images/count").json() == 54
+        filler.remove()
+        assert api.t("POST", f"/projects/{p.id}/tags", params={"name": "after"}).status_code == 200
+        assert api.t("GET", "/projects").status_code == 200
 
 
 def _on_disk(trained_colours, mnt: Path):
@@ -128,6 +180,27 @@ def test_a_failed_deferred_prediction_write_does_not_poison_later_requests(train
         assert ws.get_usage("predictions") >= 4  # the counts kept while the disk was full were written after
     finally:
         handle.stop()
+        ws.close()
+
+
+def test_a_training_whose_model_write_is_refused_fails_with_a_clear_error(trained_colours, small_disk):
+    from cvlab.training import train_project
+    path, info = _on_disk(trained_colours, small_disk)
+    ws = Workspace(path)
+    try:
+        assert ws.reserve_path.stat().st_size == RESERVE_BYTES  # kept for recording the training's end
+        filler = Filler(small_disk, leave=256 * 1024)  # room for the iteration's row, not for its model
+        it = train_project(ws, info["project_id"], force_train=True, show_progress=False)
+        assert it.status == "Failed", it  # before (fb95921): Training, for as long as the process ran
+        # before (main at dbb5ca9): "RuntimeError: [enforce fail at inline_container.cc:672] . unexpected pos ..."
+        assert "disk holding the workspace is full" in it.training_error_details, it.training_error_details
+        assert ws.stuck_jobs() == {"iterations": [], "exports": [], "imports": []}
+        assert not list(Path(ws.iteration_dir(it.id)).glob("*.tmp"))  # no half model left holding the space
+        filler.remove()
+        assert ws.check()["ok"]
+        again = train_project(ws, info["project_id"], force_train=True, show_progress=False)
+        assert again.status == "Completed", again  # training works again once there is room
+    finally:
         ws.close()
 
 

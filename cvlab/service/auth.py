@@ -36,11 +36,7 @@ def _key(ws, kind: str, given: str | None) -> str:
     key = given or (settings.training_key if kind == "training" else settings.prediction_key)
     if key:
         return key
-    key = ws.get_setting(_SETTING[kind])
-    if not key:
-        key = secrets.token_hex(16)  # 32 hex characters, like an Azure key
-        ws.set_setting(_SETTING[kind], key)
-    return key
+    return ws.get_or_make_setting(_SETTING[kind], lambda: secrets.token_hex(16))  # 32 hex characters, like Azure's
 
 
 def resolve_keys(ws, training_key: str | None = None, prediction_key: str | None = None) -> ServiceKeys:
@@ -49,12 +45,10 @@ def resolve_keys(ws, training_key: str | None = None, prediction_key: str | None
     pk = _key(ws, "prediction", prediction_key)
     if hmac.compare_digest(tk.encode(), pk.encode()):
         raise ValueError("The training key and the prediction key must differ: a prediction key cannot train.")
-    rid = ws.get_setting(_RESOURCE_SETTING)
-    if not rid:
-        # The ARM id publish_iteration wants, shaped like Azure's so learners' code keeps working.
-        rid = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/cvlab/providers/"
-               f"Microsoft.CognitiveServices/accounts/cvlab-prediction-{secrets.token_hex(4)}")
-        ws.set_setting(_RESOURCE_SETTING, rid)
+    # The ARM id publish_iteration wants, shaped like Azure's so learners' code keeps working.
+    rid = ws.get_or_make_setting(_RESOURCE_SETTING, lambda: (
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/cvlab/providers/"
+        f"Microsoft.CognitiveServices/accounts/cvlab-prediction-{secrets.token_hex(4)}"))
     return ServiceKeys(tk, pk, rid)
 
 

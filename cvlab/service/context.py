@@ -94,11 +94,7 @@ class ServiceContext:
         # and grow memory, so requests queue here while decoding/storing still overlaps.
         self.inference = threading.BoundedSemaphore(max(1, (os.cpu_count() or 2) // 2))
         self.stores = DeferredStores(ws)
-        secret = ws.get_setting(_BLOB_SECRET)
-        if not secret:
-            secret = secrets.token_hex(16)
-            ws.set_setting(_BLOB_SECRET, secret)
-        self._secret = secret.encode()
+        self._secret = ws.get_or_make_setting(_BLOB_SECRET, lambda: secrets.token_hex(16)).encode()
 
     def predictor(self, iteration_id: str):
         """The iteration's Predictor (``Predictor.load`` caches it per process)."""

@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import rules
 from ..errors import CvlabError
-from .store import _now
+from .store import _now, uses_reserve
 
 
 class SettingsMixin:
@@ -33,6 +33,19 @@ class SettingsMixin:
         with self._tx() as c:
             c.execute("INSERT INTO settings(key, value) VALUES (?, ?) "
                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, text))
+
+    def get_or_make_setting(self, key: str, make) -> Any:
+        """The stored value of ``key``; on first use ``make()``'s, stored (a service's keys and secrets). Stored
+        with the reserve, like opening: `cvlab serve` must start on a full disk, it is how a learner frees space."""
+        value = self.get_setting(key)
+        if not value:
+            value = make()
+            self._store_made_setting(key, value)
+        return value
+
+    @uses_reserve
+    def _store_made_setting(self, key: str, value: Any) -> None:
+        self.set_setting(key, value)
 
     def delete_setting(self, key: str) -> None:
         """Forget a setting (nothing happens when it is not set)."""

@@ -365,24 +365,32 @@ class Store:
         return self.path / RESERVE_NAME
 
     def _ensure_reserve(self) -> bool:
-        """Make the reserve when it is missing and there is room (allocated for real, not a sparse file)."""
+        """Make the reserve back up to ``RESERVE_BYTES`` with what room there is (allocated for real, not a sparse
+        file). Space the reserve gave up goes back to it before an ordinary write can take it: otherwise one
+        upload after opening a full workspace took the freed space and deleting (how space is freed) then failed."""
         path = self.reserve_path
-        with contextlib.suppress(OSError):
-            if path.stat().st_size >= RESERVE_BYTES:
-                return True
-        part = path.with_name(f"{path.name}.{uuid.uuid4().hex}.part")
         try:
-            with open(part, "wb") as f:
-                if hasattr(os, "posix_fallocate"):
-                    os.posix_fallocate(f.fileno(), 0, RESERVE_BYTES)
-                else:
-                    f.write(b"\0" * RESERVE_BYTES)
-            os.replace(part, path)
-            return True
+            have = path.stat().st_size
         except OSError:
-            with contextlib.suppress(OSError):
-                part.unlink()
-            return False
+            have = 0
+        if have >= RESERVE_BYTES:
+            return True
+        try:
+            want = min(RESERVE_BYTES, have + shutil.disk_usage(self.path).free) // 4096 * 4096
+            if want > have:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+                try:
+                    if hasattr(os, "posix_fallocate"):
+                        os.posix_fallocate(fd, 0, want)
+                    else:
+                        os.pwrite(fd, b"\0" * (want - have), have)
+                finally:
+                    os.close(fd)
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            return path.stat().st_size > 0
+        return False
 
     def _release_reserve(self) -> bool:
         """Give the reserve back to the disk; False when there was none left."""
