@@ -15,6 +15,7 @@ augmentations (flip, scale/translate jitter, colour jitter).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections import OrderedDict
@@ -224,6 +225,18 @@ def _hflip(target: dict[str, Tensor], size: int) -> dict[str, Tensor]:
     return {"boxes": torch.stack([size - b[:, 2], b[:, 1], size - b[:, 0], b[:, 3]], 1), "labels": target["labels"]}
 
 
+@contextlib.contextmanager
+def channels_last(model: nn.Module):
+    """Run the model's convolutions in channels-last layout (oneDNN's fast path on CPU: trunk features and head
+    steps measured about 1.2-1.6x faster), then put its weights back in the default layout, so saving, export
+    and ONNX tracing see the same tensors as before."""
+    model.to(memory_format=torch.channels_last)
+    try:
+        yield model
+    finally:
+        model.to(memory_format=torch.contiguous_format)
+
+
 def _freeze_batchnorm(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -252,7 +265,7 @@ def fit_detector(model: Detector, images: list[Image.Image], targets: list[list[
     """Train in place. Quick: frozen trunk, cached features, train neck + head. Advanced: fine-tune everything
     with box-aware augmentation. Stops at `epochs`, at `time_budget_s` (after at least one full epoch: an
     untrained head is useless), or when `cancel` is set; the model is left in eval mode either way."""
-    with torch.random.fork_rng():  # seeded shuffles and augmentations, the caller's RNG left as it was
+    with torch.random.fork_rng(), channels_last(model):  # seeded: the caller's RNG is left as it was
         torch.manual_seed(seed)
         return _fit(model, images, targets, advanced=advanced, time_budget_s=time_budget_s, epochs=epochs,
                     seed=seed, progress=progress, cancel=cancel, scale=scale)
@@ -430,8 +443,9 @@ def detect(model: Detector, images: list[Image.Image], batch_size: int = BATCH_S
     prep = Preprocessing(size=model.size)
     model.eval()
     results: list[list[Detection]] = []
-    for b in range(0, len(images), batch_size):
-        boxes, classes, scores = model(prep.batch(images[b:b + batch_size]))
+    with channels_last(model):
+        batches = [model(prep.batch(images[b:b + batch_size])) for b in range(0, len(images), batch_size)]
+    for boxes, classes, scores in batches:
         for bx, cl, sc in zip(boxes.tolist(), classes.tolist(), scores.tolist()):
             results.append([(c, p, x1, y1, x2 - x1, y2 - y1)
                             for (x1, y1, x2, y2), c, p in zip(bx, cl, sc) if p > 0])
