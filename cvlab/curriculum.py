@@ -228,7 +228,7 @@ def trained_iteration(ws, project, *, show_progress: bool = True, **train_args):
     """The project's latest Completed iteration, training one (seeded) if there is none yet.
 
     Classification trains Quick. Detection trains Quick in the learner profile, for the profile's
-    `detection_epochs` (20, about a minute on 2 cores; the detector's own default is 40); the fast (CI) profile
+    `detection_epochs` (20, about half a minute on 2 cores; the domain's recipe trains 30); the fast (CI) profile
     trains it Advanced with a one-hour budget, which lasts `budget_seconds` of lab time. A learner's own
     CVLAB_DETECTION_EPOCHS or CVLAB_SECONDS_PER_BUDGET_HOUR wins.
     """

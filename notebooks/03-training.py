@@ -103,8 +103,8 @@ assert json_number(get_iteration_performance(ws, parts.id, best.id).average_prec
 # %% [markdown]
 # ## 3 · Object detection trains the same way
 # The detector (helmet / vest / person) uses a pretrained backbone too; Quick training fits its detection head.
-# In cvlab, the learner profile fixes Quick detection at 20 epochs (the detector's own default is 40) so this
-# takes a minute or two on 2 cores; the fast CI profile trains it with a short Advanced run instead.
+# In cvlab, the learner profile fixes Quick detection at 20 epochs (the domain's recipe trains 30) so this
+# takes about half a minute on 2 cores; the fast CI profile trains it with a short Advanced run instead.
 
 # %%
 detector = cv.trained_iteration(ws, site)
