@@ -113,6 +113,49 @@ def test_database_connections_stay_bounded_whatever_the_number_of_threads_and_se
     assert grown <= 10 * 3 * 4, f"{grown} descriptors for 10 workspaces"
 
 
+_ROOM_UNDER_256 = r"""
+import resource, sys, threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from cvlab import workshop
+from cvlab.workspace import Workspace
+
+_, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))  # macOS's default, a quarter of Linux's usual 1,024
+room = Workspace(Path(sys.argv[1]))
+seats = [workshop.open_seat(room, s.name) for s in workshop.create_seats(room, 30)]  # as the server keeps them
+barrier = threading.Barrier(40)
+errors = []
+
+def seat_round(_):
+    barrier.wait(60)  # the server's 40 worker threads, all alive at once, each serving every seat
+    for ws in seats:
+        try:
+            ws.get_projects()
+        except Exception as e:
+            errors.append(repr(e))
+
+for _ in range(2):  # the finding failed in the second round
+    with ThreadPoolExecutor(40) as pool:
+        list(pool.map(seat_round, range(40)))
+print(len(errors), errors[:3])
+"""
+
+
+def test_a_class_of_30_seats_stays_under_a_256_descriptor_limit(tmp_path):
+    """The finding at room scale: every worker thread kept a SQLite connection to every seat it touched, so 40
+    threads x 30 seats needed thousands of descriptors (34 of 1,200 `GET /projects` answered 500 "unable to open
+    database file" under the usual 1,024). Here, in a child process under macOS's default limit of 256, 40 live
+    threads read all 30 seats twice: no error (before pooling: "unable to open database file")."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _ROOM_UNDER_256, str(tmp_path / "room")], capture_output=True,
+                         text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[0] == "0", out.stdout[-1000:]
+
+
 def test_a_bad_record_on_disk_is_skipped_and_the_rest_still_listed(tmp_path):
     from cvlab.service import start_background
     ws = Workspace(tmp_path / "ws")
