@@ -99,7 +99,7 @@ def _disk_full(exc: BaseException) -> bool:
 _NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 RESERVE_NAME = "reserve.bin"
 #: Space kept free in every workspace for what must work on a full disk: opening it (SQLite's -shm and -wal files),
-#: recording that a job failed, and deleting (which frees the rest). Measured needs: benchmarks/soak.md.
+#: recording that a job failed, and deleting (which frees the rest). 1 MiB covers them in tests/test_reliability_disk.py.
 RESERVE_BYTES = 1 << 20
 
 
