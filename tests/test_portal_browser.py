@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect  # waits for the element, unlike is_visible()
 
 import cvlab
 from cvlab.service.server import start_background
@@ -260,7 +261,7 @@ def test_export_is_refused_on_a_non_compact_domain(env, portal):
     page.get_by_role("button", name="Export").click()
     dialog = page.get_by_role("dialog", name="Choose your platform")
     for platform in ("TensorFlow", "CoreML", "ONNX", "Dockerfile", "Vision AI Dev Kit", "OpenVINO"):
-        assert dialog.get_by_role("button", name=re.compile(rf"^{platform}\b")).is_visible()
+        expect(dialog.get_by_role("button", name=re.compile(rf"^{platform}\b"))).to_be_visible(timeout=30_000)
     dialog.get_by_role("button", name=re.compile(r"^ONNX")).click()
     dialog.get_by_role("button", name="Export", exact=True).click()
     alert = dialog.get_by_role("alert").filter(has_text="non-compact domain")
@@ -439,7 +440,7 @@ def test_names_typed_by_users_are_text_never_html(env, portal, tmp_path):
     page.get_by_role("dialog", name="Image Detail").get_by_role("button", name="Done").click()
     page.get_by_role("link", name="Performance").click()
     page.get_by_role("row", name=re.compile(re.escape(XSS))).first.wait_for()
-    assert page.get_by_text(f"as {XSS}").is_visible()
+    expect(page.get_by_text(f"as {XSS}")).to_be_visible(timeout=30_000)
     clean("performance")
     page.get_by_role("button", name="Prediction URL").click()
     page.get_by_role("dialog", name="How to use the Prediction API").wait_for()

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 import pytest
 import requests
+from playwright.sync_api import expect  # waits for the element, unlike is_visible()
 
 from test_portal_support import (FRUIT, FRUIT_BOXES, Portal, browser_session, close_to, drag_box, file_server,
                                  sdk_predictor, sdk_trainer)
@@ -345,7 +346,7 @@ def test_classification_lab_in_the_portal(browser, server):
         _upload(page, sorted((folders / tag).glob("*.jpg")), tag)
     tags = page.get_by_role("complementary", name="Filters")
     for tag in ("apple", "banana", "orange"):
-        assert tags.get_by_role("checkbox", name=tag, exact=True).is_visible()
+        expect(tags.get_by_role("checkbox", name=tag, exact=True)).to_be_visible(timeout=30_000)
     counts = {t.name: t.image_count for t in trainer.get_tags(project.id)}
     assert counts == {"apple": 15, "banana": 15, "orange": 15}
     page.get_by_role("button", name="Tagged", exact=True).click()
