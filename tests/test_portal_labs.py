@@ -21,7 +21,7 @@ import requests
 from playwright.sync_api import expect  # waits for the element, unlike is_visible()
 
 from test_portal_support import (FRUIT, FRUIT_BOXES, Portal, browser_session, close_to, drag_box, file_server,
-                                 sdk_predictor, sdk_trainer)
+                                 sdk_predictor, sdk_trainer, waits_on_429)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(1500)]
 DETECTION_EPOCHS = "8"  # CVLAB_DETECTION_EPOCHS: a short Quick training, so the lab runs in minutes on 2 cores
@@ -272,7 +272,9 @@ def _add_tagged_images(endpoint: str, key: str, project_id: str) -> None:
     from azure.cognitiveservices.vision.customvision.training.models import (ImageFileCreateBatch,
                                                                              ImageFileCreateEntry, Region)
     from msrest.authentication import ApiKeyCredentials
-    trainer = CustomVisionTrainingClient(endpoint, ApiKeyCredentials(in_headers={"Training-key": key}))
+    # the portal polls with the same key, so together they can pass the tier's rate limit: wait on 429 as for
+    # the test's other SDK clients (the lab's script would meet the same 429 on Azure)
+    trainer = waits_on_429(CustomVisionTrainingClient(endpoint, ApiKeyCredentials(in_headers={"Training-key": key})))
     tags = {t.name: t for t in trainer.get_tags(project_id)}
     folder = FRUIT / "detection" / "tagged-images"
     entries = []

@@ -84,7 +84,7 @@ class Portal:
         assert not bad, "the portal logged errors:\n" + "\n".join(bad)
 
 
-def _waits_on_429(client):
+def waits_on_429(client):
     """The SDK client, made to wait and retry when the key's rate limit answers 429 (any method, Retry-After).
 
     The portal paces itself at the tier's 10 calls per second and shares the training key with the test's own SDK
@@ -100,14 +100,14 @@ def _waits_on_429(client):
 def sdk_trainer(handle):
     from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
     from msrest.authentication import ApiKeyCredentials
-    return _waits_on_429(CustomVisionTrainingClient(
+    return waits_on_429(CustomVisionTrainingClient(
         handle.endpoint, ApiKeyCredentials(in_headers={"Training-key": handle.training_key})))
 
 
 def sdk_predictor(endpoint: str, key: str):
     from azure.cognitiveservices.vision.customvision.prediction import CustomVisionPredictionClient
     from msrest.authentication import ApiKeyCredentials
-    return _waits_on_429(CustomVisionPredictionClient(endpoint, ApiKeyCredentials(in_headers={"Prediction-key": key})))
+    return waits_on_429(CustomVisionPredictionClient(endpoint, ApiKeyCredentials(in_headers={"Prediction-key": key})))
 
 
 def drag_box(page, image, box, steps: int = 6):
