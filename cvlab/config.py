@@ -86,7 +86,8 @@ class Settings:
         _folder)
     profile = Setting(
         "CVLAB_PROFILE", "learner", "`learner`",
-        "the curriculum's sizes: `learner` (the whole course in about 4 minutes on 2 cores) or `fast` (CI runs every notebook)",
+        "the curriculum's sizes: `learner` (the whole course in about 4 minutes on 2 cores) or `fast` (CI runs every "
+        "notebook)",
         _choice)
     seconds_per_budget_hour = Setting(
         "CVLAB_SECONDS_PER_BUDGET_HOUR", 60.0, "`60`",

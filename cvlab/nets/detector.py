@@ -444,9 +444,9 @@ def detect(model: Detector, images: list[Image.Image], batch_size: int = BATCH_S
     model.eval()
     results: list[list[Detection]] = []
     with channels_last(model):
-        batches = [model(prep.batch(images[b:b + batch_size])) for b in range(0, len(images), batch_size)]
-    for boxes, classes, scores in batches:
-        for bx, cl, sc in zip(boxes.tolist(), classes.tolist(), scores.tolist()):
-            results.append([(c, p, x1, y1, x2 - x1, y2 - y1)
-                            for (x1, y1, x2, y2), c, p in zip(bx, cl, sc) if p > 0])
+        for b in range(0, len(images), batch_size):
+            boxes, classes, scores = model(prep.batch(images[b:b + batch_size]))
+            for bx, cl, sc in zip(boxes.tolist(), classes.tolist(), scores.tolist()):
+                results.append([(c, p, x1, y1, x2 - x1, y2 - y1)
+                                for (x1, y1, x2, y2), c, p in zip(bx, cl, sc) if p > 0])
     return results
