@@ -197,7 +197,7 @@ export function formData(files) {
 }
 
 /** Upload training images with create_images_from_data (multipart imageData parts), reporting bytes sent. */
-export function uploadImages(projectId, files, tagIds, onProgress) {
+export function uploadImages(projectId, files, tagIds, onProgress, retries = 5) {
   return new Promise((resolve, reject) => {
     pace().then(() => {
       const xhr = new XMLHttpRequest();
@@ -209,6 +209,12 @@ export function uploadImages(projectId, files, tagIds, onProgress) {
       xhr.onload = () => {
         let data = null;
         try { data = JSON.parse(xhr.responseText || 'null'); } catch (_) { data = null; }
+        if (xhr.status === 429 && retries > 0) {  // the rate limit counts uploads too: wait as told, send again
+          const wait = Number(xhr.getResponseHeader('Retry-After') || 1);
+          setTimeout(() => uploadImages(projectId, files, tagIds, onProgress, retries - 1).then(resolve, reject),
+            wait * 1000);
+          return;
+        }
         if (xhr.status === 401) { reject(refused(new ApiError(401, 'Unauthorized', 'Access denied'))); return; }
         if (xhr.status === 200 || xhr.status === 207) { resolve(data); return; }
         reject(new ApiError(xhr.status, (data && data.code) || String(xhr.status), (data && data.message) || xhr.statusText));

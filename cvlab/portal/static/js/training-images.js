@@ -274,6 +274,7 @@ function UploadDialog({ onClose }) {
     setError(null);
     const j = startUpload(pid, files, detection ? [] : names, (done) => {
       if (done.status === 'done') toast(`${plural(done.ok, 'image')} uploaded`);
+      else toast(`Upload stopped after ${plural(done.ok, 'image')}: ${done.error ? done.error.message : 'unknown error'}`, 'error');
     });
     setJobId(j.id);
   };
