@@ -321,6 +321,26 @@ def test_keyboard_labeling_in_image_detail(env, portal):
     portal.assert_no_errors()
 
 
+def test_a_key_pressed_the_moment_the_image_shows_is_not_lost(env, portal):
+    """The stop CI's failure, made deterministic: a key press that arrives as soon as the tagger is on screen (a
+    fast labeler, or a loaded machine where the next frame is late) must tag the image. The key is sent from a
+    MutationObserver, in the microtask after the tagger's DOM is committed and before the browser paints it: the
+    keyboard listeners must already be attached then (layout effects), not a frame later (plain effects)."""
+    pid, trainer, page = _open_new_project(env, portal, "fastkeys", per_tag=0, mislabelled=0, untagged=2)
+    untagged = trainer.get_untagged_image_count(pid)
+    page.evaluate("""() => new MutationObserver((_, observer) => {
+        const chips = document.querySelector('dialog[open] .chips');
+        if (!chips || !chips.textContent.includes('No tags yet')) return;
+        observer.disconnect();
+        document.body.dispatchEvent(new KeyboardEvent('keydown', { key: '1', bubbles: true, cancelable: true }));
+      }).observe(document.body, { childList: true, subtree: true, characterData: true })""")
+    page.get_by_role("button", name=re.compile(r"^Image 1\b")).click()
+    detail = page.get_by_role("dialog", name="Image Detail")
+    detail.locator(".chips .chip").first.wait_for(timeout=10_000)
+    assert trainer.get_untagged_image_count(pid) == untagged - 1
+    portal.assert_no_errors()
+
+
 def test_an_upload_goes_on_when_the_learner_leaves_the_dialog(env, portal, tmp_path):
     from test_portal_support import FRUIT
     ws, handle = env["ws"], env["handle"]

@@ -2,7 +2,7 @@
 // to move through the images, Delete. Every change is saved at once through the Training API.
 import { training } from './api.js';
 import { useProject } from './context.js';
-import { html, latestCompleted, plural, useEffect, useRef, useState } from './lib.js';
+import { html, latestCompleted, plural, useEffect, useLayoutEffect, useRef, useState, useWindowKeys } from './lib.js';
 import { createRegionEditor } from './regions.js';
 import { Chip, Dialog, ErrorText, ask, icon, toast } from './ui.js';
 
@@ -48,14 +48,15 @@ export function RegionsPane({ src, alt, regions, tags, suggestions, suggestionsM
   const editor = useRef(null);
   const handlers = useRef({});
   handlers.current = { onChange, onSelect };
-  useEffect(() => {
+  // Layout effects: the editor exists and has focus before the browser paints it, so a key pressed at once lands.
+  useLayoutEffect(() => {
     editor.current = createRegionEditor(host.current, { tags, createTag,
       onChange: (list, info) => handlers.current.onChange && handlers.current.onChange(list, info),
       onSelect: (r) => handlers.current.onSelect && handlers.current.onSelect(r) });
     if (apiRef) apiRef.current = editor.current;
     return () => editor.current.destroy();
   }, []);
-  useEffect(() => {
+  useLayoutEffect(() => {
     const e = editor.current;
     e.setImage(src, alt);
     e.setRegions(regions || []);
@@ -111,15 +112,11 @@ export function ImageDetail({ list: initial, index: start, onClose, onLoadMore, 
     }
   };
   const close = async () => { await settle(); onClose(); };
-  useEffect(() => {
-    const onKey = (e) => {
-      if (e.defaultPrevented || ['INPUT', 'TEXTAREA', 'SELECT'].includes(e.target.tagName) || e.ctrlKey || e.metaKey) return;
-      if (document.querySelectorAll('dialog[open]').length > 1) return;  // a question on top of the detail
-      if (e.key === 'ArrowLeft' || e.key === '<') { e.preventDefault(); go(-1); }
-      if (e.key === 'ArrowRight' || e.key === '>') { e.preventDefault(); go(1); }
-    };
-    addEventListener('keydown', onKey);
-    return () => removeEventListener('keydown', onKey);
+  useWindowKeys((e) => {
+    if (e.defaultPrevented || ['INPUT', 'TEXTAREA', 'SELECT'].includes(e.target.tagName) || e.ctrlKey || e.metaKey) return;
+    if (document.querySelectorAll('dialog[open]').length > 1) return;  // a question on top of the detail
+    if (e.key === 'ArrowLeft' || e.key === '<') { e.preventDefault(); go(-1); }
+    if (e.key === 'ArrowRight' || e.key === '>') { e.preventDefault(); go(1); }
   });
   const remove = async () => {
     if (!await ask('Delete this image from the project? This cannot be undone.')) return;
@@ -308,14 +305,10 @@ function ClassificationTagger({ image, queue, refresh, setError }) {
       await toggle(tag);
     } catch (err) { setError(err); }
   };
-  const onKey = (e) => {
+  useWindowKeys((e) => {
     if (['INPUT', 'TEXTAREA', 'SELECT'].includes(e.target.tagName) || e.ctrlKey || e.metaKey || e.altKey) return;
     if (/^[1-9]$/.test(e.key) && regular[Number(e.key) - 1]) { e.preventDefault(); toggle(regular[Number(e.key) - 1]); }
     if (e.key === '0') { e.preventDefault(); toggleNegative(); }
-  };
-  useEffect(() => {
-    addEventListener('keydown', onKey);
-    return () => removeEventListener('keydown', onKey);
   });
   return html`<div class="detail-main">
       <img class="detail-img" src=${image.resizedImageUri || image.originalImageUri}

@@ -32,6 +32,19 @@ export function useInterval(fn, ms, active = true) {
   }, [ms, active]);
 }
 
+/** Call `fn(event)` on every keydown in the window while the component is mounted. The listener is attached in a
+ * layout effect, before the browser paints what the component rendered: a key pressed as soon as the screen shows
+ * it is never missed (a plain effect runs a frame later, and a fast key press would fall into that gap). */
+export function useWindowKeys(fn) {
+  const saved = useRef(fn);
+  saved.current = fn;
+  useLayoutEffect(() => {
+    const onKey = (e) => saved.current(e);
+    addEventListener('keydown', onKey);
+    return () => removeEventListener('keydown', onKey);
+  }, []);
+}
+
 /** Run an async loader when `deps` change: {data, error, loading, reload}. Stale answers are dropped. */
 export function useLoad(loader, deps) {
   const [state, setState] = useState({ data: undefined, error: null, loading: true });
