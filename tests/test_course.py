@@ -156,7 +156,7 @@ def _serve_and_fetch(cmd: list[str], env: dict, cwd: Path, port: int, timeout: f
         assert status == 200 and json.loads(body)["type"] == "notebook"
         status, body = _get(f"{base}?token={token}")
         listing = sorted(item["name"] for item in json.loads(body)["content"])
-        return printed, {"url": url, "listing": listing}
+        return printed, {"url": url, "listing": listing, "page": page}
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)       # the launcher's own process group, started above
@@ -179,6 +179,10 @@ def test_cvlab_lab_serves_00_welcome(tmp_path):
     if course.running_as_root():
         assert "passing --allow-root" in printed
     assert "Running as root is not recommended" not in printed
+    assert "nbgrader" not in printed and "[E " not in printed, printed   # nbgrader's start-up error is gone
+    config = json.loads(re.search(rb'<script id="jupyter-config-data" type="application/json">(.*?)</script>',
+                                  seen["page"], re.S).group(1))
+    assert "@jupyter/nbgrader" in config["disabledExtensions"]   # and its menus
 
 
 @pytest.mark.timeout(300)
