@@ -102,11 +102,11 @@ def test_an_iteration_frames_the_images_it_mispredicted_in_red(env, portal):
     page.get_by_label("Iteration").select_option(label=t["iteration"].name)
     page.get_by_text("mispredicted the image").wait_for()
     framed = page.locator(".thumb.mispredicted img")
-    framed.first.wait_for()
+    expect(framed).to_have_count(len(wrong))  # waits: the gallery may still be drawing when the caption shows
     ids = {re.search(r"/blobs/images/[^/]+/([^/]+)/", framed.nth(i).get_attribute("src")).group(1)
            for i in range(framed.count())}
     assert ids == wrong
-    assert page.get_by_role("button", name=re.compile(r"mispredicted$")).count() == len(wrong)
+    expect(page.get_by_role("button", name=re.compile(r"mispredicted$"))).to_have_count(len(wrong))
     portal.shot("red frames")
     portal.assert_no_errors()
 
@@ -180,7 +180,7 @@ def test_smart_labeler_suggests_and_confirms_in_a_batch(env, portal):
     dialog.get_by_role("button", name="Get suggested tags").click()
     view = page.get_by_role("region", name="Suggested tags")
     view.get_by_role("button", name=re.compile(r"^Suggestion 1:")).wait_for()
-    assert view.get_by_role("button", name=re.compile(r"^Suggestion \d+:")).count() == untagged
+    expect(view.get_by_role("button", name=re.compile(r"^Suggestion \d+:"))).to_have_count(untagged)
     page.get_by_label("Sort by uncertainty").select_option(label="Low to high")
     page.get_by_label("Sort by uncertainty").select_option(label="High to low")
     portal.shot("suggestions")
@@ -388,7 +388,7 @@ def test_advanced_training_writes_the_notification_email_to_the_outbox(env, port
     refusal.wait_for()  # Azure's FAQ text, shown as it comes
     portal.shot("budget refused")
     train.get_by_label("Training budget (hours)").fill("1")
-    assert "Estimated minimum budget: 1 hour" in train.inner_text()
+    expect(train).to_contain_text("Estimated minimum budget: 1 hour")
     train.get_by_role("button", name="Train", exact=True).click()
     page.get_by_label("Training progress").wait_for()
     portal.shot("training")
@@ -401,7 +401,8 @@ def test_advanced_training_writes_the_notification_email_to_the_outbox(env, port
     mail = outbox.get_by_role("button", name=re.compile(r"training of advanced"))
     mail.wait_for()
     mail.click()
-    assert "learner@example.com" in outbox.inner_text() and "Precision" in outbox.locator("pre").inner_text()
+    expect(outbox).to_contain_text("learner@example.com")  # expect() retries until the mail is shown
+    expect(outbox.locator("pre")).to_contain_text("Precision")
     portal.shot("outbox")
     portal.assert_no_errors()
 

@@ -209,6 +209,7 @@ def test_detection_lab_in_the_portal(browser, server):
     page.get_by_role("button", name=re.compile(r"^Prediction 1: ")).click()
     prediction = page.get_by_role("dialog", name="Prediction")
     prediction.locator(".cvr-img").wait_for()
+    prediction.locator(".cvr-region").first.wait_for()  # the stored prediction's boxes, drawn with the image
     kept = prediction.locator(".cvr-region").count()
     assert kept >= 1
     portal.shot("prediction detail")

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from cvlab import workshop
 from cvlab.classroom import board
@@ -166,7 +167,7 @@ def test_a_joined_learners_exercise_quiz_answer_and_iteration_reach_the_class_pa
             row.get_by_role("button", name="seat-01").click()
             dialog = page.get_by_role("dialog", name="Seat seat-01")
             dialog.get_by_text("colours").first.wait_for()
-            assert "eval-03" in dialog.inner_text()
+            expect(dialog).to_contain_text("eval-03")  # expect() retries while the seat's details arrive
             page.keyboard.press("Escape")
             with page.expect_download() as download:
                 page.get_by_role("button", name="Download CSV").click()
