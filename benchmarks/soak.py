@@ -16,8 +16,9 @@ expected, counted apart and not timed; clients then wait as the SDK would), p50/
 windows, the p95 of all normal requests in the hostile window over the quiet one (goal <= 1.5x), every 5xx
 (must be 0), the server's RSS and open file descriptors after warm-up, after the quiet window and at the end
 (goal: RSS growth < 100 MB over both windows), and the workspace integrity check after a clean stop. Exit status 0
-when there were no failures and no 5xx, the quiet window grew neither RSS nor descriptors by more than 10 % (a
-leak under normal traffic), and the workspace checks out; the goals are reported under "goals" (under attack the
+when there were no failures and no 5xx, the quiet window grew RSS by no more than 10 % and descriptors by no
+more than the SQLite pool can hold open (``FD_ALLOWANCE``; a leak under normal traffic passes both), and the
+workspace checks out; the goals are reported under "goals" (under attack the
 worker pool grows by a few threads, and RSS with them: benchmarks/soak.md).
 """
 from __future__ import annotations
@@ -42,6 +43,9 @@ import numpy as np
 import psutil
 import requests
 from cvlab.datasets.swatches import swatch_jpeg
+from cvlab.workspace.store import POOL
+
+FD_ALLOWANCE = 3 * POOL.limit   # descriptors the server may keep open after the soak: its pool's reach
 from cvlab.service.process import ServeProcess
 
 REPO = Path(__file__).resolve().parents[1]
@@ -550,8 +554,12 @@ def main(argv=None) -> int:
     result["goals"] = {"no_5xx": stats.server_error_count == 0, "p95_ratio_at_most_1.5": bool(p95["ratio"] is not None
                                                                                         and p95["ratio"] <= 1.5),
                        "rss_growth_under_100_mb": rss_growth_mb < 100}
+    # descriptors: the SQLite pool may open up to its limit (a database, its -wal and -shm each), which is
+    # bounded, not a leak; a descriptor lost per request passes that bound within the hundreds of requests here
+    fd_growth = quiet_end["open_fds"] - start_res["open_fds"]
+    result["open_fds_growth"] = {"count": fd_growth, "allowed": FD_ALLOWANCE}
     result["passed"] = bool(failed == 0 and stats.server_error_count == 0 and report["ok"]
-                            and quiet_growth["rss_mb"] <= 0.10 and quiet_growth["open_fds"] <= 0.10)
+                            and quiet_growth["rss_mb"] <= 0.10 and fd_growth <= FD_ALLOWANCE)
     print(json.dumps(result, indent=2))
     if tmp is not None:
         tmp.cleanup()
