@@ -43,12 +43,11 @@ import numpy as np
 import psutil
 import requests
 from cvlab.datasets.swatches import swatch_jpeg
+from cvlab.service.process import ServeProcess
 from cvlab.workspace.store import POOL
 
-FD_ALLOWANCE = 3 * POOL.limit   # descriptors the server may keep open after the soak: its pool's reach
-from cvlab.service.process import ServeProcess
-
 REPO = Path(__file__).resolve().parents[1]
+FD_ALLOWANCE = 3 * POOL.limit   # descriptors the server may keep open after the soak: its pool's reach
 sys.path.insert(0, str(REPO))
 
 TRAIN = "/customvision/v3.4-preview/training"

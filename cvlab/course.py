@@ -34,10 +34,8 @@ from .errors import CvlabError
 
 LESSONS_DIR = "notebooks"            # inside the workspace
 START = "00-welcome.ipynb"           # what JupyterLab opens first
-# nbgrader is the instructor's command-line tool: its server parts and menus stay off in the course's JupyterLab
-# (on a lesson folder that is not an nbgrader course they log an error at start and their menus fail).
-NBGRADER_SERVER = ("formgrader", "validate_assignment", "assignment_list", "course_list")
-JUPYTER_CONFIG = Path(__file__).parent / "jupyter_config"   # put first on JUPYTER_CONFIG_PATH (see its README)
+# Put first on JUPYTER_CONFIG_PATH: turns nbgrader's server parts and menus off in the course (see its README)
+JUPYTER_CONFIG = Path(__file__).parent / "jupyter_config"
 STAMP = ".cvlab-lessons.json"        # which version was copied, and each source's hash then
 VERSIONS = nv.VERSIONS               # ("learner", "instructor")
 REVEAL_TAG = "reveal"                # the "Show a solution" cell under a blanked exercise
@@ -281,14 +279,13 @@ def jupyter_launch(lessons: Path, workspace: Path, *, port: int | None = None, o
 
     The token goes through the environment (``JUPYTER_TOKEN``), not the command line other users can read.
     As root (containers, cloud VMs, WSL) Jupyter refuses to start without ``--allow-root``: it is passed, and said.
-    nbgrader's server extensions and menus are turned off (``NBGRADER_SERVER``, ``JUPYTER_CONFIG``).
+    nbgrader's server extensions and menus are turned off (``JUPYTER_CONFIG``).
     """
     port = port or int(os.environ.get("JUPYTER_PORT") or 0) or free_port(host)
     token = token or secrets.token_hex(24)
     as_root = running_as_root() if as_root is None else as_root
     cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={lessons}", f"--ServerApp.ip={host}",
            f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--LabApp.default_url=/lab/tree/{START}"]
-    cmd += [f"--ServerApp.jpserver_extensions=nbgrader.server_extensions.{name}=False" for name in NBGRADER_SERVER]
     if not open_browser:
         cmd.append("--no-browser")
     notes = []
