@@ -396,3 +396,24 @@ def test_broken_yaml_and_clashing_ids_are_refused_with_the_file(bank_dir):
     with pytest.raises(CvlabError) as err:
         Q.load_banks(bank_dir / "empty")
     assert err.value.code == "NotFound"
+
+
+def test_a_bank_validated_once_is_not_validated_again_until_it_changes(bank_dir, tmp_path, monkeypatch):
+    """The lessons' kernels skip jsonschema for a bank file whose exact bytes passed before (a marker in the
+    machine cache); an edit, even a valid one, is checked again, and a broken edit is still refused."""
+    from cvlab.quiz import bank as bank_module
+
+    monkeypatch.setenv("CVLAB_CACHE_DIR", str(tmp_path / "cache"))
+    (bank_dir / "a.yaml").write_text(yaml.safe_dump({"topic": "a", "title": "Fine", "questions": [_question()]}))
+    checked = []
+    real = bank_module._validate
+    monkeypatch.setattr(bank_module, "_validate", lambda path, data: (checked.append(path.name), real(path, data)))
+    assert Q.load_banks(bank_dir)["a"].questions[0].id == "x-01"
+    assert checked == ["a.yaml"]
+    Q.load_banks(bank_dir)
+    assert checked == ["a.yaml"]  # unchanged bytes: not validated again
+    (bank_dir / "a.yaml").write_text(yaml.safe_dump({"topic": "a", "title": "Fine", "questions": [
+        _question(kind="essay")]}))
+    with pytest.raises(CvlabError, match="a.yaml: question x-01, field kind"):
+        Q.load_banks(bank_dir)
+    assert checked == ["a.yaml", "a.yaml"]
