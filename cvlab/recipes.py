@@ -43,16 +43,25 @@ class Recipe:
 
 
 _FT_GENERAL = {"crop_scale": (0.6, 1.0), "color": (0.2, 0.2, 0.2, 0.02), "erase": 0.0}
+# Advanced on the General domains: partial fine-tuning (cvlab.nets.classifier.partial_fine_tune) at a finer input
+# size: the first 4 of Lite2's 7 stages frozen and cached, the rest trained. On parts-subtle (small defects) this
+# learnt what frozen features miss, where fine-tuning everything at 260 px fitted only ~5 epochs into the budget
+# and never beat the probe (benchmarks/training.md, "Advanced on parts-subtle").
+_FT_PARTIAL = {"frozen_blocks": 4}
 RECIPES = {r.name: r for r in [
-    Recipe("general", "lite2", 260, fine_tune=_FT_GENERAL,
-           summary="EfficientNet-Lite2 at 260 px; few-shot views: mirror and two crops"),
+    Recipe("general", "lite2", 260, fine_tune=dict(_FT_PARTIAL, size=320),
+           summary="EfficientNet-Lite2 at 260 px; few-shot views: mirror and two crops; Advanced fine-tunes the "
+                   "last three trunk stages at 320 px (the first four frozen, their maps cached; mirror and "
+                   "shift augmentation)"),
     Recipe("general-a1", "lite2", 300, views=("orig", "flip", "crop1", "crop2", "crop3", "tight1"),
-           fine_tune=dict(_FT_GENERAL, crop_scale=(0.45, 1.0), epochs_factor=1.0),
+           fine_tune=dict(_FT_PARTIAL, size=352),
            summary="EfficientNet-Lite2 at 300 px (more pixels: slower to train and to run, finer detail) with "
-                   "more augmentation: five few-shot views and wider crops when fine-tuning"),
-    Recipe("general-a2", "lite2", 224, views=("orig", "flip"), fine_tune=_FT_GENERAL,
+                   "more augmentation: five few-shot views; Advanced fine-tunes the last three trunk stages at "
+                   "352 px"),
+    Recipe("general-a2", "lite2", 224, views=("orig", "flip"), fine_tune=dict(_FT_PARTIAL, size=288),
            summary="EfficientNet-Lite2 at 224 px (a quarter fewer pixels than General: faster inference and "
-                   "training) with one few-shot view (mirror)"),
+                   "training) with one few-shot view (mirror); Advanced fine-tunes the last three trunk stages "
+                   "at 288 px"),
     Recipe("food", "lite2", 260, views=("orig", "flip", "tight1", "tight2"),
            fine_tune=dict(_FT_GENERAL, color=(0.2, 0.2, 0.0, 0.0)),
            summary="EfficientNet-Lite2 at 260 px; few-shot views close in on the subject (crops of 40-75 %) and "

@@ -198,6 +198,85 @@ def test_advanced_training_fine_tunes_within_budget(tmp_path, monkeypatch):
     assert moved == (ft["best_epoch"] > 0)
 
 
+def test_partial_fine_tuning_trains_only_the_later_stages_of_an_ordinary_classifier():
+    """Advanced on the General domains: the frozen stages' cached maps through the later stages give exactly the
+    network's own logits (so the exported graph is what was trained); after training the stem and the first k
+    stages are ImageNet's, the later stages and the head have moved, and the same seed gives the same weights."""
+    import torch
+    from cvlab.nets import classifier
+
+    def run():
+        torch.manual_seed(0)
+        model = classifier.Classifier("lite0", 2, feature_norm="l2").eval()
+        g = torch.Generator().manual_seed(1)
+        x = (torch.rand(12, 3, 64, 64, generator=g) * 255).to(torch.uint8)
+        y = torch.tensor([0, 1] * 6)
+        with torch.inference_mode():
+            same = torch.allclose(classifier._back(model, classifier._front(model, x.float(), 3), 3),
+                                  model.logits(x.float()), atol=1e-5)
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        info = classifier.partial_fine_tune(model, x[:8], y[:8], x[8:], y[8:], frozen_blocks=3, epochs=3,
+                                            time_budget_s=600, seed=2,
+                                            head_init=lambda f: (np.zeros((2, f.shape[1]), np.float32),
+                                                                 np.zeros(2, np.float32)))
+        return same, before, model.state_dict(), info
+
+    same, before, after, info = run()
+    assert same
+    assert info["epochs"] == 3 and info["frozen_blocks"] == 3 and [h["epoch"] for h in info["history"]] == [0, 1, 2, 3]
+    frozen = ("normalize.", "trunk.conv_stem.", "trunk.bn1.", "trunk.blocks.0.", "trunk.blocks.1.", "trunk.blocks.2.")
+    for name, value in after.items():
+        if name.startswith(frozen):
+            assert torch.equal(value, before[name]), name
+    assert not torch.equal(after["trunk.blocks.5.0.conv_pw.weight"], before["trunk.blocks.5.0.conv_pw.weight"])
+    assert float(after["head.weight"].abs().sum()) > 0
+    again = run()[2]
+    assert all(torch.equal(after[k], again[k]) for k in after)
+    with pytest.raises(ValueError, match="frozen_blocks"):
+        classifier.partial_fine_tune(classifier.Classifier("lite0", 2), torch.zeros(1, 3, 64, 64, dtype=torch.uint8),
+                                     torch.tensor([0]), None, None, frozen_blocks=7, epochs=1, time_budget_s=1)
+
+
+@pytest.mark.slow
+def test_advanced_on_general_fine_tunes_partially_and_ships_a_working_model(tmp_path, monkeypatch):
+    """General's Advanced recipe (Lite2, 4 frozen stages, 320 px): it completes inside a small budget, says which
+    model it kept, and the shipped iteration predicts at its own input size (320 px if fine-tuned, Quick's 260 px
+    if the probe won)."""
+    import cvlab
+    from cvlab.domains import find_domain
+
+    monkeypatch.setenv("CVLAB_SECONDS_PER_BUDGET_HOUR", "30")
+    ws = cvlab.Workspace(tmp_path / "ws")
+    p = ws.create_project("adv-general", domain_id=find_domain("General", "Classification").id)
+    a, b = ws.create_tag(p.id, "a"), ws.create_tag(p.id, "b")
+    add(ws, p.id, "disc", [a.id], 6)
+    add(ws, p.id, "stripes", [b.id], 6)
+    it = training.train_project(ws, p.id, training_type="Advanced", reserved_budget_in_hours=1, seed=1,
+                                show_progress=False)
+    assert it.status == "Completed", it.training_error_details
+    info = json.loads((ws.iteration_dir(it.id) / "iteration.json").read_text())
+    ft = info["fine_tune"]
+    assert ft["frozen_blocks"] == 4 and ft["size"] == 320 and ft["epochs"] >= 1
+    assert ft["planned_epochs"] == training.classification.planned_partial_epochs("lite2", 320, 9, 3, 30)
+    size = info["preprocessing"]["size"]
+    assert size == (320 if ft["kept"] == "fine_tuned" else 260)
+    said = "Fine-tuned network kept" if ft["kept"] == "fine_tuned" else "kept the probe"
+    assert said in info["training_details"], info["training_details"]
+    out = {o["tag_name"]: o["probability"] for o in Predictor.load(ws, it.id).predict(scene("disc", 900))}
+    assert set(out) == {"a", "b"} and abs(sum(out.values()) - 1) < 1e-4
+
+
+def test_partial_fine_tuning_plans_its_epochs_from_fixed_costs():
+    """The same data and budget give the same plan on every machine; a budget below caching + one epoch is said."""
+    from cvlab.training import classification as cls
+
+    assert cls.planned_partial_epochs("lite2", 320, 120, 30, 240) == cls.MAX_PARTIAL_EPOCHS
+    assert cls.planned_partial_epochs("lite2", 320, 120, 30, 60) < cls.MAX_PARTIAL_EPOCHS
+    assert cls.planned_partial_epochs("lite2", 320, 120, 30, 1) == 1
+    assert cls.partial_budget_note("lite2", 320, 120, 30, 240) is None
+    assert "less than caching the frozen stages" in cls.partial_budget_note("lite2", 320, 120, 30, 5)
+
+
 def test_checkpointed_training_step_matches_the_plain_one(monkeypatch):
     """Checkpointing the first stages (less peak memory) changes neither the loss nor the gradients, and batched
     inference equals one big batch."""

@@ -8,6 +8,8 @@ predicted as Negative.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -272,3 +274,158 @@ def fine_tune(model: Classifier, train_x: torch.Tensor, train_y: torch.Tensor, v
     model.eval()
     return {"epochs": sum(h["epoch"] > 0 for h in history), "best_epoch": best[2], "best_val_loss": round(best[0], 5),
             "stopped": reason, "seconds": round(time.monotonic() - start, 2), "history": history}
+
+
+# Partial fine-tuning (Advanced for the General domains, cvlab.recipes): the stem and the first ``frozen_blocks``
+# trunk stages keep their ImageNet weights, so their output maps are computed once per image and mirror and
+# cached; only the later stages, the final 1x1 conv and the head train, on those maps. The result is an ordinary
+# Classifier (the same graph as Quick's, new weights), so every export is unchanged.
+PARTIAL_LR = 3e-4            # later stages; the head learns at 3x (LP-FT: it starts from the probe)
+PARTIAL_BATCH = 16
+PARTIAL_LABEL_SMOOTHING = 0.1
+
+
+def _front(model: Classifier, x: torch.Tensor, k: int) -> torch.Tensor:
+    """Raw pixels -> the map after trunk stage ``k`` (frozen part)."""
+    t = model.trunk
+    x = t.bn1(t.conv_stem(model.normalize(x)))
+    for stage in t.blocks[:k]:
+        x = stage(x)
+    return x
+
+
+def _pooled(model: Classifier, m: torch.Tensor, k: int) -> torch.Tensor:
+    """The map after stage ``k`` -> the pooled embedding [B, F] (the trained part of the trunk)."""
+    t = model.trunk
+    for stage in t.blocks[k:]:
+        m = stage(m)
+    return t.forward_head(t.bn2(t.conv_head(m)))
+
+
+def _back(model: Classifier, m: torch.Tensor, k: int) -> torch.Tensor:
+    """The map after stage ``k`` -> head logits; _back(_front(x)) == model.logits(x)."""
+    return model.head(model.head_input(_pooled(model, m, k)))
+
+
+def frozen_maps(model: Classifier, x: torch.Tensor, k: int, mirror: bool = False) -> torch.Tensor:
+    """float16 maps after stage ``k`` of uint8 pixels [N, 3, S, S] (mirrored first when ``mirror``)."""
+    out = []
+    with torch.no_grad():  # not inference_mode: the maps are inputs to training steps later
+        for i in range(0, len(x), EVAL_BATCH):
+            xb = x[i:i + EVAL_BATCH].float()
+            out.append(_front(model, torch.flip(xb, dims=[3]) if mirror else xb, k).half())
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def partial_fine_tune(model: Classifier, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor | None,
+                      val_y: torch.Tensor | None, *, frozen_blocks: int, epochs: int, time_budget_s: float,
+                      seed: int = 0, lr: float = PARTIAL_LR, batch_size: int = PARTIAL_BATCH, head_init=None,
+                      progress=None, cancel=None) -> dict:
+    """Advanced training on cached maps: train the trunk after stage ``frozen_blocks``, the last conv and the head.
+
+    Augmentation on the cached maps: the image or its mirror, and a shift by up to one map cell (16 px at stride
+    16). One-cycle learning rate over ``epochs`` (planned from the budget by the caller, so the same data and seed
+    give the same model; a machine slower than planned re-plans fewer epochs after the first, so the decay still
+    ends in the budget). Returns the network after the last epoch, the end of the decay: on 30 validation images
+    the lowest-loss epoch was a noisy choice that picked the high-learning-rate phase; the caller's gate against
+    the probe is what keeps Advanced from being worse than Quick. ``head_init(features [N, F]) -> (weight, bias)``
+    refits the starting head on this input size's pooled features (LP-FT). Returns fine_tune's dict plus
+    ``cache_s``."""
+    import time
+
+    k = int(frozen_blocks)
+    if not 1 <= k < len(model.trunk.blocks):
+        raise ValueError(f"frozen_blocks must be between 1 and {len(model.trunk.blocks) - 1}, got {frozen_blocks}")
+    start = time.monotonic()
+    model.eval()
+    maps = (frozen_maps(model, train_x, k), frozen_maps(model, train_x, k, mirror=True))
+    val_maps = frozen_maps(model, val_x, k) if val_x is not None and len(val_x) else None
+    if head_init is not None:
+        with torch.inference_mode():
+            feats = torch.cat([_pooled(model, maps[0][i:i + EVAL_BATCH].float(), k)
+                               for i in range(0, len(maps[0]), EVAL_BATCH)])
+        set_head(model, *head_init(feats.numpy()))
+    cache_s = time.monotonic() - start
+
+    frozen = [model.normalize, model.trunk.conv_stem, model.trunk.bn1, *model.trunk.blocks[:k]]
+    for m in frozen:
+        m.requires_grad_(False)
+    body = [p for m in (*model.trunk.blocks[k:], model.trunk.conv_head, model.trunk.bn2) for p in m.parameters()]
+    optimizer = torch.optim.AdamW([{"params": body, "lr": lr}, {"params": list(model.head.parameters()), "lr": 3 * lr}],
+                                  weight_decay=1e-4)
+    steps_per_epoch = max(1, -(-len(train_x) // batch_size))
+    peaks = [lr, 3 * lr]
+
+    def set_lr(step: int, total: int) -> None:
+        """One cycle: a linear warm-up over the first 15 % of the steps, then a cosine decay to zero."""
+        warm = max(1, int(0.15 * total))
+        if step < warm:
+            f = step / warm
+        else:
+            f = 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+        for group, peak in zip(optimizer.param_groups, peaks):
+            group["lr"] = peak * max(f, 0.01)
+    if model.multilabel:
+        train_loss_fn = val_loss_fn = nn.BCEWithLogitsLoss()
+    else:
+        train_loss_fn, val_loss_fn = nn.CrossEntropyLoss(label_smoothing=PARTIAL_LABEL_SMOOTHING), nn.CrossEntropyLoss()
+    gen = torch.Generator().manual_seed(seed)
+
+    def val_loss() -> float:
+        model.eval()
+        with torch.inference_mode():
+            z = torch.cat([_back(model, val_maps[i:i + EVAL_BATCH].float(), k)
+                           for i in range(0, len(val_maps), EVAL_BATCH)])
+        return float(val_loss_fn(z, val_y))
+
+    history = [{"epoch": 0, "train_loss": None, "val_loss": round(val_loss(), 5) if val_maps is not None else None,
+                "seconds": round(cache_s, 2)}]
+    reason, epoch_time, step, planned = "planned_epochs", 0.0, 0, epochs
+    try:
+        for epoch in range(1, epochs + 1):
+            if epoch > planned:
+                break
+            if epoch > 1 and time.monotonic() - start + epoch_time > time_budget_s:
+                reason = "time_budget"
+                break
+            t0 = time.monotonic()
+            model.train()
+            _freeze_batchnorm(model)
+            order = torch.randperm(len(train_x), generator=gen)
+            running = 0.0
+            for i in range(0, len(order), batch_size):
+                if cancel is not None and cancel():
+                    raise InterruptedError("Cancelled")
+                idx = order[i:i + batch_size]
+                flip = torch.rand(len(idx), generator=gen) < 0.5
+                m = torch.where(flip.view(-1, 1, 1, 1), maps[1][idx], maps[0][idx]).float()
+                dy, dx = (int(v) for v in torch.randint(-1, 2, (2,), generator=gen))
+                m = torch.roll(m, shifts=(dy, dx), dims=(2, 3))
+                set_lr(step, planned * steps_per_epoch)
+                loss = train_loss_fn(_back(model, m, k), train_y[idx])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                step += 1
+                running += float(loss.detach()) * len(idx)
+            train_loss = running / len(order)
+            current = val_loss() if val_maps is not None else train_loss
+            epoch_time = time.monotonic() - t0
+            if epoch == 1:  # a machine slower than planned: fewer epochs, so the decay still ends inside the budget
+                fit = int((time_budget_s - (time.monotonic() - start)) // max(epoch_time, 1e-9))
+                if 1 + fit < planned:
+                    planned, reason = max(1, 1 + fit), "time_budget"
+            history.append({"epoch": epoch, "train_loss": round(train_loss, 5), "val_loss": round(current, 5),
+                            "seconds": round(epoch_time, 2)})
+            if progress:
+                progress(min(1.0, epoch / epochs), f"epoch {epoch}/{epochs}: loss {train_loss:.3f}, validation "
+                                                   f"{current:.3f}")
+    finally:
+        for m in frozen:
+            m.requires_grad_(True)
+    model.eval()
+    last = history[-1]
+    return {"epochs": sum(h["epoch"] > 0 for h in history), "best_epoch": last["epoch"],
+            "best_val_loss": last["val_loss"], "stopped": reason, "epochs_after_replanning": planned,
+            "seconds": round(time.monotonic() - start, 2),
+            "cache_s": round(cache_s, 2), "frozen_blocks": k, "history": history}

@@ -16,6 +16,15 @@ MAX_FINE_TUNE_EPOCHS = 40
 # training plans its epoch count from the budget with these fixed numbers, so the same data and seed give the
 # same model; the measured clock only cuts training short when the machine is slower than planned.
 FINE_TUNE_SECONDS_PER_IMAGE = {"lite0": 0.15, "lite1": 0.22, "lite2": 0.35}
+# Partial fine-tuning (recipes with ``frozen_blocks``), per training image at the backbone's native size: caching
+# the frozen stages' maps of the image and its mirror (once), and one epoch on those maps. Measured for Lite2 with
+# 4 frozen stages at 320 px on a quiet 2-core machine: 0.09 s per image and view to cache, 0.072 s per image-epoch
+# (benchmarks/training.md); planned with some headroom.
+# Only Lite2's recipes fine-tune partially (cvlab.recipes); the measured 0.059 and 0.048 s at 260 px, planned
+# at 1.5x and 1.25x.
+PARTIAL_CACHE_SECONDS_PER_IMAGE = {"lite2": 0.09}
+PARTIAL_SECONDS_PER_IMAGE = {"lite2": 0.06}
+MAX_PARTIAL_EPOCHS = 16
 
 
 def _targets(plan: Plan, images) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +74,8 @@ def train_classification(ws, plan: Plan, iteration, bar: Progress, cancelled) ->
 
     from cvlab import embeddings, recipes
     from cvlab.nets.backbones import spec
-    from cvlab.nets.classifier import Classifier, fine_tune, head_probabilities, predict, set_head
+    from cvlab.nets.classifier import (Classifier, fine_tune, fit_linear_head, head_probabilities,
+                                       partial_fine_tune, predict, set_head)
     from cvlab.nets.preprocess import Preprocessing
 
     recipe = recipes.for_domain(plan.domain)
@@ -78,6 +88,7 @@ def train_classification(ws, plan: Plan, iteration, bar: Progress, cancelled) ->
                        feature_norm=quick_norm if plan.training_type == "Regular" else "l2")
     y, truth = _targets(plan, plan.train)
     timings, records, extra = {}, [], {}
+    frozen_blocks = 0  # Advanced with a partial recipe sets it
 
     if plan.training_type == "Regular":
         folds = _folds(plan, y)
@@ -93,6 +104,8 @@ def train_classification(ws, plan: Plan, iteration, bar: Progress, cancelled) ->
                                  f"(C = {q['details']['C']} chosen by it)")
     else:
         t0 = time.monotonic()
+        ft = dict(recipe.fine_tune)
+        frozen_blocks, size = int(ft.pop("frozen_blocks", 0)), int(ft.pop("size", size))  # partial: its own size
         pre = Preprocessing(size=size)
 
         def pixels(images):
@@ -110,11 +123,26 @@ def train_classification(ws, plan: Plan, iteration, bar: Progress, cancelled) ->
         w, b, c = recipes.probe_on(ws, recipe, [plan.train[i] for i in tr], y[tr], multilabel, model, plan.seed,
                                    cancelled)
         set_head(model, w, b)
-        probe_val = predict(model, x_all[va]).numpy()
-        epochs = planned_epochs(recipe, len(tr), budget)
-        info = fine_tune(model, x_all[tr], yt[tr], x_all[va], yt[va], time_budget_s=budget, seed=plan.seed,
-                         max_epochs=epochs, progress=lambda f, m: bar(0.02 + 0.9 * f, m), cancel=cancelled,
-                         **recipe.fine_tune)
+        # the probe as Quick would run it: the recipe's embeddings of the validation images
+        probe_val = head_probabilities(model, embeddings.embed_images(ws, [plan.train[i] for i in va], bb.name,
+                                                                      recipe.size)) \
+            if len(va) else np.zeros((0, len(plan.tags)), np.float32)
+        if frozen_blocks:
+            epochs = planned_partial_epochs(bb.name, size, len(tr), len(va), budget)
+
+            def head_init(features):  # LP-FT at this input size: the probe's C, refitted on these features
+                return fit_linear_head(recipes.normalise(features), y[tr], multilabel, model.head.out_features,
+                                       plan.seed, C=c, standardize=False)
+
+            info = partial_fine_tune(model, x_all[tr], yt[tr], x_all[va], yt[va], frozen_blocks=frozen_blocks,
+                                     epochs=epochs, time_budget_s=budget, seed=plan.seed, head_init=head_init,
+                                     progress=lambda f, m: bar(0.02 + 0.9 * f, m), cancel=cancelled)
+            info["size"] = size
+        else:
+            epochs = planned_epochs(recipe, len(tr), budget)
+            info = fine_tune(model, x_all[tr], yt[tr], x_all[va], yt[va], time_budget_s=budget, seed=plan.seed,
+                             max_epochs=epochs, progress=lambda f, m: bar(0.02 + 0.9 * f, m), cancel=cancelled,
+                             **ft)
         info["planned_epochs"] = epochs
         timings["fine_tune_s"] = info["seconds"]
         val_probs = predict(model, x_all[va]).numpy()
@@ -139,11 +167,12 @@ def train_classification(ws, plan: Plan, iteration, bar: Progress, cancelled) ->
                                          f"{len(plan.train)} images as Quick training does.")
             model = Classifier(bb.name, len(plan.tags), multilabel=multilabel, negative_index=neg,
                                feature_norm=quick_norm)
+            size = recipe.size  # Quick's model, Quick's input size
             extra["feature_norm"] = quick_norm
             set_head(model, *recipes.probe_on(ws, recipe, plan.train, y, multilabel, model, plan.seed,
                                               cancelled)[:2])
             val_probs = probe_val
-            hold_probs = head_probabilities(model, embeddings.embed_images(ws, plan.holdout, bb.name, size)) \
+            hold_probs = head_probabilities(model, embeddings.embed_images(ws, plan.holdout, bb.name, recipe.size)) \
                 if plan.holdout else np.zeros((0, len(plan.tags)), np.float32)
         extra["fine_tune"]["kept"] = "fine_tuned" if kept else "probe"
         for im, row in zip([plan.train[i] for i in va], _prediction_rows(plan, val_probs)):
@@ -154,18 +183,21 @@ def train_classification(ws, plan: Plan, iteration, bar: Progress, cancelled) ->
                   "(also used for early stopping and to choose between the fine-tuned network and the probe)")
         extra["validation_image_ids"] = [plan.train[i].id for i in va]
     notes = [extra.get("training_details"),
-             recipes.near_duplicate_note(embeddings.embed_images(ws, plan.train, bb.name, size), truth,
+             recipes.near_duplicate_note(embeddings.embed_images(ws, plan.train, bb.name, recipe.size), truth,
                                          [t.name for t in plan.tags])]
-    if plan.training_type != "Regular":
+    if plan.training_type != "Regular" and not frozen_blocks:
         notes.append(recipes.budget_note(recipe, len(tr), plan.budget_hours * plan.seconds_per_budget_hour,
                                          FINE_TUNE_SECONDS_PER_IMAGE))
+    elif plan.training_type != "Regular":
+        notes.append(partial_budget_note(bb.name, size, len(tr), len(va),
+                                         plan.budget_hours * plan.seconds_per_budget_hour))
     if any(notes):
         extra["training_details"] = " ".join(n for n in notes if n)
     for im, row in zip(plan.holdout, _prediction_rows(plan, hold_probs)):
         records.append({"image_id": im.id, "split": "holdout", "fold": None, "truth": _truth_cls(plan, im),
                         "predictions": row})
     bar(0.97, "saving")
-    preprocessing = Preprocessing(size=size)
+    preprocessing = Preprocessing(size=size)  # Quick's, or the fine-tuned network's own (partial recipes)
     return save(ws, plan, iteration, model, records, k, scheme, preprocessing, timings, extra,
                  head="sigmoid" if multilabel else "softmax", backbone=bb.name)
 
@@ -176,3 +208,28 @@ def planned_epochs(recipe_or_backbone, n_train: int, budget_s: float) -> int:
 
     return recipes.planned_epochs(recipe_or_backbone, n_train, budget_s, FINE_TUNE_SECONDS_PER_IMAGE,
                                   MAX_FINE_TUNE_EPOCHS)
+
+
+def _partial_costs(backbone: str, size: int, n_train: int, n_val: int) -> tuple[float, float]:
+    """Planned (caching seconds, seconds per epoch) of partial fine-tuning at ``size`` px."""
+    from cvlab.nets.backbones import spec
+
+    scale = (size / spec(backbone).input_size) ** 2
+    cache = PARTIAL_CACHE_SECONDS_PER_IMAGE[backbone] * scale * (2 * n_train + n_val)
+    return cache, PARTIAL_SECONDS_PER_IMAGE[backbone] * scale * max(n_train, 1)
+
+
+def planned_partial_epochs(backbone: str, size: int, n_train: int, n_val: int, budget_s: float) -> int:
+    """Epochs of partial fine-tuning that fit the budget after caching (at least 1, at most MAX_PARTIAL_EPOCHS)."""
+    cache, epoch = _partial_costs(backbone, size, n_train, n_val)
+    return int(min(MAX_PARTIAL_EPOCHS, max(1, (budget_s - cache) // epoch)))
+
+
+def partial_budget_note(backbone: str, size: int, n_train: int, n_val: int, budget_s: float) -> str | None:
+    """Training details when the budget cannot pay for caching plus one epoch of partial fine-tuning."""
+    cache, epoch = _partial_costs(backbone, size, n_train, n_val)
+    if budget_s >= cache + epoch:
+        return None
+    return (f"The reserved budget ({budget_s:g} s of lab time) is less than caching the frozen stages plus one "
+            f"fine-tuning epoch of {n_train} images with this domain's recipe (about {cache + epoch:.0f} s planned), "
+            "so fine-tuning was cut short. Reserve more budget hours, or train Quick.")
