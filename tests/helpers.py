@@ -381,11 +381,16 @@ def run_cell(page, i: int, attempts: int = 3) -> None:
     """Click into cell i's editor (focus), Shift+Enter, and wait until it has an execution count.
 
     A request sent while a fresh kernel is still settling is sometimes never executed (the cell stays `[*]` while
-    the kernel reports Idle); the cells here are idempotent, so such a lost request is simply sent again."""
+    the kernel reports Idle); the cells here are idempotent, so such a lost request is simply sent again, after
+    reloading the page: a fresh-clone CI run lost all three resends on one connection (the cell stayed `[*]`,
+    kernel Idle), and a reload opens a new connection to the same kernel."""
     cell = page.locator(".jp-Notebook .jp-CodeCell").nth(i)
     prompt = cell.locator(".jp-InputPrompt").first
     ran = lambda: any(ch.isdigit() for ch in prompt.inner_text())  # noqa: E731
     for attempt in range(1, attempts + 1):
+        if attempt > 1:
+            page.reload()
+            wait_for_idle_kernel(page)
         cell.locator(".cm-content").click()
         page.keyboard.press("Shift+Enter")
         try:
