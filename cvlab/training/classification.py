@@ -16,12 +16,10 @@ MAX_FINE_TUNE_EPOCHS = 40
 # training plans its epoch count from the budget with these fixed numbers, so the same data and seed give the
 # same model; the measured clock only cuts training short when the machine is slower than planned.
 FINE_TUNE_SECONDS_PER_IMAGE = {"lite0": 0.15, "lite1": 0.22, "lite2": 0.35}
-# Partial fine-tuning (recipes with ``frozen_blocks``), per training image at the backbone's native size: caching
-# the frozen stages' maps of the image and its mirror (once), and one epoch on those maps. Measured for Lite2 with
-# 4 frozen stages at 320 px on a quiet 2-core machine: 0.09 s per image and view to cache, 0.072 s per image-epoch
-# (benchmarks/training.md); planned with some headroom.
-# Only Lite2's recipes fine-tune partially (cvlab.recipes); the measured 0.059 and 0.048 s at 260 px, planned
-# at 1.5x and 1.25x.
+# Partial fine-tuning (recipes with ``frozen_blocks``; only Lite2's, cvlab.recipes), per training image at the
+# backbone's native size: caching the frozen stages' maps of one view, and one epoch on those maps. Measured with 4
+# frozen stages at 320 px on a quiet 2-core machine, 0.09 and 0.072 s (0.059 and 0.048 s at Lite2's 260 px);
+# planned at 1.5x and 1.25x (benchmarks/training.md).
 PARTIAL_CACHE_SECONDS_PER_IMAGE = {"lite2": 0.09}
 PARTIAL_SECONDS_PER_IMAGE = {"lite2": 0.06}
 MAX_PARTIAL_EPOCHS = 16
