@@ -205,7 +205,7 @@ def test_partial_fine_tuning_trains_only_the_later_stages_of_an_ordinary_classif
     import torch
     from cvlab.nets import classifier
 
-    def run():
+    def run(cached=False):
         torch.manual_seed(0)
         model = classifier.Classifier("lite0", 2, feature_norm="l2").eval()
         g = torch.Generator().manual_seed(1)
@@ -215,7 +215,9 @@ def test_partial_fine_tuning_trains_only_the_later_stages_of_an_ordinary_classif
             same = torch.allclose(classifier._back(model, classifier._front(model, x.float(), 3), 3),
                                   model.logits(x.float()), atol=1e-5)
         before = {k: v.clone() for k, v in model.state_dict().items()}
-        info = classifier.partial_fine_tune(model, x[:8], y[:8], x[8:], y[8:], frozen_blocks=3, epochs=3,
+        maps = classifier.cache_frozen_maps(model, x, 3) if cached else None  # the refit's way: cached once
+        info = classifier.partial_fine_tune(model, maps[:8] if cached else x[:8], y[:8],
+                                            maps.plain[8:] if cached else x[8:], y[8:], frozen_blocks=3, epochs=3,
                                             time_budget_s=600, seed=2,
                                             head_init=lambda f: (np.zeros((2, f.shape[1]), np.float32),
                                                                  np.zeros(2, np.float32)))
@@ -232,6 +234,8 @@ def test_partial_fine_tuning_trains_only_the_later_stages_of_an_ordinary_classif
     assert float(after["head.weight"].abs().sum()) > 0
     again = run()[2]
     assert all(torch.equal(after[k], again[k]) for k in after)
+    from_cache = run(cached=True)[2]
+    assert all(torch.equal(after[k], from_cache[k]) for k in after)
     with pytest.raises(ValueError, match="frozen_blocks"):
         classifier.partial_fine_tune(classifier.Classifier("lite0", 2), torch.zeros(1, 3, 64, 64, dtype=torch.uint8),
                                      torch.tensor([0]), None, None, frozen_blocks=7, epochs=1, time_budget_s=1)
@@ -257,7 +261,9 @@ def test_advanced_on_general_fine_tunes_partially_and_ships_a_working_model(tmp_
     info = json.loads((ws.iteration_dir(it.id) / "iteration.json").read_text())
     ft = info["fine_tune"]
     assert ft["frozen_blocks"] == 4 and ft["size"] == 320 and ft["epochs"] >= 1
-    assert ft["planned_epochs"] == training.classification.planned_partial_epochs("lite2", 320, 9, 3, 30)
+    planned, refit = training.classification.planned_partial_epochs("lite2", 320, 9, 3, 30)
+    assert ft["planned_epochs"] == planned
+    assert ("refit" in ft) == (ft["kept"] == "fine_tuned" and refit > 0)
     size = info["preprocessing"]["size"]
     assert size == (320 if ft["kept"] == "fine_tuned" else 260)
     said = "Fine-tuned network kept" if ft["kept"] == "fine_tuned" else "kept the probe"
@@ -270,9 +276,13 @@ def test_partial_fine_tuning_plans_its_epochs_from_fixed_costs():
     """The same data and budget give the same plan on every machine; a budget below caching + one epoch is said."""
     from cvlab.training import classification as cls
 
-    assert cls.planned_partial_epochs("lite2", 320, 120, 30, 240) == cls.MAX_PARTIAL_EPOCHS
-    assert cls.planned_partial_epochs("lite2", 320, 120, 30, 60) < cls.MAX_PARTIAL_EPOCHS
-    assert cls.planned_partial_epochs("lite2", 320, 120, 30, 1) == 1
+    # 4 budget-hours at 60 s: the full first cycle and the refit on all images
+    assert cls.planned_partial_epochs("lite2", 320, 120, 30, 240) == (cls.MAX_PARTIAL_EPOCHS, cls.PARTIAL_REFIT_EPOCHS)
+    first, refit = cls.planned_partial_epochs("lite2", 320, 120, 30, 60)
+    assert 1 <= first < cls.MAX_PARTIAL_EPOCHS and 0 <= refit <= cls.PARTIAL_REFIT_EPOCHS
+    assert cls.planned_partial_epochs("lite2", 320, 120, 30, 1) == (1, 0)
+    assert cls.planned_partial_epochs("lite2", 320, 150, 0, 240)[1] == 0  # no validation images: nothing to add
+    assert cls.planned_partial_epochs("lite2", 320, 120, 30, 240, refit=False) == (cls.MAX_PARTIAL_EPOCHS, 0)
     assert cls.partial_budget_note("lite2", 320, 120, 30, 240) is None
     assert "less than caching the frozen stages" in cls.partial_budget_note("lite2", 320, 120, 30, 5)
 

@@ -317,12 +317,32 @@ def frozen_maps(model: Classifier, x: torch.Tensor, k: int, mirror: bool = False
     return torch.cat(out) if out else torch.zeros(0)
 
 
-def partial_fine_tune(model: Classifier, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor | None,
-                      val_y: torch.Tensor | None, *, frozen_blocks: int, epochs: int, time_budget_s: float,
-                      seed: int = 0, lr: float = PARTIAL_LR, batch_size: int = PARTIAL_BATCH, head_init=None,
-                      progress=None, cancel=None) -> dict:
+class FrozenMaps:
+    """The cached maps after the frozen stages of a set of images, as they are and mirrored (float16)."""
+
+    def __init__(self, plain: torch.Tensor, mirror: torch.Tensor):
+        self.plain, self.mirror = plain, mirror
+
+    def __getitem__(self, rows) -> "FrozenMaps":  # one cache serves the training part and all images alike
+        return FrozenMaps(self.plain[rows], self.mirror[rows])
+
+    def __len__(self) -> int:
+        return len(self.plain)
+
+
+def cache_frozen_maps(model: Classifier, x: torch.Tensor, frozen_blocks: int) -> FrozenMaps:
+    """The maps partial fine-tuning trains on, computed once: the frozen stages never change."""
+    model.eval()
+    return FrozenMaps(frozen_maps(model, x, frozen_blocks), frozen_maps(model, x, frozen_blocks, mirror=True))
+
+
+def partial_fine_tune(model: Classifier, train_x, train_y: torch.Tensor, val_x, val_y: torch.Tensor | None, *,
+                      frozen_blocks: int, epochs: int, time_budget_s: float, seed: int = 0, lr: float = PARTIAL_LR,
+                      batch_size: int = PARTIAL_BATCH, head_init=None, progress=None, cancel=None) -> dict:
     """Advanced training on cached maps: train the trunk after stage ``frozen_blocks``, the last conv and the head.
 
+    ``train_x``: uint8 pixels [N, 3, S, S] or their FrozenMaps (cache_frozen_maps; a second run on the same
+    images then skips the caching); ``val_x``: pixels, their maps after stage ``frozen_blocks``, or None.
     Augmentation on the cached maps: the image or its mirror, and a shift by up to one map cell (16 px at stride
     16). One-cycle learning rate over ``epochs`` (planned from the budget by the caller, so the same data and seed
     give the same model; a machine slower than planned re-plans fewer epochs after the first, so the decay still
@@ -338,12 +358,15 @@ def partial_fine_tune(model: Classifier, train_x: torch.Tensor, train_y: torch.T
         raise ValueError(f"frozen_blocks must be between 1 and {len(model.trunk.blocks) - 1}, got {frozen_blocks}")
     start = time.monotonic()
     model.eval()
-    maps = (frozen_maps(model, train_x, k), frozen_maps(model, train_x, k, mirror=True))
-    val_maps = frozen_maps(model, val_x, k) if val_x is not None and len(val_x) else None
+    maps = train_x if isinstance(train_x, FrozenMaps) else cache_frozen_maps(model, train_x, k)
+    if val_x is None or not len(val_x):
+        val_maps = None
+    else:
+        val_maps = val_x if val_x.dtype != torch.uint8 else frozen_maps(model, val_x, k)
     if head_init is not None:
         with torch.inference_mode():
-            feats = torch.cat([_pooled(model, maps[0][i:i + EVAL_BATCH].float(), k)
-                               for i in range(0, len(maps[0]), EVAL_BATCH)])
+            feats = torch.cat([_pooled(model, maps.plain[i:i + EVAL_BATCH].float(), k)
+                               for i in range(0, len(maps), EVAL_BATCH)])
         set_head(model, *head_init(feats.numpy()))
     cache_s = time.monotonic() - start
 
@@ -353,7 +376,7 @@ def partial_fine_tune(model: Classifier, train_x: torch.Tensor, train_y: torch.T
     body = [p for m in (*model.trunk.blocks[k:], model.trunk.conv_head, model.trunk.bn2) for p in m.parameters()]
     optimizer = torch.optim.AdamW([{"params": body, "lr": lr}, {"params": list(model.head.parameters()), "lr": 3 * lr}],
                                   weight_decay=1e-4)
-    steps_per_epoch = max(1, -(-len(train_x) // batch_size))
+    steps_per_epoch = max(1, -(-len(maps) // batch_size))
     peaks = [lr, 3 * lr]
 
     def set_lr(step: int, total: int) -> None:
@@ -391,14 +414,14 @@ def partial_fine_tune(model: Classifier, train_x: torch.Tensor, train_y: torch.T
             t0 = time.monotonic()
             model.train()
             _freeze_batchnorm(model)
-            order = torch.randperm(len(train_x), generator=gen)
+            order = torch.randperm(len(maps), generator=gen)
             running = 0.0
             for i in range(0, len(order), batch_size):
                 if cancel is not None and cancel():
                     raise InterruptedError("Cancelled")
                 idx = order[i:i + batch_size]
                 flip = torch.rand(len(idx), generator=gen) < 0.5
-                m = torch.where(flip.view(-1, 1, 1, 1), maps[1][idx], maps[0][idx]).float()
+                m = torch.where(flip.view(-1, 1, 1, 1), maps.mirror[idx], maps.plain[idx]).float()
                 dy, dx = (int(v) for v in torch.randint(-1, 2, (2,), generator=gen))
                 m = torch.roll(m, shifts=(dy, dx), dims=(2, 3))
                 set_lr(step, planned * steps_per_epoch)
