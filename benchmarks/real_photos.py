@@ -379,6 +379,13 @@ def detection(domain_name: str, training_type: str, budget: int, min_probability
         fmt = lambda v: None if v is None or str(v) == "n/a" else round(float(v), 4)  # noqa: E731
         out["heldout_mAP@0.5"] = fmt(perf.average_precision)
         out["heldout_per_tag_AP"] = {t.name: fmt(t.average_precision) for t in perf.per_tag_performance}
+        info = json.loads((Path(ws.iteration_dir(it.id)) / "iteration.json").read_text())
+        fit = info.get("fit", {})
+        out["fit"] = {k: fit.get(k) for k in ("mode", "epochs", "seconds", "kept", "validation_mAP")}
+        for part in ("quick", "advanced"):
+            if isinstance(fit.get(part), dict):
+                out["fit"][part] = {k: fit[part].get(k) for k in ("epochs", "seconds", "stopped_by_time_budget")}
+        out["training_details"] = info.get("training_details")
         pred = Predictor.load(ws, it.id)
         for name in ("produce.jpg", "IMG_TEST_OBJECTS.jpg"):
             found = pred.predict((FRUIT / "detection" / name).read_bytes())

@@ -12,6 +12,7 @@ are passed as ``holdout=`` so they are never trained on):
 - subtle-advanced: Advanced classification on the same ``parts-subtle`` data (compare with subtle-quick)
 - site-quick:      Quick object detection, 60 training + 60 held-out ``site`` images
 - parts-advanced, multilabel-quick, multilabel-advanced: the same sizes on ``parts`` and ``parts-multilabel``
+- site-advanced:   Advanced object detection on the same ``site`` data (compare with site-quick)
   (multilabel F1: each tag at probability >= 0.5)
 The ONNX trunk is built before the clock starts (once per machine, cached; ``cvlab.embeddings.prepare``).
 Targets (2-core laptop): Quick classification <= 30 s with held-out macro F1 >= 0.90; Advanced within budget
@@ -37,6 +38,7 @@ SCENARIOS = {
     "multilabel-quick": dict(dataset="parts-multilabel", train=150, holdout=100, training_type="Regular"),
     "multilabel-advanced": dict(dataset="parts-multilabel", train=150, holdout=100, training_type="Advanced"),
     "site-quick": dict(dataset="site", train=60, holdout=60, training_type="Regular"),
+    "site-advanced": dict(dataset="site", train=60, holdout=60, training_type="Advanced"),
 }
 DEFAULT_ONLY = "parts-quick,subtle-quick,subtle-advanced,multilabel-quick,site-quick"
 # Azure's default classification domain (General: Lite2 at 260 px; on parts it beats compact Lite0, 0.91 vs
@@ -145,6 +147,11 @@ def _run_scenario(tmp: Path, name: str, budget: int, domain: str | None, seed: i
         out["fine_tune"] = {k: ft.get(k) for k in ("epochs", "best_epoch", "stopped", "seconds", "kept",
                                                    "validation")}
         out["training_details"] = info.get("training_details")
+        if "fit" in info:  # detection: the Quick head, then fine-tuning from it, and which the gate kept
+            fit = info["fit"]
+            out["fit"] = {"kept": fit.get("kept"), "validation_mAP": fit.get("validation_mAP"),
+                          **{part: {k: fit[part].get(k) for k in ("epochs", "seconds")}
+                             for part in ("quick", "advanced") if isinstance(fit.get(part), dict)}}
     if it.status == "Completed":
         if meta.project_type == "Classification":
             out.update(_macro_f1(ws, p.id, it.id, meta.classification_type == "Multilabel"))

@@ -3,11 +3,36 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from .outputs import jsonable, save
 from .plan import Plan, validation_split
 from .progress import Progress
 
 DETECTION_SIZE = 320
+# Advanced detection trains the Quick head first (cached trunk features, cheap) with at most this share of the
+# budget, then fine-tunes the whole detector from it with the rest, unless less than MIN_FINE_TUNE_SHARE is left
+# (cvlab-only; benchmarks/training.md)
+QUICK_SHARE = 0.75
+MIN_FINE_TUNE_SHARE = 0.2
+
+
+def _validation_map(detector, model, images, targets, n_tags: int):
+    """mAP@0.5 of the detector on the validation images (None when they hold no box)."""
+    from cvlab import metrics
+
+    if not images:
+        return None
+    ti, tt, tb, pi, pt, ps, pb = [], [], [], [], [], [], []
+    for i, (found, truth) in enumerate(zip(detector.detect(model, images), targets)):
+        for c, l, t, w, h in truth:
+            ti.append(i), tt.append(c), tb.append([l, t, w, h])
+        for c, p, l, t, w, h in found:
+            if w > 0 and h > 0:
+                pi.append(i), pt.append(c), ps.append(p), pb.append([l, t, w, h])
+    m = metrics.DetectionMatcher(ti, tt, np.array(tb, float).reshape(-1, 4), pi, pt, np.array(ps, float),
+                                 np.array(pb, float).reshape(-1, 4)).mean_average_precision(n_tags)
+    return round(float(m), 4) if metrics.is_defined(m) else None
 
 
 def _rarest_tag_strata(tags, images) -> list[int]:
@@ -39,13 +64,43 @@ def train_detection(ws, plan: Plan, iteration, bar: Progress, cancelled) -> dict
     model = detector.build_detector(len(plan.tags), size=recipe.size, seed=plan.seed)
     train_images = [open_training_image(ws, plan.train[i]) for i in tr]
     budget = plan.budget_hours * plan.seconds_per_budget_hour if plan.training_type == "Advanced" else None
+    train_targets = [targets(plan.train[i]) for i in tr]
     bar(0.02, "training the detector")
-    info = detector.fit_detector(model, train_images, [targets(plan.train[i]) for i in tr],
-                                 advanced=plan.training_type == "Advanced", time_budget_s=budget,
-                                 epochs=plan.detection_epochs or (None if budget else recipe.quick_epochs),
-                                 scale=recipe.advanced_scale,
-                                 seed=plan.seed, progress=lambda f, m="": bar(0.02 + 0.85 * f, m),
-                                 cancel=cancelled)
+    quick = detector.fit_detector(model, train_images, train_targets, advanced=False,  # Quick, or Advanced's start
+                                  time_budget_s=None if budget is None else QUICK_SHARE * budget,
+                                  epochs=plan.detection_epochs or recipe.quick_epochs, seed=plan.seed,
+                                  progress=lambda f, m="": bar(0.02 + (0.85 if budget is None else 0.3) * f, m),
+                                  cancel=cancelled)
+    info = quick
+    details = None
+    left = None if budget is None else budget - (time.monotonic() - t0)
+    if budget is not None and not cancelled() and left < MIN_FINE_TUNE_SHARE * budget:
+        info = dict(quick, kept="quick")
+        details = (f"The Quick head took {budget - left:.0f} s of the {budget:g} s budget, too little was left to "
+                   "fine-tune the whole detector: kept the Quick-trained detector. Reserve more budget hours.")
+    elif budget is not None and not cancelled():
+        # Advanced = LP-FT for the detector: fine-tune everything, with box-aware augmentation, from the Quick
+        # head for the rest of the budget; keep it only if it beats the Quick model on the validation split
+        val_images = [open_training_image(ws, plan.train[i]) for i in va]
+        val_targets = [targets(plan.train[i]) for i in va]
+        quick_state = {k: v.clone() for k, v in model.state_dict().items()}
+        tuned = detector.fit_detector(model, train_images, train_targets, advanced=True, time_budget_s=left,
+                                      epochs=plan.detection_epochs, scale=recipe.advanced_scale, seed=plan.seed,
+                                      progress=lambda f, m="": bar(0.32 + 0.55 * f, m), cancel=cancelled)
+        scores = {"fine_tuned": _validation_map(detector, model, val_images, val_targets, len(plan.tags))}
+        tuned_state = {k: v.clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(quick_state)
+        scores["quick"] = _validation_map(detector, model, val_images, val_targets, len(plan.tags))
+        kept = scores["fine_tuned"] is not None and (scores["quick"] is None or scores["fine_tuned"] > scores["quick"])
+        if kept:
+            model.load_state_dict(tuned_state)
+        info = dict(tuned if kept else quick, quick=jsonable(quick), advanced=jsonable(tuned),
+                    validation_mAP=scores, kept="fine_tuned" if kept else "quick")
+        fmt = lambda v: "undefined" if v is None else f"{v:.3f}"  # noqa: E731
+        details = (f"Fine-tuned detector kept: validation mAP@0.5 {fmt(scores['fine_tuned'])} against the Quick "
+                   f"head's {fmt(scores['quick'])}." if kept else
+                   f"Fine-tuning did not beat the Quick head on the validation split (mAP@0.5 "
+                   f"{fmt(scores['fine_tuned'])} against {fmt(scores['quick'])}): kept the Quick-trained detector.")
     timings["fit_s"] = round(time.monotonic() - t0, 2)
     if cancelled():
         raise InterruptedError("Cancelled")
@@ -68,5 +123,7 @@ def train_detection(ws, plan: Plan, iteration, bar: Progress, cancelled) -> dict
               "detector")
     extra = {"fit": jsonable(info), "validation_image_ids": [plan.train[i].id for i in va],
              "recipe": recipe.to_dict()}
+    if details:
+        extra["training_details"] = details
     return save(ws, plan, iteration, model, records, 1, scheme, Preprocessing(size=recipe.size), timings,
                  extra, head="detector", backbone="lite0")
