@@ -12,7 +12,8 @@ from cvlab.datasets.swatches import disc_scene
 from helpers import OD_COMPACT
 
 
-def test_detection_needs_15_images_per_tag(tmp_path):
+def _disc_project(tmp_path, n: int):
+    """A workspace with a compact detection project of ``n`` disc scenes, one 'disc' box each."""
     import cvlab
     from cvlab.workspace import ImageEntry
 
@@ -20,12 +21,16 @@ def test_detection_needs_15_images_per_tag(tmp_path):
     p = ws.create_project("discs", domain_id=OD_COMPACT)
     tag = ws.create_tag(p.id, "disc")
     entries = []
-    for i in range(14):
+    for i in range(n):
         data, (l, t, w, h) = disc_scene(i)
         entries.append(ImageEntry(data=data, name=f"d{i}.jpg",
                                   regions=[{"tag_id": tag.id, "left": l, "top": t, "width": w, "height": h}]))
-    few = ws.create_images(p.id, entries)
-    assert few.is_batch_successful
+    assert ws.create_images(p.id, entries).is_batch_successful
+    return ws, p
+
+
+def test_detection_needs_15_images_per_tag(tmp_path):
+    ws, p = _disc_project(tmp_path, 14)
     with pytest.raises(CvlabError) as e:  # 14 < 15 images per tag
         training.train_project(ws, p.id)
     assert e.value.code == "BadRequestDetectionTrainingValidationFailed" and "'disc' has 14" in e.value.message
@@ -99,20 +104,9 @@ def test_advanced_detection_starts_from_the_quick_head_and_keeps_the_better_on_v
     """Advanced detection trains the Quick head first, fine-tunes everything from it with the rest of the budget,
     and ships whichever scores the higher validation mAP@0.5 (issue 19: at one budget hour, fine-tuning from an
     untrained head shipped 0.47 against Quick's 1.00 on the fruit photos); the training details say which."""
-    import cvlab
-    from cvlab.workspace import ImageEntry
-
     monkeypatch.setenv("CVLAB_SECONDS_PER_BUDGET_HOUR", "20")
     monkeypatch.setenv("CVLAB_DETECTION_EPOCHS", "2")
-    ws = cvlab.Workspace(tmp_path / "ws")
-    p = ws.create_project("discs", domain_id=OD_COMPACT)
-    tag = ws.create_tag(p.id, "disc")
-    entries = []
-    for i in range(15):
-        data, (l, t, w, h) = disc_scene(i)
-        entries.append(ImageEntry(data=data, name=f"d{i}.jpg",
-                                  regions=[{"tag_id": tag.id, "left": l, "top": t, "width": w, "height": h}]))
-    assert ws.create_images(p.id, entries).is_batch_successful
+    ws, p = _disc_project(tmp_path, 15)
     it = training.train_project(ws, p.id, training_type="Advanced", reserved_budget_in_hours=1, seed=0,
                                 show_progress=False)
     assert it.status == "Completed", it.training_error_details
