@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
 from .outputs import jsonable, save
 from .plan import Plan, validation_split
 from .progress import Progress
@@ -17,21 +15,15 @@ QUICK_SHARE = 0.75
 MIN_FINE_TUNE_SHARE = 0.2
 
 
-def _validation_map(detector, model, images, targets, n_tags: int):
-    """mAP@0.5 of the detector on the validation images (None when they hold no box)."""
+def _validation_map(plan: Plan, records: list[dict]):
+    """mAP@0.5 of evaluation records, as the Performance page computes it (None when it is undefined)."""
     from cvlab import metrics
+    from cvlab.performance import performance_from_records
 
-    if not images:
+    if not records:
         return None
-    ti, tt, tb, pi, pt, ps, pb = [], [], [], [], [], [], []
-    for i, (found, truth) in enumerate(zip(detector.detect(model, images), targets)):
-        for c, l, t, w, h in truth:
-            ti.append(i), tt.append(c), tb.append([l, t, w, h])
-        for c, p, l, t, w, h in found:
-            if w > 0 and h > 0:
-                pi.append(i), pt.append(c), ps.append(p), pb.append([l, t, w, h])
-    m = metrics.DetectionMatcher(ti, tt, np.array(tb, float).reshape(-1, 4), pi, pt, np.array(ps, float),
-                                 np.array(pb, float).reshape(-1, 4)).mean_average_precision(n_tags)
+    tags = [{"id": t.id, "name": t.name, "type": t.type} for t in plan.tags]
+    m = performance_from_records(records, tags, "ObjectDetection").average_precision
     return round(float(m), 4) if metrics.is_defined(m) else None
 
 
@@ -60,6 +52,24 @@ def train_detection(ws, plan: Plan, iteration, bar: Progress, cancelled) -> dict
 
     recipe = recipes.for_domain(plan.domain)
     tr, va = validation_split(plan, _rarest_tag_strata(plan.tags, plan.train))
+    val_images = [plan.train[i] for i in va]
+    val_pixels = [open_training_image(ws, im) for im in val_images]  # decoded once: Advanced detects them twice
+
+    def evaluate(images, pixels, split: str) -> list[dict]:
+        """Evaluation records of the current detector on these images (one split)."""
+        records = []
+        for im, dets in zip(images, detector.detect(model, pixels) if images else []):
+            truth_regions = [{"tag_id": r.tag_id, "left": r.left, "top": r.top, "width": r.width,
+                              "height": r.height} for r in im.regions if r.tag_id in index]
+            records.append({
+                "image_id": im.id, "split": split, "fold": 0 if split == "cv" else None,
+                "truth": {"tag_ids": sorted({r["tag_id"] for r in truth_regions}), "regions": truth_regions},
+                "predictions": [{"tag_id": plan.tags[c].id, "probability": float(p),
+                                 "bounding_box": {"left": float(l), "top": float(t), "width": float(w),
+                                                  "height": float(h)}}
+                                for c, p, l, t, w, h in dets if w > 0 and h > 0]})  # drop degenerate boxes
+        return records
+
     timings, t0 = {}, time.monotonic()
     model = detector.build_detector(len(plan.tags), size=recipe.size, seed=plan.seed)
     train_images = [open_training_image(ws, plan.train[i]) for i in tr]
@@ -71,8 +81,7 @@ def train_detection(ws, plan: Plan, iteration, bar: Progress, cancelled) -> dict
                                   epochs=plan.detection_epochs or recipe.quick_epochs, seed=plan.seed,
                                   progress=lambda f, m="": bar(0.02 + (0.85 if budget is None else 0.3) * f, m),
                                   cancel=cancelled)
-    info = quick
-    details = None
+    info, details, val_records = quick, None, None
     left = None if budget is None else budget - (time.monotonic() - t0)
     if budget is not None and not cancelled() and left < MIN_FINE_TUNE_SHARE * budget:
         info = dict(quick, kept="quick")
@@ -81,19 +90,19 @@ def train_detection(ws, plan: Plan, iteration, bar: Progress, cancelled) -> dict
     elif budget is not None and not cancelled():
         # Advanced = LP-FT for the detector: fine-tune everything, with box-aware augmentation, from the Quick
         # head for the rest of the budget; keep it only if it beats the Quick model on the validation split
-        val_images = [open_training_image(ws, plan.train[i]) for i in va]
-        val_targets = [targets(plan.train[i]) for i in va]
         quick_state = {k: v.clone() for k, v in model.state_dict().items()}
         tuned = detector.fit_detector(model, train_images, train_targets, advanced=True, time_budget_s=left,
                                       epochs=plan.detection_epochs, scale=recipe.advanced_scale, seed=plan.seed,
                                       progress=lambda f, m="": bar(0.32 + 0.55 * f, m), cancel=cancelled)
-        scores = {"fine_tuned": _validation_map(detector, model, val_images, val_targets, len(plan.tags))}
+        tuned_records = evaluate(val_images, val_pixels, "cv")
         tuned_state = {k: v.clone() for k, v in model.state_dict().items()}
         model.load_state_dict(quick_state)
-        scores["quick"] = _validation_map(detector, model, val_images, val_targets, len(plan.tags))
+        val_records = evaluate(val_images, val_pixels, "cv")
+        scores = {"fine_tuned": _validation_map(plan, tuned_records), "quick": _validation_map(plan, val_records)}
         kept = scores["fine_tuned"] is not None and (scores["quick"] is None or scores["fine_tuned"] > scores["quick"])
         if kept:
             model.load_state_dict(tuned_state)
+            val_records = tuned_records
         info = dict(tuned if kept else quick, quick=jsonable(quick), advanced=jsonable(tuned),
                     validation_mAP=scores, kept="fine_tuned" if kept else "quick")
         fmt = lambda v: "undefined" if v is None else f"{v:.3f}"  # noqa: E731
@@ -106,19 +115,9 @@ def train_detection(ws, plan: Plan, iteration, bar: Progress, cancelled) -> dict
         raise InterruptedError("Cancelled")
     model.eval()
     bar(0.9, "evaluating")
-    records = []
-    for split, images in (("cv", [plan.train[i] for i in va]), ("holdout", plan.holdout)):
-        found = detector.detect(model, [open_training_image(ws, im) for im in images]) if images else []
-        for im, dets in zip(images, found):
-            truth_regions = [{"tag_id": r.tag_id, "left": r.left, "top": r.top, "width": r.width,
-                              "height": r.height} for r in im.regions if r.tag_id in index]
-            records.append({
-                "image_id": im.id, "split": split, "fold": 0 if split == "cv" else None,
-                "truth": {"tag_ids": sorted({r["tag_id"] for r in truth_regions}), "regions": truth_regions},
-                "predictions": [{"tag_id": plan.tags[c].id, "probability": float(p),
-                                 "bounding_box": {"left": float(l), "top": float(t), "width": float(w),
-                                                  "height": float(h)}}
-                                for c, p, l, t, w, h in dets if w > 0 and h > 0]})  # drop degenerate boxes
+    if val_records is None:
+        val_records = evaluate(val_images, val_pixels, "cv")
+    records = val_records + evaluate(plan.holdout, [open_training_image(ws, im) for im in plan.holdout], "holdout")
     scheme = (f"validation split: {len(va)} of {len(plan.train)} training images held back from training the "
               "detector")
     extra = {"fit": jsonable(info), "validation_image_ids": [plan.train[i].id for i in va],
